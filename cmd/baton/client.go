@@ -1,0 +1,172 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/batonproxy/baton/cmd/baton/internal/node"
+)
+
+const defaultAdmin = "http://127.0.0.1:8082"
+
+// adminFlags are the flags every admin client subcommand takes.
+type adminFlags struct {
+	url       string
+	tokenFile string
+}
+
+func (a *adminFlags) register(fs interface {
+	StringVar(*string, string, string, string)
+}) {
+	fs.StringVar(&a.url, "admin", envOr("BATON_ADMIN", defaultAdmin), "admin API base URL (env BATON_ADMIN)")
+	fs.StringVar(&a.tokenFile, "token-file", os.Getenv("BATON_TOKEN_FILE"), "file holding the admin token (env BATON_TOKEN_FILE)")
+}
+
+func envOr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}
+
+// call performs one admin API request with a bounded timeout.
+func (a *adminFlags) call(method, path string) (int, []byte, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, method, strings.TrimSuffix(a.url, "/")+path, nil)
+	if err != nil {
+		return 0, nil, err
+	}
+	if a.tokenFile != "" {
+		tok, err := os.ReadFile(a.tokenFile)
+		if err != nil {
+			return 0, nil, fmt.Errorf("token file: %w", err)
+		}
+		req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(tok)))
+	}
+	res, err := (&http.Client{}).Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer res.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(res.Body, 4<<20))
+	return res.StatusCode, body, err
+}
+
+func cmdStatus(args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("status", stderr)
+	var a adminFlags
+	a.register(fs)
+	asJSON := fs.Bool("json", false, "print the raw JSON document")
+	if err := fs.Parse(args); err != nil {
+		return exitUsage
+	}
+	code, body, err := a.call(http.MethodGet, "/status")
+	if err != nil {
+		fmt.Fprintf(stderr, "baton status: %v\n", err)
+		return exitFailure
+	}
+	if code != http.StatusOK {
+		fmt.Fprintf(stderr, "baton status: admin API answered %d: %s\n", code, strings.TrimSpace(string(body)))
+		return exitFailure
+	}
+	var st node.Status
+	if err := json.Unmarshal(body, &st); err != nil {
+		fmt.Fprintf(stderr, "baton status: cannot read the answer: %v\n", err)
+		return exitFailure
+	}
+	if *asJSON {
+		stdout.Write(body)
+	} else {
+		printStatus(stdout, st)
+	}
+	if st.Role == "active" || st.Role == "standby" {
+		return exitOK
+	}
+	return exitFailure
+}
+
+func printStatus(w io.Writer, st node.Status) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "node\t%s (%s)\n", st.Node, st.Version)
+	fmt.Fprintf(tw, "role\t%s since %s (%s)\n", st.Role, st.Since.Format(time.RFC3339), st.Reason)
+	probe := "503"
+	if st.Serving {
+		probe = "200"
+	}
+	fmt.Fprintf(tw, "probe\t%s\n", probe)
+	fmt.Fprintf(tw, "term\t%d\n", st.Term)
+	if st.Holder != nil {
+		fmt.Fprintf(tw, "holder\t%s (term %d, %s)\n", st.Holder.Node, st.Holder.Term, st.Holder.AdvertiseURL)
+	} else {
+		fmt.Fprintf(tw, "holder\tunknown\n")
+	}
+	if st.LeaseLeftMS > 0 {
+		fmt.Fprintf(tw, "lease left\t%s (last renew took %.1f ms)\n", time.Duration(st.LeaseLeftMS)*time.Millisecond, st.RenewMS)
+	}
+	if st.LeaseError != "" {
+		fmt.Fprintf(tw, "lease error\t%s\n", st.LeaseError)
+	}
+	health := "healthy"
+	if !st.Health.Healthy {
+		health = "unhealthy: " + st.Health.Reason
+	}
+	fmt.Fprintf(tw, "backend\t%s\n", health)
+	fmt.Fprintf(tw, "requests\t%d in flight, %d served locally, %d rejected\n", st.Requests.InFlight, st.Requests.Local, st.Requests.Rejected)
+	tw.Flush()
+}
+
+func cmdStepDown(args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("step-down", stderr)
+	var a adminFlags
+	a.register(fs)
+	if err := fs.Parse(args); err != nil {
+		return exitUsage
+	}
+	return a.action(http.MethodPost, "/step-down", "step-down", stdout, stderr)
+}
+
+func cmdMaintenance(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || (args[0] != "on" && args[0] != "off") {
+		fmt.Fprintln(stderr, "baton maintenance: say on or off")
+		return exitUsage
+	}
+	on := args[0] == "on"
+	fs := newFlags("maintenance", stderr)
+	var a adminFlags
+	a.register(fs)
+	if err := fs.Parse(args[1:]); err != nil {
+		return exitUsage
+	}
+	return a.action(http.MethodPost, fmt.Sprintf("/maintenance?on=%t", on), "maintenance", stdout, stderr)
+}
+
+func (a *adminFlags) action(method, path, name string, stdout, stderr io.Writer) int {
+	code, body, err := a.call(method, path)
+	if err != nil {
+		fmt.Fprintf(stderr, "baton %s: %v\n", name, err)
+		return exitFailure
+	}
+	var answer map[string]any
+	_ = json.Unmarshal(body, &answer)
+	if code != http.StatusOK {
+		msg := strings.TrimSpace(string(body))
+		if e, ok := answer["error"].(string); ok {
+			msg = e
+		}
+		fmt.Fprintf(stderr, "baton %s: %s (HTTP %d)\n", name, msg, code)
+		if code == http.StatusUnauthorized || code == http.StatusForbidden {
+			fmt.Fprintln(stderr, "hint: pass -token-file with the file named by admin.token_file")
+		}
+		return exitFailure
+	}
+	fmt.Fprintf(stdout, "%s\n", strings.TrimSpace(string(body)))
+	return exitOK
+}

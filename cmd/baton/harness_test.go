@@ -1,0 +1,319 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/batonproxy/baton/cmd/baton/internal/node"
+)
+
+// The end-to-end tests run real baton and demoapp processes on loopback.
+// TestMain builds both binaries once.
+var binDir string
+
+func TestMain(m *testing.M) {
+	os.Exit(testMain(m))
+}
+
+func testMain(m *testing.M) int {
+	dir, err := os.MkdirTemp("", "baton-e2e-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	binDir = dir
+	for pkg, out := range map[string]string{".": "baton", "../../demo/app": "demoapp"} {
+		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, out), pkg)
+		cmd.Stderr = os.Stderr
+		if err := cmd.Run(); err != nil {
+			fmt.Fprintf(os.Stderr, "build %s: %v\n", pkg, err)
+			return 1
+		}
+	}
+	return m.Run()
+}
+
+// proc is a child process whose output is kept for failure reports.
+type proc struct {
+	name string
+	cmd  *exec.Cmd
+	out  *syncBuffer
+	done chan struct{}
+	err  error
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// start runs a binary from binDir; it is killed at the end of the test and
+// its output is printed if the test failed.
+func start(t *testing.T, name, bin string, args ...string) *proc {
+	t.Helper()
+	p := &proc{name: name, out: &syncBuffer{}, done: make(chan struct{})}
+	p.cmd = exec.Command(filepath.Join(binDir, bin), args...)
+	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := p.cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", name, err)
+	}
+	go func() { p.err = p.cmd.Wait(); close(p.done) }()
+	t.Cleanup(func() {
+		p.kill()
+		if t.Failed() {
+			t.Logf("--- output of %s ---\n%s", name, p.out.String())
+		}
+	})
+	return p
+}
+
+func (p *proc) signal(sig syscall.Signal) { syscall.Kill(-p.cmd.Process.Pid, sig) }
+
+func (p *proc) kill() {
+	p.signal(syscall.SIGKILL)
+	<-p.done
+}
+
+// wait waits for the process to exit and returns its exit code.
+func (p *proc) wait(t *testing.T, limit time.Duration) int {
+	t.Helper()
+	select {
+	case <-p.done:
+		return p.cmd.ProcessState.ExitCode()
+	case <-time.After(limit):
+		t.Fatalf("%s did not exit within %s", p.name, limit)
+		return -1
+	}
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// app is a running demo backend.
+type app struct {
+	*proc
+	port int
+}
+
+func startApp(t *testing.T, name string) *app {
+	t.Helper()
+	port := freePort(t)
+	a := &app{port: port}
+	a.proc = start(t, name, "demoapp", "-name", name, "-listen", fmt.Sprintf("127.0.0.1:%d", port))
+	waitHTTP(t, fmt.Sprintf("http://127.0.0.1:%d/healthz", port), 5*time.Second)
+	return a
+}
+
+// restart starts the app again on the same port.
+func (a *app) restart(t *testing.T) {
+	t.Helper()
+	a.kill()
+	a.proc = start(t, a.name, "demoapp", "-name", a.name, "-listen", fmt.Sprintf("127.0.0.1:%d", a.port))
+	waitHTTP(t, fmt.Sprintf("http://127.0.0.1:%d/healthz", a.port), 5*time.Second)
+}
+
+// batonNode is a running baton process and its ports.
+type batonNode struct {
+	*proc
+	name               string
+	http, probe, admin int
+	configPath         string
+}
+
+type nodeOpts struct {
+	leaseFile   string
+	backendPort int
+	extra       string // appended TOML
+}
+
+// nodeConfig is the TOML for a test node: fast timings within the contract.
+func nodeConfig(name string, n *batonNode, o nodeOpts) string {
+	return fmt.Sprintf(`node_name = %[1]q
+[listen]
+http = "127.0.0.1:%[2]d"
+[backend]
+url = "http://127.0.0.1:%[3]d"
+[probe]
+listen = "127.0.0.1:%[4]d"
+lb_interval = "1s"
+[admin]
+listen = "127.0.0.1:%[5]d"
+[lease]
+backend = "file"
+duration = "15s"
+renew_interval = "1s"
+renew_deadline = "5s"
+retry_interval = "500ms"
+candidacy_backoff = "2s"
+[lease.file]
+path = %[6]q
+[[health.check]]
+name = "app"
+type = "http"
+url = "http://127.0.0.1:%[3]d/healthz"
+interval = "250ms"
+timeout = "200ms"
+rise = 1
+fall = 2
+[drain]
+timeout = "3s"
+exit_delay = "500ms"
+[log]
+level = "debug"
+%[7]s`, name, n.http, o.backendPort, n.probe, n.admin, o.leaseFile, o.extra)
+}
+
+func startNode(t *testing.T, name string, o nodeOpts) *batonNode {
+	t.Helper()
+	n := &batonNode{name: name, http: freePort(t), probe: freePort(t), admin: freePort(t)}
+	n.configPath = filepath.Join(t.TempDir(), name+".toml")
+	if err := os.WriteFile(n.configPath, []byte(nodeConfig(name, n, o)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	n.proc = start(t, name, "baton", "run", "-config", n.configPath)
+	waitHTTP(t, fmt.Sprintf("http://127.0.0.1:%d/healthz", n.admin), 10*time.Second)
+	return n
+}
+
+var quick = &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+
+func waitHTTP(t *testing.T, url string, limit time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for time.Now().Before(deadline) {
+		if res, err := quick.Get(url); err == nil {
+			res.Body.Close()
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("%s did not answer within %s", url, limit)
+}
+
+// probe returns the probe's status code (0 when unreachable) and body.
+func (n *batonNode) probeCode() (int, string) {
+	res, err := quick.Get(fmt.Sprintf("http://127.0.0.1:%d/probe", n.probe))
+	if err != nil {
+		return 0, ""
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return res.StatusCode, strings.TrimSpace(string(b))
+}
+
+func (n *batonNode) status(t *testing.T) node.Status {
+	t.Helper()
+	res, err := quick.Get(fmt.Sprintf("http://127.0.0.1:%d/status", n.admin))
+	if err != nil {
+		t.Fatalf("%s status: %v", n.name, err)
+	}
+	defer res.Body.Close()
+	var st node.Status
+	if err := json.NewDecoder(res.Body).Decode(&st); err != nil {
+		t.Fatalf("%s status: %v", n.name, err)
+	}
+	return st
+}
+
+// get sends one request through the node's main listener.
+func (n *batonNode) get(path string) (int, string, error) {
+	res, err := quick.Get(fmt.Sprintf("http://127.0.0.1:%d%s", n.http, path))
+	if err != nil {
+		return 0, "", err
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return res.StatusCode, string(b), nil
+}
+
+// watchProbes samples every node's probe until ctx ends and reports the
+// first instant two nodes answered 200 together.
+type probeWatch struct {
+	mu   sync.Mutex
+	dual string
+	done chan struct{}
+}
+
+func watchProbes(ctx context.Context, nodes ...*batonNode) *probeWatch {
+	w := &probeWatch{done: make(chan struct{})}
+	go func() {
+		defer close(w.done)
+		for ctx.Err() == nil {
+			var up []string
+			for _, n := range nodes {
+				if code, _ := n.probeCode(); code == http.StatusOK {
+					up = append(up, n.name)
+				}
+			}
+			if len(up) > 1 {
+				w.mu.Lock()
+				if w.dual == "" {
+					w.dual = fmt.Sprintf("%v answered 200 at the same time (%s)", up, time.Now().Format(time.StampMilli))
+				}
+				w.mu.Unlock()
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}()
+	return w
+}
+
+func (w *probeWatch) check(t *testing.T) {
+	t.Helper()
+	<-w.done
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.dual != "" {
+		t.Errorf("split brain: %s", w.dual)
+	}
+}
+
+// waitProbe waits until exactly the wanted node answers 200 and returns how
+// long that took.
+func waitProbe(t *testing.T, n *batonNode, want int, limit time.Duration) time.Duration {
+	t.Helper()
+	t0 := time.Now()
+	for time.Since(t0) < limit {
+		if code, _ := n.probeCode(); code == want {
+			return time.Since(t0)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	code, body := n.probeCode()
+	t.Fatalf("%s probe did not answer %d within %s (last: %d %q)", n.name, want, limit, code, body)
+	return 0
+}

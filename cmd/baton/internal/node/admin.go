@@ -1,0 +1,157 @@
+package node
+
+import (
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/batonproxy/baton/healthcheck"
+	"github.com/batonproxy/baton/lease"
+)
+
+// Status is the JSON document of the admin API's /status, also decoded by
+// `baton status`.
+type Status struct {
+	Node        string    `json:"node"`
+	Version     string    `json:"version"`
+	Role        string    `json:"role"`
+	Reason      string    `json:"reason"`
+	Since       time.Time `json:"since"`
+	Serving     bool      `json:"serving"` // what the probe answers: true = 200
+	Term        uint64    `json:"term"`
+	Holder      *Holder   `json:"holder,omitempty"`
+	LeaseLeftMS int64     `json:"lease_time_left_ms"` // own-clock validity left while active, else 0
+	LastRenew   time.Time `json:"last_renew,omitzero"`
+	RenewMS     float64   `json:"last_renew_latency_ms"`
+	Backoff     time.Time `json:"candidacy_backoff_until,omitzero"`
+	Maintenance bool      `json:"maintenance"`
+	LeaseError  string    `json:"lease_error,omitempty"`
+	LeaseKind   string    `json:"lease_backend"`
+
+	Health   healthcheck.Status `json:"health"`
+	Requests Requests           `json:"requests"`
+	Started  time.Time          `json:"started"`
+	Config   string             `json:"config_file,omitempty"`
+}
+
+// Holder is the lease holder record as the node last saw it.
+type Holder struct {
+	Node         string    `json:"node"`
+	AdvertiseURL string    `json:"advertise_url,omitempty"`
+	Term         uint64    `json:"term"`
+	AcquiredAt   time.Time `json:"acquired_at,omitzero"`
+}
+
+// Requests counts the data plane's work.
+type Requests struct {
+	InFlight int64  `json:"in_flight"`
+	Local    uint64 `json:"local"`
+	Rejected uint64 `json:"rejected"`
+}
+
+// Status returns the node's current status.
+func (n *Node) Status() Status {
+	st := n.elector.State()
+	up, _ := n.probeState()
+	s := Status{
+		Node:        n.cfg.NodeName,
+		Version:     n.version,
+		Role:        n.role().String(),
+		Reason:      st.Reason,
+		Since:       st.Since,
+		Serving:     up,
+		Term:        st.Term,
+		LastRenew:   st.LastRenew,
+		RenewMS:     float64(st.RenewLatency.Microseconds()) / 1000,
+		Backoff:     st.BackoffUntil,
+		Maintenance: st.Maintenance,
+		LeaseError:  st.LastError,
+		LeaseKind:   n.cfg.Lease.Backend,
+		Health:      n.monitor.Status(),
+		Started:     n.started,
+		Config:      n.cfg.Path,
+	}
+	if st.HolderKnown {
+		s.Holder = &Holder{Node: st.Holder.Holder, AdvertiseURL: st.Holder.AdvertiseURL,
+			Term: st.Holder.Term, AcquiredAt: st.Holder.AcquiredAt}
+	}
+	if _, ok := n.elector.Fence(); ok {
+		s.LeaseLeftMS = time.Until(st.ValidUntil).Milliseconds()
+	}
+	s.Requests.InFlight = n.proxy.InFlight()
+	s.Requests.Local, s.Requests.Rejected = n.proxy.Counters()
+	return s
+}
+
+func (n *Node) adminHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /status", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, n.Status())
+	})
+	mux.HandleFunc("POST /step-down", n.authorized(func(w http.ResponseWriter, _ *http.Request) {
+		if err := n.elector.StepDown("step-down requested by operator"); err != nil {
+			code := http.StatusInternalServerError
+			if errors.Is(err, lease.ErrNotActive) {
+				code = http.StatusConflict
+			}
+			writeJSON(w, code, map[string]string{"error": err.Error()})
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]string{"result": "stepped down"})
+	}))
+	mux.HandleFunc("POST /maintenance", n.authorized(func(w http.ResponseWriter, r *http.Request) {
+		var on bool
+		switch r.URL.Query().Get("on") {
+		case "true", "1", "on":
+			on = true
+		case "false", "0", "off":
+		default:
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "query parameter on must be true or false"})
+			return
+		}
+		n.elector.SetMaintenance(on)
+		writeJSON(w, http.StatusOK, map[string]bool{"maintenance": on})
+	}))
+	return mux
+}
+
+// authorized guards an admin action with the bearer token from
+// admin.token_file, compared in constant time.
+func (n *Node) authorized(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if n.token == "" {
+			writeJSON(w, http.StatusForbidden, map[string]string{"error": "admin actions are disabled: set admin.token_file"})
+			return
+		}
+		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="baton"`)
+			writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "missing bearer token"})
+			return
+		}
+		if subtle.ConstantTimeCompare([]byte(got), []byte(n.token)) != 1 {
+			n.log.Warn("admin action refused: wrong token", zap.String("path", r.URL.Path), zap.String("client", r.RemoteAddr))
+			writeJSON(w, http.StatusForbidden, map[string]string{"error": "wrong token"})
+			return
+		}
+		h(w, r)
+	}
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(v)
+}

@@ -1,0 +1,97 @@
+package node
+
+import (
+	"fmt"
+
+	"go.uber.org/zap"
+
+	"github.com/batonproxy/baton/config"
+	"github.com/batonproxy/baton/healthcheck"
+	"github.com/batonproxy/baton/lease"
+)
+
+// newLock builds the lease backend named by lease.backend, reading its
+// secrets from their files or environment variables.
+func newLock(cfg *config.Config, log *zap.Logger) (lease.Lock, error) {
+	switch cfg.Lease.Backend {
+	case "file":
+		l, err := lease.NewFileLock(cfg.Lease.File.Path)
+		if err != nil {
+			return nil, fmt.Errorf("lease.file.path: %w", err)
+		}
+		return l, nil
+	case "azblob":
+		a := cfg.Lease.AzBlob
+		o := lease.AzBlobOptions{
+			AccountURL:  a.AccountURL,
+			Container:   a.Container,
+			Blob:        a.Blob,
+			Auth:        a.Auth,
+			ClientID:    a.ClientID,
+			AccountName: a.AccountName,
+			CallTimeout: a.CallTimeout.D(),
+		}
+		var err error
+		switch a.Auth {
+		case "connection-string":
+			o.ConnectionString, err = config.ReadSecret(a.ConnectionStringEnv, a.ConnectionStringFile)
+		case "shared-key":
+			o.AccountKey, err = config.ReadSecret(a.AccountKeyEnv, a.AccountKeyFile)
+		case "sas":
+			o.SASToken, err = config.ReadSecret(a.SASTokenEnv, a.SASTokenFile)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("lease.azblob (auth %s): %w", a.Auth, err)
+		}
+		return lease.NewAzBlobLock(o, log)
+	default:
+		return nil, fmt.Errorf("lease.backend: unknown backend %q", cfg.Lease.Backend)
+	}
+}
+
+// newMonitor builds the health monitor from the [[health.check]] entries
+// and [health.passive].
+func newMonitor(cfg *config.Config, log *zap.Logger) (*healthcheck.Monitor, error) {
+	var specs []healthcheck.CheckSpec
+	for _, c := range cfg.Health.Checks {
+		var (
+			chk healthcheck.Checker
+			err error
+		)
+		switch c.Type {
+		case "http":
+			expect := make([]healthcheck.StatusRange, len(c.ExpectStatus))
+			for i, r := range c.ExpectStatus {
+				expect[i] = healthcheck.StatusRange{Min: r.Min, Max: r.Max}
+			}
+			chk, err = healthcheck.NewHTTP(healthcheck.HTTPOptions{
+				URL: c.URL, Method: c.Method, Headers: c.Headers, Host: c.Host,
+				Expect: expect, BodyRegex: c.BodyRegex,
+				CAFile: c.TLSCAFile, SkipVerify: c.TLSSkipVerify, MaxBodyBytes: c.MaxBodyBytes,
+			})
+		case "tcp":
+			chk = healthcheck.NewTCP(c.Address)
+		case "exec":
+			chk = healthcheck.NewExec(c.Command)
+		default:
+			err = fmt.Errorf("unknown type %q", c.Type)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("health.check %q: %w", c.Name, err)
+		}
+		specs = append(specs, healthcheck.CheckSpec{
+			Name: c.Name, Interval: c.Interval.D(), Timeout: c.Timeout.D(),
+			Rise: c.Rise, Fall: c.Fall, Required: c.Required == nil || *c.Required,
+			Checker: chk,
+		})
+	}
+	p := cfg.Health.Passive
+	return healthcheck.New(healthcheck.Options{
+		Checks: specs,
+		Passive: healthcheck.PassiveSpec{
+			ErrorRate: p.ErrorRate, Window: p.Window.D(), MinRequests: p.MinRequests,
+			MaxInFlight: p.MaxInFlight, Cooldown: p.Cooldown.D(),
+		},
+		History: cfg.Health.History,
+	}, log)
+}

@@ -1,0 +1,328 @@
+// Package node wires baton's parts into one running node: the lease elector,
+// the health monitor, the proxy, the probe and the admin API, and runs the
+// shutdown sequence of DESIGN.md on stop. It holds no policy of its own
+// beyond the order in which things start and stop.
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/batonproxy/baton/config"
+	"github.com/batonproxy/baton/healthcheck"
+	"github.com/batonproxy/baton/lease"
+	"github.com/batonproxy/baton/proxy"
+)
+
+// Node is one running baton.
+type Node struct {
+	cfg     *config.Config
+	log     *zap.Logger
+	version string
+	started time.Time
+
+	lock    lease.Lock
+	elector *lease.Elector
+	monitor *healthcheck.Monitor
+	proxy   *proxy.Proxy
+	token   string // admin token; "" disables admin actions
+
+	listeners []boundListener
+	stopping  atomic.Bool
+}
+
+type boundListener struct {
+	key    string // config key, for messages
+	ln     net.Listener
+	server *http.Server
+	main   bool // carries application traffic (drained last)
+}
+
+// New builds a node from a validated configuration and binds its listeners,
+// so that a port in use is reported before anything starts. Close releases
+// the listeners if Run is never called.
+func New(cfg *config.Config, log *zap.Logger, version string) (*Node, error) {
+	n := &Node{cfg: cfg, log: log, version: version, started: time.Now()}
+	var err error
+	if n.lock, err = newLock(cfg, log); err != nil {
+		return nil, err
+	}
+	n.elector, err = lease.NewElector(n.lock, lease.Config{
+		NodeName:         cfg.NodeName,
+		AdvertiseURL:     cfg.Drain.AdvertiseURL,
+		Duration:         cfg.Lease.Duration.D(),
+		RenewInterval:    cfg.Lease.RenewInterval.D(),
+		RenewDeadline:    cfg.Lease.RenewDeadline.D(),
+		RetryInterval:    cfg.Lease.RetryInterval.D(),
+		CandidacyBackoff: cfg.Lease.CandidacyBackoff.D(),
+	}, log)
+	if err != nil {
+		return nil, err
+	}
+	if n.monitor, err = newMonitor(cfg, log); err != nil {
+		return nil, err
+	}
+	backend, err := url.Parse(cfg.Backend.URL)
+	if err != nil {
+		return nil, fmt.Errorf("backend.url: %w", err)
+	}
+	n.proxy, err = proxy.New(proxy.Options{
+		Backend:               backend,
+		FencingHeader:         cfg.Backend.FencingHeader,
+		Fence:                 n.elector,
+		Observer:              n.monitor,
+		RetryAfter:            cfg.Lease.RetryInterval.D() + cfg.Probe.LBInterval.D(),
+		DialTimeout:           cfg.Backend.DialTimeout.D(),
+		ResponseHeaderTimeout: cfg.Backend.ResponseHeaderTimeout.D(),
+		MaxIdleConns:          cfg.Backend.MaxIdleConns,
+	}, log)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Admin.TokenFile != "" {
+		if n.token, err = config.ReadSecret("", cfg.Admin.TokenFile); err != nil {
+			return nil, fmt.Errorf("admin.token_file: %w", err)
+		}
+	}
+	if err := n.bind(); err != nil {
+		n.Close()
+		return nil, err
+	}
+	return n, nil
+}
+
+func (n *Node) bind() error {
+	allow, err := parseAllow(n.cfg.Probe.Allow)
+	if err != nil {
+		return err
+	}
+	probe := proxy.NewProbe(n.cfg.Probe.Path, allow, n.probeState, n.log)
+	type want struct {
+		key, addr string
+		h         http.Handler
+		main      bool
+	}
+	wants := []want{
+		{"probe.listen", n.cfg.Probe.Listen, probe, false},
+		{"admin.listen", n.cfg.Admin.Listen, n.adminHandler(), false},
+	}
+	if n.cfg.Listen.HTTP != "" {
+		wants = append(wants, want{"listen.http", n.cfg.Listen.HTTP, n.proxy, true})
+	}
+	for _, w := range wants {
+		if w.addr == "" {
+			continue
+		}
+		ln, err := net.Listen("tcp", w.addr)
+		if err != nil {
+			return fmt.Errorf("%s: cannot listen on %s: %w", w.key, w.addr, err)
+		}
+		n.listeners = append(n.listeners, boundListener{
+			key: w.key, ln: ln, main: w.main,
+			server: proxy.NewServer(w.h, n.log.Named(strings.TrimSuffix(w.key, ".listen"))),
+		})
+	}
+	return nil
+}
+
+// Addr returns the bound address of the listener configured under key
+// ("listen.http", "probe.listen", "admin.listen"), or "" if there is none.
+func (n *Node) Addr(key string) string {
+	for _, l := range n.listeners {
+		if l.key == key {
+			return l.ln.Addr().String()
+		}
+	}
+	return ""
+}
+
+// Close releases the listeners of a node that was never run.
+func (n *Node) Close() {
+	for _, l := range n.listeners {
+		l.ln.Close()
+	}
+	if n.proxy != nil {
+		n.proxy.Close()
+	}
+}
+
+// Run serves until ctx is cancelled, then stops in the order DESIGN.md
+// requires: probe 503 at once, lease released, listeners kept open for the
+// exit delay while in-flight requests finish, then the servers shut down
+// within drain.timeout. It returns an error only for a runtime failure.
+func (n *Node) Run(ctx context.Context) error {
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancel()
+
+	n.monitor.Start(runCtx)
+	n.elector.Start(runCtx)
+
+	var wg sync.WaitGroup
+	wg.Go(func() { n.followHealth(runCtx) })
+
+	serveErr := make(chan error, len(n.listeners))
+	for _, l := range n.listeners {
+		wg.Go(func() {
+			if err := l.server.Serve(l.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				serveErr <- fmt.Errorf("%s %s: %w", l.key, l.ln.Addr(), err)
+			}
+		})
+	}
+	n.log.Info("node started",
+		zap.String("node", n.cfg.NodeName),
+		zap.String("version", n.version),
+		zap.String("lease_backend", n.cfg.Lease.Backend),
+		zap.String("backend", n.cfg.Backend.URL),
+		zap.Strings("listen", n.addrs()))
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+		n.log.Info("stopping", zap.String("reason", "signal"))
+	case runErr = <-serveErr:
+		n.log.Error("listener failed, stopping", zap.Error(runErr))
+	}
+	n.shutdown()
+	cancel()
+	wg.Wait()
+	return runErr
+}
+
+// shutdown is the stop sequence. Every step has its own fresh, bounded
+// context: the run context is already cancelled here.
+func (n *Node) shutdown() {
+	stopAt := time.Now()
+	n.stopping.Store(true) // 1. the probe answers 503 from now on
+	n.elector.Stop()       // 2. fence off (no new local request), release
+	n.log.Info("lease released; keeping listeners open for the load balancer",
+		zap.Duration("exit_delay", n.cfg.Drain.ExitDelay.D()))
+
+	// 3. new flows keep arriving until the load balancer has seen the 503:
+	// keep answering them while in-flight requests finish.
+	drainCtx, cancel := context.WithTimeout(context.Background(), n.cfg.Drain.Timeout.D())
+	defer cancel()
+	if d := n.cfg.Drain.ExitDelay.D() - time.Since(stopAt); d > 0 {
+		t := time.NewTimer(d)
+		select {
+		case <-t.C:
+		case <-drainCtx.Done():
+		}
+		t.Stop()
+	}
+
+	// 4. close keep-alive connections and wait for in-flight requests.
+	for _, l := range n.listeners {
+		if l.main {
+			l.server.SetKeepAlivesEnabled(false)
+		}
+	}
+	var wg sync.WaitGroup
+	for _, l := range n.listeners {
+		if !l.main {
+			continue
+		}
+		wg.Go(func() {
+			if err := l.server.Shutdown(drainCtx); err != nil {
+				l.server.Close()
+			}
+		})
+	}
+	wg.Wait()
+	if left := n.proxy.WaitIdle(drainCtx); left > 0 {
+		n.log.Warn("drain deadline passed, requests cut off",
+			zap.Int64("cut_off", left), zap.Duration("drain_timeout", n.cfg.Drain.Timeout.D()))
+	}
+	n.proxy.Close()
+
+	// 5. the probe and admin listeners last, so the load balancer and the
+	// operator can watch the whole sequence.
+	for _, l := range n.listeners {
+		if l.main {
+			continue
+		}
+		sctx, c := context.WithTimeout(context.Background(), time.Second)
+		if err := l.server.Shutdown(sctx); err != nil {
+			l.server.Close()
+		}
+		c()
+	}
+	n.monitor.Stop()
+	n.log.Info("stopped", zap.Duration("took", time.Since(stopAt).Round(time.Millisecond)))
+}
+
+// followHealth passes every change of the backend's health to the elector.
+func (n *Node) followHealth(ctx context.Context) {
+	for {
+		changed := n.monitor.Changed()
+		ok, reason := n.monitor.Healthy()
+		n.elector.SetHealthy(ok, reason)
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// probeState is what the load balancer sees: up only while this node is
+// not stopping, holds a lease valid by its own clock, and its backend is
+// healthy.
+func (n *Node) probeState() (bool, string) {
+	if n.stopping.Load() {
+		return false, "stopping"
+	}
+	_, active := n.elector.Fence()
+	healthy, _ := n.monitor.Healthy()
+	if active && healthy {
+		return true, lease.RoleActive.String()
+	}
+	return false, n.role().String()
+}
+
+// role is the role shown to people: the elector's, or draining while a
+// demoted node still finishes requests.
+func (n *Node) role() lease.Role {
+	if n.stopping.Load() {
+		return lease.RoleStopping
+	}
+	r := n.elector.State().Role
+	if r != lease.RoleActive && n.proxy.InFlight() > 0 {
+		return lease.RoleDraining
+	}
+	return r
+}
+
+func (n *Node) addrs() []string {
+	var out []string
+	for _, l := range n.listeners {
+		out = append(out, l.key+"="+l.ln.Addr().String())
+	}
+	return out
+}
+
+func parseAllow(cidrs []string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, s := range cidrs {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			a, aerr := netip.ParseAddr(s)
+			if aerr != nil {
+				return nil, fmt.Errorf("probe.allow: %q is not a CIDR or an IP address", s)
+			}
+			p = netip.PrefixFrom(a, a.BitLen())
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
+}

@@ -1,0 +1,183 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"syscall"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/batonproxy/baton/cmd/baton/internal/node"
+	"github.com/batonproxy/baton/config"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+// Exit codes of DESIGN.md.
+const (
+	exitOK      = 0
+	exitFailure = 1
+	exitUsage   = 2
+)
+
+const usage = `baton - an active/standby front door for VMs
+
+Usage:
+  baton run          [-config FILE]        run the node in the foreground
+  baton check-config [-config FILE]        validate, print the effective config and the timing contract
+  baton status       [-admin URL] [-json]  role, term, holder, lease time left, backend health
+  baton step-down    [-admin URL]          planned switchover away from this node
+  baton maintenance  on|off [-admin URL]   hold this node out of candidacy
+  baton version
+
+Exit codes: 0 success, 1 runtime failure, 2 usage or configuration error.
+The default config file is %s.
+`
+
+// run is the only place where errors become exit codes.
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprintf(stderr, usage, defaultConfigPath())
+		return exitUsage
+	}
+	cmd, rest := args[0], args[1:]
+	switch cmd {
+	case "run":
+		return cmdRun(rest, stderr)
+	case "check-config":
+		return cmdCheckConfig(rest, stdout, stderr)
+	case "status":
+		return cmdStatus(rest, stdout, stderr)
+	case "step-down":
+		return cmdStepDown(rest, stdout, stderr)
+	case "maintenance":
+		return cmdMaintenance(rest, stdout, stderr)
+	case "version", "-version", "--version":
+		fmt.Fprintf(stdout, "baton %s (%s, %s/%s)\n", version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+		return exitOK
+	case "help", "-h", "-help", "--help":
+		fmt.Fprintf(stdout, usage, defaultConfigPath())
+		return exitOK
+	default:
+		fmt.Fprintf(stderr, "baton: unknown command %q\n\n"+usage, cmd, defaultConfigPath())
+		return exitUsage
+	}
+}
+
+func defaultConfigPath() string {
+	if runtime.GOOS == "windows" {
+		pd := os.Getenv("ProgramData")
+		if pd == "" {
+			pd = `C:\ProgramData`
+		}
+		return filepath.Join(pd, "baton", "baton.toml")
+	}
+	return "/etc/baton/baton.toml"
+}
+
+// newFlags returns a flag set that reports errors to stderr and does not
+// exit the process.
+func newFlags(name string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("baton "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	return fs
+}
+
+// loadConfig loads the file named by -config and reports every problem.
+func loadConfig(path string, stderr io.Writer) (*config.Config, bool) {
+	cfg, err := config.Load(path)
+	if err != nil {
+		fmt.Fprintf(stderr, "baton: invalid configuration:\n%v\n", err)
+		return nil, false
+	}
+	return cfg, true
+}
+
+func cmdRun(args []string, stderr io.Writer) int {
+	fs := newFlags("run", stderr)
+	path := fs.String("config", defaultConfigPath(), "configuration file")
+	if err := fs.Parse(args); err != nil {
+		return exitUsage
+	}
+	cfg, ok := loadConfig(*path, stderr)
+	if !ok {
+		return exitUsage
+	}
+	log, err := newLogger(cfg.Log, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "baton: log: %v\n", err)
+		return exitUsage
+	}
+	defer log.Sync()
+
+	n, err := node.New(cfg, log, version)
+	if err != nil {
+		log.Error("cannot start", zap.Error(err))
+		return exitFailure
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	go func() {
+		// After the first signal, a second one ends the process at once.
+		<-ctx.Done()
+		stop()
+	}()
+	if err := n.Run(ctx); err != nil {
+		log.Error("node failed", zap.Error(err))
+		return exitFailure
+	}
+	return exitOK
+}
+
+func cmdCheckConfig(args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("check-config", stderr)
+	path := fs.String("config", defaultConfigPath(), "configuration file")
+	if err := fs.Parse(args); err != nil {
+		return exitUsage
+	}
+	cfg, ok := loadConfig(*path, stderr)
+	if !ok {
+		return exitUsage
+	}
+	fmt.Fprintf(stdout, "# %s is valid. Effective configuration (secrets redacted):\n\n%s\n", *path, cfg.Redacted())
+	fmt.Fprintf(stdout, "\n%s", cfg.Timing())
+	return exitOK
+}
+
+// newLogger builds the process logger from [log].
+func newLogger(c config.Log, stderr io.Writer) (*zap.Logger, error) {
+	level, err := zapcore.ParseLevel(c.Level)
+	if err != nil {
+		return nil, fmt.Errorf("log.level: %w", err)
+	}
+	encCfg := zap.NewProductionEncoderConfig()
+	encCfg.EncodeTime = zapcore.ISO8601TimeEncoder
+	var enc zapcore.Encoder
+	switch c.Format {
+	case "console":
+		encCfg.EncodeLevel = zapcore.CapitalLevelEncoder
+		enc = zapcore.NewConsoleEncoder(encCfg)
+	case "json", "":
+		enc = zapcore.NewJSONEncoder(encCfg)
+	default:
+		return nil, errors.New("log.format: must be json or console")
+	}
+	out := zapcore.AddSync(stderr)
+	if c.File != "" {
+		f, err := os.OpenFile(c.File, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640)
+		if err != nil {
+			return nil, fmt.Errorf("log.file: %w", err)
+		}
+		out = zapcore.AddSync(f)
+	}
+	return zap.New(zapcore.NewCore(enc, zapcore.Lock(out), level)), nil
+}

@@ -1,0 +1,181 @@
+package config
+
+import "time"
+
+// Config is the whole baton configuration after decoding, defaults and
+// validation. Durations are parsed; listen addresses and advertise_url have
+// their go-sockaddr templates resolved; secrets are NOT read here (only the
+// names of the files / environment variables that hold them).
+type Config struct {
+	// Path is the file the configuration was loaded from ("" for LoadBytes).
+	Path     string `toml:"-"`
+	NodeName string `toml:"node_name"` // default: os.Hostname()
+
+	Listen  Listen  `toml:"listen"`
+	Backend Backend `toml:"backend"`
+	Probe   Probe   `toml:"probe"`
+	Admin   Admin   `toml:"admin"`
+	Lease   Lease   `toml:"lease"`
+	Health  Health  `toml:"health"`
+	Drain   Drain   `toml:"drain"`
+	TLS     TLS     `toml:"tls"`
+	Log     Log     `toml:"log"`
+}
+
+type Listen struct {
+	HTTP  string `toml:"http"`  // default ":80"; "" disables
+	HTTPS string `toml:"https"` // default ""; needs [tls]
+}
+
+type Backend struct {
+	URL           string `toml:"url"`            // default "http://127.0.0.1:8080"
+	FencingHeader string `toml:"fencing_header"` // default "Baton-Term"; "" disables (an explicit "" is kept)
+	// Timeouts of the proxy towards the backend.
+	DialTimeout           Duration `toml:"dial_timeout"`            // default 2s
+	ResponseHeaderTimeout Duration `toml:"response_header_timeout"` // default 60s
+	MaxIdleConns          int      `toml:"max_idle_conns"`          // default 256
+}
+
+type Probe struct {
+	Listen      string   `toml:"listen"`       // default ":8081"
+	Path        string   `toml:"path"`         // default "/probe"; must start with "/"
+	Mode        string   `toml:"mode"`         // "http" (default) | "tcp"
+	Allow       []string `toml:"allow"`        // CIDRs; empty: anyone
+	LBInterval  Duration `toml:"lb_interval"`  // default 5s
+	LBThreshold int      `toml:"lb_threshold"` // default 1
+}
+
+type Admin struct {
+	Listen    string `toml:"listen"`     // default "127.0.0.1:8082"
+	TokenFile string `toml:"token_file"` // required for step-down / maintenance
+}
+
+type Lease struct {
+	Backend          string      `toml:"backend"`           // "azblob" (default) | "file"
+	Duration         Duration    `toml:"duration"`          // default 15s, in [15s, 60s]
+	RenewInterval    Duration    `toml:"renew_interval"`    // default 3s
+	RenewDeadline    Duration    `toml:"renew_deadline"`    // default 10s
+	RetryInterval    Duration    `toml:"retry_interval"`    // default 1s
+	CandidacyBackoff Duration    `toml:"candidacy_backoff"` // default 10s
+	File             FileLease   `toml:"file"`
+	AzBlob           AzBlobLease `toml:"azblob"`
+}
+
+type FileLease struct {
+	Path string `toml:"path"` // default "/var/lib/baton/lease" (Windows: %ProgramData%\baton\lease)
+}
+
+type AzBlobLease struct {
+	AccountURL string `toml:"account_url"` // required for azblob
+	Container  string `toml:"container"`   // default "baton"
+	Blob       string `toml:"blob"`        // default "leader"
+	Auth       string `toml:"auth"`        // "default" | "managed-identity" | "connection-string" | "shared-key" | "sas"
+	ClientID   string `toml:"client_id"`   // managed-identity: user-assigned identity's client ID (optional)
+
+	ConnectionStringEnv  string `toml:"connection_string_env"`
+	ConnectionStringFile string `toml:"connection_string_file"`
+	AccountName          string `toml:"account_name"` // shared-key; default: parsed from account_url
+	AccountKeyEnv        string `toml:"account_key_env"`
+	AccountKeyFile       string `toml:"account_key_file"`
+	SASTokenEnv          string `toml:"sas_token_env"`
+	SASTokenFile         string `toml:"sas_token_file"`
+
+	// CallTimeout bounds one storage call (one try). Default 2s; must be <
+	// renew_interval.
+	CallTimeout Duration `toml:"call_timeout"`
+}
+
+type Health struct {
+	Checks  []Check `toml:"check"`
+	Passive Passive `toml:"passive"`
+	History int     `toml:"history"` // results kept per check for /status; default 10
+}
+
+type Check struct {
+	Name     string   `toml:"name"`     // required, unique
+	Type     string   `toml:"type"`     // "http" | "tcp" | "exec"
+	Interval Duration `toml:"interval"` // default 2s
+	Timeout  Duration `toml:"timeout"`  // default 1s; must be <= interval
+	Rise     int      `toml:"rise"`     // default 2; >= 1
+	Fall     int      `toml:"fall"`     // default 2; >= 1
+	Required *bool    `toml:"required"` // default true
+
+	// http
+	URL           string            `toml:"url"`    // default: backend.url
+	Method        string            `toml:"method"` // default GET
+	Headers       map[string]string `toml:"headers"`
+	Host          string            `toml:"host"`
+	ExpectStatus  []StatusRange     `toml:"expect_status"` // default [200-399]; entries 200 or "2xx" or "200-299"
+	BodyRegex     string            `toml:"body_regex"`
+	TLSCAFile     string            `toml:"tls_ca_file"`
+	TLSSkipVerify bool              `toml:"tls_skip_verify"`
+	MaxBodyBytes  int64             `toml:"max_body_bytes"` // default 64 KiB
+
+	// tcp
+	Address string `toml:"address"` // go-sockaddr template allowed, resolved at load
+
+	// exec
+	Command []string `toml:"command"` // argv; command[0] must exist (PATH lookup) at load
+}
+
+// StatusRange is an inclusive range of HTTP status codes.
+type StatusRange struct{ Min, Max int }
+
+type Passive struct {
+	// Error rate: unhealthy when, over Window, at least MinRequests were seen
+	// and the fraction of 5xx / proxy errors is >= ErrorRate. 0 disables.
+	ErrorRate   float64  `toml:"error_rate"`   // in (0, 1]; 0: off (default)
+	Window      Duration `toml:"window"`       // default 10s
+	MinRequests int      `toml:"min_requests"` // default 20
+	// Overload: unhealthy while more than MaxInFlight requests are in flight
+	// to the backend. 0: off (default).
+	MaxInFlight int      `toml:"max_in_flight"`
+	Cooldown    Duration `toml:"cooldown"` // how long a tripped signal keeps the node unhealthy; default 30s
+}
+
+type Drain struct {
+	Timeout      Duration `toml:"timeout"`       // default 30s
+	Standby      string   `toml:"standby"`       // "forward" (default) | "reject"
+	Hold         Duration `toml:"hold"`          // default 5s
+	AdvertiseURL string   `toml:"advertise_url"` // go-sockaddr template allowed; default http://<listen.http with unspecified host replaced by the primary private IP or 127.0.0.1>
+	// ExitDelay is how long a stopping process keeps its listeners open
+	// (forwarding) after the probe went 503. Default probe.lb_interval *
+	// probe.lb_threshold + 1s.
+	ExitDelay Duration `toml:"exit_delay"`
+}
+
+type TLS struct {
+	MinVersion   string        `toml:"min_version"`   // "1.2" (default) | "1.3"
+	RedirectHTTP *bool         `toml:"redirect_http"` // default true when listen.https is set
+	HSTS         Duration      `toml:"hsts"`          // max-age; 0 disables (default)
+	Certificates []Certificate `toml:"certificate"`
+	ACME         ACME          `toml:"acme"`
+}
+
+type Certificate struct {
+	CertFile string `toml:"cert_file"`
+	KeyFile  string `toml:"key_file"`
+}
+
+type ACME struct {
+	Domains       []string `toml:"domains"`
+	Email         string   `toml:"email"`
+	CA            string   `toml:"ca"`             // directory URL; default Let's Encrypt production
+	CARoot        string   `toml:"ca_root"`        // PEM file of an extra trusted root
+	Storage       string   `toml:"storage"`        // "file" (default) | "azblob"
+	StoragePath   string   `toml:"storage_path"`   // file storage folder; default /var/lib/baton/certmagic
+	StoragePrefix string   `toml:"storage_prefix"` // azblob: blob name prefix; default "certmagic/"
+}
+
+type Log struct {
+	Level  string `toml:"level"`  // "debug" | "info" (default) | "warn" | "error"
+	Format string `toml:"format"` // "json" (default) | "console"
+	File   string `toml:"file"`   // "" = stderr
+	Access bool   `toml:"access"` // one line per request
+}
+
+// Duration is a time.Duration that decodes from a TOML string like "15s".
+type Duration time.Duration
+
+// D returns the value as a time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }

@@ -1,0 +1,129 @@
+// Command demoapp is the stateful web application that baton's demo and tests
+// put behind baton: it keeps a per-session visit counter in memory (so only one
+// instance may serve at a time, like the lift-and-shift apps baton is for)
+// and says which instance answered and under which fencing term.
+//
+//	GET  /              "instance=app-a session=3f2a visits=4 term=2" (sets the session cookie)
+//	GET  /healthz       200 "ok", or the status set through /control/health
+//	GET  /slow?ms=N     answers after N milliseconds (drain tests)
+//	POST /control/health?status=500   makes /healthz answer that status
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+func main() { os.Exit(run(os.Args[1:], os.Stderr)) }
+
+func run(args []string, stderr io.Writer) int {
+	fs := flag.NewFlagSet("demoapp", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	listen := fs.String("listen", "127.0.0.1:8080", "address to listen on")
+	name := fs.String("name", "app", "instance name reported in every answer")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		fmt.Fprintf(stderr, "demoapp: %v\n", err)
+		return 1
+	}
+	srv := &http.Server{Handler: newApp(*name), ReadHeaderTimeout: 10 * time.Second}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	fmt.Fprintf(stderr, "demoapp %s listening on %s\n", *name, ln.Addr())
+	select {
+	case err := <-errc:
+		fmt.Fprintf(stderr, "demoapp: %v\n", err)
+		return 1
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return 1
+	}
+	return 0
+}
+
+type app struct {
+	name   string
+	health atomic.Int64
+	mu     sync.Mutex
+	visits map[string]int
+}
+
+func newApp(name string) http.Handler {
+	a := &app{name: name, visits: make(map[string]int)}
+	a.health.Store(http.StatusOK)
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /{$}", a.index)
+	mux.HandleFunc("GET /healthz", a.healthz)
+	mux.HandleFunc("GET /slow", a.slow)
+	mux.HandleFunc("POST /control/health", a.setHealth)
+	return mux
+}
+
+func (a *app) index(w http.ResponseWriter, r *http.Request) {
+	sid := ""
+	if c, err := r.Cookie("demo_session"); err == nil && len(c.Value) <= 64 {
+		sid = c.Value
+	}
+	if sid == "" {
+		var b [4]byte
+		rand.Read(b[:])
+		sid = hex.EncodeToString(b[:])
+		http.SetCookie(w, &http.Cookie{Name: "demo_session", Value: sid, Path: "/", HttpOnly: true})
+	}
+	a.mu.Lock()
+	a.visits[sid]++
+	n := a.visits[sid]
+	a.mu.Unlock()
+	w.Header().Set("X-Instance", a.name)
+	fmt.Fprintf(w, "instance=%s session=%s visits=%d term=%s\n", a.name, sid, n, r.Header.Get("Baton-Term"))
+}
+
+func (a *app) healthz(w http.ResponseWriter, _ *http.Request) {
+	code := int(a.health.Load())
+	w.WriteHeader(code)
+	fmt.Fprintf(w, "%s %d\n", a.name, code)
+}
+
+func (a *app) slow(w http.ResponseWriter, r *http.Request) {
+	ms, _ := strconv.Atoi(r.URL.Query().Get("ms"))
+	ms = min(max(ms, 0), 60_000)
+	select {
+	case <-time.After(time.Duration(ms) * time.Millisecond):
+	case <-r.Context().Done():
+		return
+	}
+	w.Header().Set("X-Instance", a.name)
+	fmt.Fprintf(w, "instance=%s slow=%dms term=%s\n", a.name, ms, r.Header.Get("Baton-Term"))
+}
+
+func (a *app) setHealth(w http.ResponseWriter, r *http.Request) {
+	code, err := strconv.Atoi(r.URL.Query().Get("status"))
+	if err != nil || code < 100 || code > 599 {
+		http.Error(w, "status must be an HTTP status code", http.StatusBadRequest)
+		return
+	}
+	a.health.Store(int64(code))
+	fmt.Fprintf(w, "healthz now answers %d\n", code)
+}

@@ -1,0 +1,270 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// Fence answers whether this node may serve a request locally right now, and
+// under which fencing term. It is called once per request and must be cheap.
+type Fence interface {
+	Fence() (term uint64, ok bool)
+}
+
+// Observer receives the passive health signals of live traffic. Both calls
+// are made on the request path and must be cheap and non-blocking.
+// RequestDone is called exactly once for every RequestStarted, when the
+// backend's response headers arrived or the request failed.
+type Observer interface {
+	RequestStarted()
+	RequestDone(status int, proxyErr bool)
+}
+
+// StatusClientClosedRequest is the non-standard status recorded (never sent:
+// the client is gone) when the client cancels a request before the backend
+// answered.
+const StatusClientClosedRequest = 499
+
+// Options configures a Proxy.
+type Options struct {
+	// Backend is the local application, e.g. http://127.0.0.1:8080.
+	Backend *url.URL
+	// FencingHeader carries the lease term to the backend; "" disables it.
+	FencingHeader string
+	// Fence decides per request whether the node serves locally.
+	Fence Fence
+	// Observer, if not nil, receives passive health signals.
+	Observer Observer
+	// RetryAfter is the Retry-After hint sent with 503 answers (whole
+	// seconds, at least 1).
+	RetryAfter time.Duration
+	// DialTimeout bounds connecting to the backend; default 2s.
+	DialTimeout time.Duration
+	// ResponseHeaderTimeout bounds the wait for the backend's response
+	// headers; default 60s. A timeout answers 504.
+	ResponseHeaderTimeout time.Duration
+	// MaxIdleConns sizes the idle pool to the backend; default 256.
+	MaxIdleConns int
+}
+
+// Proxy is the http.Handler of the main listeners.
+type Proxy struct {
+	opts       Options
+	log        *zap.Logger
+	rp         *httputil.ReverseProxy
+	transport  *http.Transport
+	fenceKey   string
+	retryAfter string
+
+	inFlight atomic.Int64
+	idle     chan struct{} // closed and replaced when inFlight drops to 0
+	idleMu   sync.Mutex
+
+	backendFailing atomic.Bool // for logging once per change
+
+	served   atomic.Uint64
+	rejected atomic.Uint64
+}
+
+// New builds a Proxy. It does not start anything.
+func New(o Options, log *zap.Logger) (*Proxy, error) {
+	if o.Backend == nil || o.Backend.Host == "" || (o.Backend.Scheme != "http" && o.Backend.Scheme != "https") {
+		return nil, fmt.Errorf("proxy: backend must be an absolute http or https URL, got %q", o.Backend)
+	}
+	if o.Fence == nil {
+		return nil, errors.New("proxy: a Fence is required")
+	}
+	if o.DialTimeout <= 0 {
+		o.DialTimeout = 2 * time.Second
+	}
+	if o.ResponseHeaderTimeout <= 0 {
+		o.ResponseHeaderTimeout = 60 * time.Second
+	}
+	if o.MaxIdleConns <= 0 {
+		o.MaxIdleConns = 256
+	}
+	ra := int(o.RetryAfter.Round(time.Second) / time.Second)
+	if ra < 1 {
+		ra = 1
+	}
+	p := &Proxy{
+		opts:       o,
+		log:        log.Named("proxy"),
+		fenceKey:   http.CanonicalHeaderKey(o.FencingHeader),
+		retryAfter: strconv.Itoa(ra),
+		idle:       make(chan struct{}),
+	}
+	p.transport = &http.Transport{
+		Proxy: nil, // never route the local backend through an environment proxy
+		DialContext: (&net.Dialer{
+			Timeout:   o.DialTimeout,
+			KeepAlive: 30 * time.Second,
+		}).DialContext,
+		MaxIdleConns:          o.MaxIdleConns,
+		MaxIdleConnsPerHost:   o.MaxIdleConns, // one backend: the whole pool is its
+		IdleConnTimeout:       90 * time.Second,
+		ResponseHeaderTimeout: o.ResponseHeaderTimeout,
+		ExpectContinueTimeout: time.Second,
+		TLSHandshakeTimeout:   o.DialTimeout,
+	}
+	backend := o.Backend
+	p.rp = &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.SetURL(backend)
+			pr.SetXForwarded()
+			pr.Out.Host = pr.In.Host // the app sees the name the client asked for
+		},
+		Transport:      p.transport,
+		BufferPool:     bufferPool{},
+		ErrorLog:       stdLog(p.log, zap.DebugLevel), // per-request copy errors
+		ModifyResponse: p.modifyResponse,
+		ErrorHandler:   p.errorHandler,
+	}
+	close(p.idle) // nothing in flight yet
+	return p, nil
+}
+
+// ServeHTTP fences the request, then proxies it to the backend or answers 503.
+func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	term, ok := p.opts.Fence.Fence()
+	if !ok {
+		p.notServing(w)
+		return
+	}
+	p.begin()
+	defer p.end()
+	if p.fenceKey != "" {
+		r.Header[p.fenceKey] = []string{strconv.FormatUint(term, 10)}
+	}
+	if p.opts.Observer != nil {
+		p.opts.Observer.RequestStarted()
+	}
+	p.served.Add(1)
+	p.rp.ServeHTTP(w, r)
+}
+
+// notServing answers a request this node must not serve locally.
+func (p *Proxy) notServing(w http.ResponseWriter) {
+	p.rejected.Add(1)
+	h := w.Header()
+	h.Set("Retry-After", p.retryAfter)
+	h.Set("Connection", "close") // reconnect through the load balancer
+	h.Set("Content-Type", "text/plain; charset=utf-8")
+	w.WriteHeader(http.StatusServiceUnavailable)
+	io.WriteString(w, "baton: this node is not active\n")
+}
+
+func (p *Proxy) modifyResponse(res *http.Response) error {
+	if p.opts.Observer != nil {
+		p.opts.Observer.RequestDone(res.StatusCode, false)
+	}
+	if p.backendFailing.Load() && p.backendFailing.CompareAndSwap(true, false) {
+		p.log.Info("backend answering again", zap.Int("status", res.StatusCode))
+	}
+	return nil
+}
+
+// errorHandler is the one place where proxy faults become status codes.
+func (p *Proxy) errorHandler(w http.ResponseWriter, r *http.Request, err error) {
+	code := ErrorStatus(r.Context(), err)
+	if p.opts.Observer != nil {
+		// A client that went away says nothing about the backend.
+		p.opts.Observer.RequestDone(code, code != StatusClientClosedRequest)
+	}
+	if code == StatusClientClosedRequest {
+		p.log.Debug("client closed request", zap.String("path", r.URL.Path), zap.Error(err))
+		return // nobody to answer
+	}
+	if p.backendFailing.CompareAndSwap(false, true) {
+		p.log.Warn("backend request failed", zap.Int("status", code), zap.Error(err))
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.WriteHeader(code)
+	io.WriteString(w, http.StatusText(code)+"\n")
+}
+
+// ErrorStatus maps a proxy error to the status the client gets: 499 when the
+// client cancelled, 504 when the backend timed out, 502 otherwise (refused,
+// reset, malformed answer).
+func ErrorStatus(ctx context.Context, err error) int {
+	if ctx.Err() != nil && errors.Is(ctx.Err(), context.Canceled) {
+		return StatusClientClosedRequest
+	}
+	var ne net.Error
+	if errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()) {
+		return http.StatusGatewayTimeout
+	}
+	return http.StatusBadGateway
+}
+
+func (p *Proxy) begin() {
+	if p.inFlight.Add(1) == 1 {
+		p.idleMu.Lock()
+		p.idle = make(chan struct{})
+		p.idleMu.Unlock()
+	}
+}
+
+func (p *Proxy) end() {
+	if p.inFlight.Add(-1) == 0 {
+		p.idleMu.Lock()
+		if p.inFlight.Load() == 0 {
+			select {
+			case <-p.idle:
+			default:
+				close(p.idle)
+			}
+		}
+		p.idleMu.Unlock()
+	}
+}
+
+// InFlight is the number of requests being served by the local backend.
+func (p *Proxy) InFlight() int64 { return p.inFlight.Load() }
+
+// Counters returns how many requests were served locally and how many were
+// answered 503 because the node was not active.
+func (p *Proxy) Counters() (served, rejected uint64) {
+	return p.served.Load(), p.rejected.Load()
+}
+
+// WaitIdle blocks until no request is being served locally or ctx is done.
+// It returns the number still in flight when it gave up.
+func (p *Proxy) WaitIdle(ctx context.Context) int64 {
+	for {
+		p.idleMu.Lock()
+		ch := p.idle
+		p.idleMu.Unlock()
+		if p.inFlight.Load() == 0 {
+			return 0
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return p.inFlight.Load()
+		}
+	}
+}
+
+// Close releases the idle connections to the backend.
+func (p *Proxy) Close() { p.transport.CloseIdleConnections() }
+
+// bufferPool recycles the 32 KiB copy buffers of the reverse proxy.
+type bufferPool struct{}
+
+var buffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+func (bufferPool) Get() []byte  { return *(buffers.Get().(*[]byte)) }
+func (bufferPool) Put(b []byte) { buffers.Put(&b) }
