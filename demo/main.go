@@ -8,6 +8,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -134,6 +135,8 @@ func demo(ctx context.Context) error {
 	}
 	showProbes(nodes)
 
+	waitBackoff(ctx, active)
+
 	say("--- planned switchover: `baton step-down` on %s ---", newActive.name)
 	t0 = time.Now()
 	out, _ := exec.Command(bin+"/baton", "step-down", "-admin", fmt.Sprintf("http://127.0.0.1:%d", newActive.admin), "-token-file", token).CombinedOutput()
@@ -145,6 +148,7 @@ func demo(ctx context.Context) error {
 	say("%s is active again %.1fs after the step-down", back.name, time.Since(t0).Seconds())
 	showProbes(nodes)
 	request(client, back)
+	waitBackoff(ctx, newActive)
 
 	say("--- stopping %s with SIGTERM: its probe turns 503 at once and it releases the lease ---", back.name)
 	back.batonCmd.Process.Signal(syscall.SIGTERM)
@@ -192,7 +196,7 @@ duration = "15s"
 renew_interval = "1s"
 renew_deadline = "5s"
 retry_interval = "500ms"
-candidacy_backoff = "3s"
+candidacy_backoff = "2s"
 [lease.file]
 path = %[7]q
 [[health.check]]
@@ -306,6 +310,28 @@ func waitRole(ctx context.Context, n *nodeProc, role string, limit time.Duration
 		}
 	}
 	return fmt.Errorf("%s did not become %s within %s", n.name, role, limit)
+}
+
+// waitBackoff waits until n may compete again after a demotion (the
+// candidacy back-off keeps a node that just lost the role from flapping).
+func waitBackoff(ctx context.Context, n *nodeProc) {
+	c := http.Client{Timeout: time.Second}
+	res, err := c.Get(fmt.Sprintf("http://127.0.0.1:%d/status", n.admin))
+	if err != nil {
+		return
+	}
+	defer res.Body.Close()
+	var st struct {
+		Until time.Time `json:"candidacy_backoff_until"`
+	}
+	if json.NewDecoder(res.Body).Decode(&st) != nil || time.Until(st.Until) <= 0 {
+		return
+	}
+	say("waiting %.1fs for %s's candidacy back-off (anti-flap after its demotion) to end", time.Until(st.Until).Seconds(), n.name)
+	select {
+	case <-ctx.Done():
+	case <-time.After(time.Until(st.Until) + 100*time.Millisecond):
+	}
 }
 
 func status(n *nodeProc) {
