@@ -112,6 +112,10 @@ func cmdRun(args []string, stderr io.Writer) int {
 	if !ok {
 		return exitUsage
 	}
+	if err := notYetSupported(cfg); err != nil {
+		fmt.Fprintf(stderr, "baton: %v\n", err)
+		return exitUsage
+	}
 	log, err := newLogger(cfg.Log, stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "baton: log: %v\n", err)
@@ -180,4 +184,16 @@ func newLogger(c config.Log, stderr io.Writer) (*zap.Logger, error) {
 		out = zapcore.AddSync(f)
 	}
 	return zap.New(zapcore.NewCore(enc, zapcore.Lock(out), level)), nil
+}
+
+// notYetSupported refuses settings this version validates but cannot run
+// yet, rather than silently ignoring them.
+func notYetSupported(cfg *config.Config) error {
+	switch {
+	case cfg.Listen.HTTPS != "":
+		return errors.New("listen.https: HTTPS termination is not available in this version yet; leave listen.https empty")
+	case cfg.Probe.Mode == "tcp":
+		return errors.New(`probe.mode: "tcp" is not available in this version yet; use "http"`)
+	}
+	return nil
 }
