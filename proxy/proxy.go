@@ -57,6 +57,18 @@ type Options struct {
 	ResponseHeaderTimeout time.Duration
 	// MaxIdleConns sizes the idle pool to the backend; default 256.
 	MaxIdleConns int
+
+	// Standby is what a node that may not serve locally does with a
+	// request: StandbyForward (to Leader's ActiveURL) or StandbyReject.
+	// Forwarding needs a Leader; without one the node rejects.
+	Standby string
+	// Hold is how long a request waits for an active node to become known
+	// before it is answered 503.
+	Hold time.Duration
+	// Leader locates the active node for forwarding.
+	Leader Leader
+	// NodeName marks forwarded requests (ForwardedHeader).
+	NodeName string
 }
 
 // Proxy is the http.Handler of the main listeners.
@@ -73,6 +85,9 @@ type Proxy struct {
 	idleMu   sync.Mutex
 
 	backendFailing atomic.Bool // for logging once per change
+	standby        *standby
+	conns          connSet // backend connections, closed at a drain deadline
+	upgraded       connSet // hijacked client connections (WebSocket)
 
 	served   atomic.Uint64
 	rejected atomic.Uint64
@@ -108,10 +123,10 @@ func New(o Options, log *zap.Logger) (*Proxy, error) {
 	}
 	p.transport = &http.Transport{
 		Proxy: nil, // never route the local backend through an environment proxy
-		DialContext: (&net.Dialer{
+		DialContext: p.conns.track((&net.Dialer{
 			Timeout:   o.DialTimeout,
 			KeepAlive: 30 * time.Second,
-		}).DialContext,
+		}).DialContext),
 		MaxIdleConns:          o.MaxIdleConns,
 		MaxIdleConnsPerHost:   o.MaxIdleConns, // one backend: the whole pool is its
 		IdleConnTimeout:       90 * time.Second,
@@ -123,6 +138,11 @@ func New(o Options, log *zap.Logger) (*Proxy, error) {
 	p.rp = &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(backend)
+			if pr.In.Header.Get(ForwardedHeader) != "" {
+				// Forwarded by a peer: keep the client's address chain.
+				pr.Out.Header["X-Forwarded-For"] = pr.In.Header["X-Forwarded-For"]
+				pr.Out.Header.Del(ForwardedHeader)
+			}
 			pr.SetXForwarded()
 			pr.Out.Host = pr.In.Host // the app sees the name the client asked for
 		},
@@ -132,15 +152,27 @@ func New(o Options, log *zap.Logger) (*Proxy, error) {
 		ModifyResponse: p.modifyResponse,
 		ErrorHandler:   p.errorHandler,
 	}
+	p.standby = newStandby(p, o)
 	close(p.idle) // nothing in flight yet
 	return p, nil
 }
 
-// ServeHTTP fences the request, then proxies it to the backend or answers 503.
+// ServeHTTP fences the request, then proxies it to the local backend, or
+// hands it to the standby path (forward to the active node, or 503).
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if _, ok := p.opts.Fence.Fence(); !ok {
+		p.standby.serve(w, r)
+		return
+	}
+	p.serveLocal(w, r)
+}
+
+// serveLocal proxies to the local backend. It re-reads the fence: the term
+// sent to the backend is the one checked last.
+func (p *Proxy) serveLocal(w http.ResponseWriter, r *http.Request) {
 	term, ok := p.opts.Fence.Fence()
 	if !ok {
-		p.notServing(w)
+		p.standby.serve(w, r)
 		return
 	}
 	p.begin()
@@ -152,6 +184,9 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.opts.Observer.RequestStarted()
 	}
 	p.served.Add(1)
+	if r.Header.Get("Upgrade") != "" {
+		w = &hijackTracker{ResponseWriter: w, set: &p.upgraded}
+	}
 	p.rp.ServeHTTP(w, r)
 }
 
@@ -167,6 +202,11 @@ func (p *Proxy) notServing(w http.ResponseWriter) {
 }
 
 func (p *Proxy) modifyResponse(res *http.Response) error {
+	if _, ok := p.opts.Fence.Fence(); !ok && res.StatusCode != http.StatusSwitchingProtocols {
+		// Demoted while this request ran: the client must reconnect
+		// through the load balancer for its next request.
+		res.Header.Set("Connection", "close")
+	}
 	if p.opts.Observer != nil {
 		p.opts.Observer.RequestDone(res.StatusCode, false)
 	}
@@ -191,6 +231,23 @@ func (p *Proxy) errorHandler(w http.ResponseWriter, r *http.Request, err error) 
 		p.log.Warn("backend request failed", zap.Int("status", code), zap.Error(err))
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.WriteHeader(code)
+	io.WriteString(w, http.StatusText(code)+"\n")
+}
+
+// forwardError answers a request that could not be forwarded to the active
+// node. The active may be moving, so the client is told to retry.
+func (p *Proxy) forwardError(w http.ResponseWriter, r *http.Request, err error) {
+	code := ErrorStatus(r.Context(), err)
+	if code == StatusClientClosedRequest {
+		return
+	}
+	p.log.Debug("forward to the active node failed", zap.String("target", r.URL.Host), zap.Error(err))
+	if code == http.StatusBadGateway {
+		p.notServing(w)
+		return
+	}
+	w.Header().Set("Connection", "close")
 	w.WriteHeader(code)
 	io.WriteString(w, http.StatusText(code)+"\n")
 }
@@ -231,13 +288,33 @@ func (p *Proxy) end() {
 	}
 }
 
+// Upgraded is the number of upgraded (WebSocket) client connections open.
+func (p *Proxy) Upgraded() int { return p.upgraded.len() }
+
 // InFlight is the number of requests being served by the local backend.
 func (p *Proxy) InFlight() int64 { return p.inFlight.Load() }
 
-// Counters returns how many requests were served locally and how many were
-// answered 503 because the node was not active.
-func (p *Proxy) Counters() (served, rejected uint64) {
-	return p.served.Load(), p.rejected.Load()
+// Counters are the data plane's request counts since start.
+type Counters struct {
+	Local     uint64 // served by the local backend
+	Forwarded uint64 // passed to the active node
+	Rejected  uint64 // answered 503 because the node was not active
+}
+
+// Counters returns the request counts since start.
+func (p *Proxy) Counters() Counters {
+	return Counters{Local: p.served.Load(), Forwarded: p.standby.forwarded.Load(), Rejected: p.rejected.Load()}
+}
+
+// CutOff ends what a drain deadline must end: every upgraded (WebSocket)
+// client connection and every connection to the local backend, which fails
+// the requests still running on them. It returns how many requests and
+// upgraded connections were cut.
+func (p *Proxy) CutOff() (requests int64, upgraded int) {
+	requests = p.inFlight.Load()
+	upgraded = p.upgraded.closeAll()
+	p.conns.closeAll()
+	return requests, upgraded
 }
 
 // WaitIdle blocks until no request is being served locally or ctx is done.
@@ -258,8 +335,11 @@ func (p *Proxy) WaitIdle(ctx context.Context) int64 {
 	}
 }
 
-// Close releases the idle connections to the backend.
-func (p *Proxy) Close() { p.transport.CloseIdleConnections() }
+// Close releases the idle connections to the backend and to peers.
+func (p *Proxy) Close() {
+	p.transport.CloseIdleConnections()
+	p.standby.close()
+}
 
 // bufferPool recycles the 32 KiB copy buffers of the reverse proxy.
 type bufferPool struct{}

@@ -107,7 +107,7 @@ func TestProxyHeaders(t *testing.T) {
 	}), nil)
 	req, _ := http.NewRequest("GET", front.URL+"/p?q=1", nil)
 	req.Host = "app.example.com"
-	req.Header.Set("Baton-Term", "999")         // a client cannot forge the term
+	req.Header.Set("Baton-Term", "999")          // a client cannot forge the term
 	req.Header.Set("X-Forwarded-For", "6.6.6.6") // nor its address
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {

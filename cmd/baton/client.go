@@ -119,7 +119,8 @@ func printStatus(w io.Writer, st node.Status) {
 		health = "unhealthy: " + st.Health.Reason
 	}
 	fmt.Fprintf(tw, "backend\t%s\n", health)
-	fmt.Fprintf(tw, "requests\t%d in flight, %d served locally, %d rejected\n", st.Requests.InFlight, st.Requests.Local, st.Requests.Rejected)
+	fmt.Fprintf(tw, "requests\t%d in flight, %d served locally, %d forwarded, %d rejected\n",
+		st.Requests.InFlight, st.Requests.Local, st.Requests.Forwarded, st.Requests.Rejected)
 	tw.Flush()
 }
 

@@ -62,8 +62,10 @@ func TestFailoverBetweenTwoProcesses(t *testing.T) {
 		!strings.Contains(body, fmt.Sprintf("term=%d", term1)) {
 		t.Fatalf("request through the active: %d %q %v", code, body, err)
 	}
-	if code, _, _ := standby.get("/"); code != 503 {
-		t.Fatalf("the standby served a request locally: %d", code)
+	// The standby never serves locally: it forwards to the active node.
+	activeApp := "instance=app-" + strings.TrimPrefix(active.name, "node-")
+	if code, body, _ := standby.get("/"); code != 200 || !strings.Contains(body, activeApp) {
+		t.Fatalf("request through the standby: %d %q, want it answered by %s", code, body, activeApp)
 	}
 
 	// Kill the active's backend: the other node takes over within

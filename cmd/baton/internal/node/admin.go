@@ -35,6 +35,7 @@ type Status struct {
 
 	Health   healthcheck.Status `json:"health"`
 	Requests Requests           `json:"requests"`
+	Drain    DrainStatus        `json:"drain"`
 	Started  time.Time          `json:"started"`
 	Config   string             `json:"config_file,omitempty"`
 }
@@ -47,11 +48,13 @@ type Holder struct {
 	AcquiredAt   time.Time `json:"acquired_at,omitzero"`
 }
 
-// Requests counts the data plane's work.
+// Requests counts the data plane's work since start.
 type Requests struct {
-	InFlight int64  `json:"in_flight"`
-	Local    uint64 `json:"local"`
-	Rejected uint64 `json:"rejected"`
+	InFlight  int64  `json:"in_flight"`
+	Upgraded  int    `json:"upgraded_connections"`
+	Local     uint64 `json:"local"`
+	Forwarded uint64 `json:"forwarded"`
+	Rejected  uint64 `json:"rejected"`
 }
 
 // Status returns the node's current status.
@@ -84,7 +87,10 @@ func (n *Node) Status() Status {
 		s.LeaseLeftMS = time.Until(st.ValidUntil).Milliseconds()
 	}
 	s.Requests.InFlight = n.proxy.InFlight()
-	s.Requests.Local, s.Requests.Rejected = n.proxy.Counters()
+	c := n.proxy.Counters()
+	s.Requests.Local, s.Requests.Forwarded, s.Requests.Rejected = c.Local, c.Forwarded, c.Rejected
+	s.Requests.Upgraded = n.proxy.Upgraded()
+	s.Drain = n.drain.get()
 	return s
 }
 

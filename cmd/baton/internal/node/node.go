@@ -40,6 +40,7 @@ type Node struct {
 
 	listeners []boundListener
 	stopping  atomic.Bool
+	drain     drainState
 }
 
 type boundListener struct {
@@ -86,6 +87,10 @@ func New(cfg *config.Config, log *zap.Logger, version string) (*Node, error) {
 		DialTimeout:           cfg.Backend.DialTimeout.D(),
 		ResponseHeaderTimeout: cfg.Backend.ResponseHeaderTimeout.D(),
 		MaxIdleConns:          cfg.Backend.MaxIdleConns,
+		Standby:               cfg.Drain.Standby,
+		Hold:                  cfg.Drain.Hold.D(),
+		Leader:                leader{n.elector, cfg.NodeName},
+		NodeName:              cfg.NodeName,
 	}, log)
 	if err != nil {
 		return nil, err
@@ -170,6 +175,7 @@ func (n *Node) Run(ctx context.Context) error {
 
 	var wg sync.WaitGroup
 	wg.Go(func() { n.followHealth(runCtx) })
+	wg.Go(func() { n.followRole(runCtx) })
 
 	serveErr := make(chan error, len(n.listeners))
 	for _, l := range n.listeners {
@@ -221,27 +227,28 @@ func (n *Node) shutdown() {
 		t.Stop()
 	}
 
-	// 4. close keep-alive connections and wait for in-flight requests.
-	for _, l := range n.listeners {
-		if l.main {
-			l.server.SetKeepAlivesEnabled(false)
-		}
-	}
+	// 4. close keep-alive connections and wait for in-flight requests;
+	// at the deadline cut what is left, upgraded connections included
+	// (Shutdown does not see them).
+	n.setKeepAlives(false)
 	var wg sync.WaitGroup
 	for _, l := range n.listeners {
 		if !l.main {
 			continue
 		}
-		wg.Go(func() {
-			if err := l.server.Shutdown(drainCtx); err != nil {
-				l.server.Close()
-			}
-		})
+		wg.Go(func() { l.server.Shutdown(drainCtx) })
 	}
 	wg.Wait()
-	if left := n.proxy.WaitIdle(drainCtx); left > 0 {
-		n.log.Warn("drain deadline passed, requests cut off",
-			zap.Int64("cut_off", left), zap.Duration("drain_timeout", n.cfg.Drain.Timeout.D()))
+	n.proxy.WaitIdle(drainCtx)
+	if reqs, upgraded := n.proxy.CutOff(); reqs > 0 || upgraded > 0 {
+		n.log.Warn("drain deadline passed, cut off what was left",
+			zap.Int64("requests", reqs), zap.Int("upgraded_connections", upgraded),
+			zap.Duration("drain_timeout", n.cfg.Drain.Timeout.D()))
+	}
+	for _, l := range n.listeners {
+		if l.main {
+			l.server.Close()
+		}
 	}
 	n.proxy.Close()
 
@@ -297,7 +304,7 @@ func (n *Node) role() lease.Role {
 		return lease.RoleStopping
 	}
 	r := n.elector.State().Role
-	if r != lease.RoleActive && n.proxy.InFlight() > 0 {
+	if r != lease.RoleActive && n.drain.get().Draining {
 		return lease.RoleDraining
 	}
 	return r

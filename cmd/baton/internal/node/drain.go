@@ -1,0 +1,126 @@
+package node
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/batonproxy/baton/lease"
+)
+
+// leader adapts the elector to the proxy's Leader: where the active node
+// accepts forwarded requests.
+type leader struct {
+	el   *lease.Elector
+	self string
+}
+
+func (l leader) ActiveURL() (string, bool) {
+	st := l.el.State()
+	if !st.HolderKnown || st.Holder.Holder == l.self || st.Holder.AdvertiseURL == "" {
+		return "", false
+	}
+	return st.Holder.AdvertiseURL, true
+}
+
+func (l leader) Changed() <-chan struct{} { return l.el.Changed() }
+
+// DrainStatus describes the last drain for /status.
+type DrainStatus struct {
+	Draining        bool      `json:"draining"`
+	Drains          uint64    `json:"drains"`
+	LastStarted     time.Time `json:"last_started,omitzero"`
+	LastTookMS      int64     `json:"last_took_ms"`
+	LastCutRequests int64     `json:"last_cut_requests"`
+	LastCutUpgraded int       `json:"last_cut_upgraded"`
+}
+
+type drainState struct {
+	mu sync.Mutex
+	st DrainStatus
+}
+
+func (d *drainState) get() DrainStatus {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.st
+}
+
+// followRole runs the drain of DESIGN.md on every demotion and turns
+// keep-alives back on at every promotion. The fence is already off when the
+// elector publishes the demotion, so no new request starts locally.
+func (n *Node) followRole(ctx context.Context) {
+	wasActive := false
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	cancelDrain := func() {}
+	defer func() { cancelDrain() }()
+	for {
+		changed := n.elector.Changed()
+		active := n.elector.State().Role == lease.RoleActive
+		switch {
+		case active && !wasActive:
+			cancelDrain()
+			n.setKeepAlives(true)
+		case !active && wasActive && !n.stopping.Load():
+			cancelDrain()
+			dctx, cancel := context.WithTimeout(ctx, n.cfg.Drain.Timeout.D())
+			cancelDrain = cancel
+			wg.Go(func() { n.runDrain(dctx) })
+		}
+		wasActive = active
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// runDrain ends a demotion: idle keep-alive connections close now, busy ones
+// after their current response (Connection: close), in-flight requests get
+// until ctx's deadline, and what is left then is cut off and counted. The
+// listeners stay open: the node is a standby now.
+func (n *Node) runDrain(ctx context.Context) {
+	start := time.Now()
+	n.drain.mu.Lock()
+	n.drain.st.Draining, n.drain.st.LastStarted = true, start
+	n.drain.st.Drains++
+	n.drain.mu.Unlock()
+
+	n.setKeepAlives(false)
+	n.proxy.WaitIdle(ctx)
+	if n.proxy.Upgraded() > 0 {
+		// Upgraded connections have no end of their own: they are closed
+		// at the drain deadline at the latest.
+		<-ctx.Done()
+	}
+	var reqs int64
+	var upgraded int
+	if ctx.Err() == context.DeadlineExceeded {
+		reqs, upgraded = n.proxy.CutOff()
+	}
+	took := time.Since(start)
+	n.drain.mu.Lock()
+	n.drain.st.Draining = false
+	n.drain.st.LastTookMS = took.Milliseconds()
+	n.drain.st.LastCutRequests, n.drain.st.LastCutUpgraded = reqs, upgraded
+	n.drain.mu.Unlock()
+	if reqs > 0 || upgraded > 0 {
+		n.log.Warn("drain deadline passed, cut off what was left",
+			zap.Int64("requests", reqs), zap.Int("upgraded_connections", upgraded),
+			zap.Duration("drain_timeout", n.cfg.Drain.Timeout.D()))
+		return
+	}
+	n.log.Info("drain finished", zap.Duration("took", took.Round(time.Millisecond)))
+}
+
+func (n *Node) setKeepAlives(on bool) {
+	for _, l := range n.listeners {
+		if l.main {
+			l.server.SetKeepAlivesEnabled(on)
+		}
+	}
+}
