@@ -157,6 +157,7 @@ type batonNode struct {
 type nodeOpts struct {
 	leaseFile   string
 	backendPort int
+	tokenFile   string // admin.token_file
 	extra       string // appended TOML
 }
 
@@ -172,6 +173,7 @@ listen = "127.0.0.1:%[4]d"
 lb_interval = "1s"
 [admin]
 listen = "127.0.0.1:%[5]d"
+token_file = %[8]q
 [lease]
 backend = "file"
 duration = "15s"
@@ -194,7 +196,7 @@ timeout = "3s"
 exit_delay = "500ms"
 [log]
 level = "debug"
-%[7]s`, name, n.http, o.backendPort, n.probe, n.admin, o.leaseFile, o.extra)
+%[7]s`, name, n.http, o.backendPort, n.probe, n.admin, o.leaseFile, o.extra, o.tokenFile)
 }
 
 func startNode(t *testing.T, name string, o nodeOpts) *batonNode {

@@ -7,6 +7,8 @@
 //	GET  /healthz       200 "ok", or the status set through /control/health
 //	GET  /slow?ms=N     answers after N milliseconds (drain tests)
 //	POST /control/health?status=500   makes /healthz answer that status
+//	GET  /ws            an upgraded connection (Upgrade: websocket) that echoes
+//	                    each line prefixed with the instance name, for drain tests
 package main
 
 import (
@@ -22,6 +24,7 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -78,6 +81,7 @@ func newApp(name string) http.Handler {
 	mux.HandleFunc("GET /healthz", a.healthz)
 	mux.HandleFunc("GET /slow", a.slow)
 	mux.HandleFunc("POST /control/health", a.setHealth)
+	mux.HandleFunc("GET /ws", a.ws)
 	return mux
 }
 
@@ -126,4 +130,33 @@ func (a *app) setHealth(w http.ResponseWriter, r *http.Request) {
 	}
 	a.health.Store(int64(code))
 	fmt.Fprintf(w, "healthz now answers %d\n", code)
+}
+
+// ws upgrades the connection and echoes lines. It speaks just enough of the
+// upgrade handshake for a proxy to treat it as a WebSocket; the frames are
+// plain lines, which is all the drain tests need.
+func (a *app) ws(w http.ResponseWriter, r *http.Request) {
+	if !strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
+		http.Error(w, "expected Upgrade: websocket", http.StatusBadRequest)
+		return
+	}
+	conn, brw, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		return
+	}
+	defer conn.Close()
+	brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+	if brw.Flush() != nil {
+		return
+	}
+	for {
+		line, err := brw.ReadString('\n')
+		if err != nil {
+			return
+		}
+		brw.WriteString(a.name + ": " + line)
+		if brw.Flush() != nil {
+			return
+		}
+	}
 }
