@@ -210,7 +210,9 @@ func (n *Node) Run(ctx context.Context) error {
 func (n *Node) shutdown() {
 	stopAt := time.Now()
 	n.stopping.Store(true) // 1. the probe answers 503 from now on
-	n.elector.Stop()       // 2. fence off (no new local request), release
+	// 2. fence off (no new local request), release the lease; keep reading
+	// the holder so new requests are forwarded to the new active node.
+	n.elector.Leave("stopping")
 	n.log.Info("lease released; keeping listeners open for the load balancer",
 		zap.Duration("exit_delay", n.cfg.Drain.ExitDelay.D()))
 
@@ -251,6 +253,7 @@ func (n *Node) shutdown() {
 		}
 	}
 	n.proxy.Close()
+	n.elector.Stop()
 
 	// 5. the probe and admin listeners last, so the load balancer and the
 	// operator can watch the whole sequence.
