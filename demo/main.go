@@ -109,7 +109,8 @@ func demo(ctx context.Context) error {
 	for range 3 {
 		request(client, active)
 	}
-	say("the same request sent to the standby %s is refused, so no session is split between two apps:", standby.name)
+	say("a request that reaches the standby %s (an established flow, say) is forwarded to the active node,", standby.name)
+	say("never served by the standby's own app, so no session is split between two apps:")
 	request(client, standby)
 
 	say("--- failure: stopping %s, the backend of the active node ---", active.app)
