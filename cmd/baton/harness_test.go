@@ -158,11 +158,16 @@ type nodeOpts struct {
 	leaseFile   string
 	backendPort int
 	tokenFile   string // admin.token_file
+	azurite     string // if set: azblob lease at this Azurite URL (connection string in env BATON_TEST_CS)
 	extra       string // appended TOML
 }
 
 // nodeConfig is the TOML for a test node: fast timings within the contract.
 func nodeConfig(name string, n *batonNode, o nodeOpts) string {
+	leaseCfg := fmt.Sprintf("backend = \"file\"\n[lease.file]\npath = %q\n", o.leaseFile)
+	if o.azurite != "" {
+		leaseCfg = fmt.Sprintf("backend = \"azblob\"\n[lease.azblob]\naccount_url = %q\nauth = \"connection-string\"\nconnection_string_env = \"BATON_TEST_CS\"\ncall_timeout = \"500ms\"\n", o.azurite)
+	}
 	return fmt.Sprintf(`node_name = %[1]q
 [listen]
 http = "127.0.0.1:%[2]d"
@@ -175,15 +180,12 @@ lb_interval = "1s"
 listen = "127.0.0.1:%[5]d"
 token_file = %[8]q
 [lease]
-backend = "file"
 duration = "15s"
 renew_interval = "1s"
 renew_deadline = "5s"
 retry_interval = "500ms"
 candidacy_backoff = "2s"
-[lease.file]
-path = %[6]q
-[[health.check]]
+%[9]s[[health.check]]
 name = "app"
 type = "http"
 url = "http://127.0.0.1:%[3]d/healthz"
@@ -196,7 +198,7 @@ timeout = "3s"
 exit_delay = "500ms"
 [log]
 level = "debug"
-%[7]s`, name, n.http, o.backendPort, n.probe, n.admin, o.leaseFile, o.extra, o.tokenFile)
+%[7]s`, name, n.http, o.backendPort, n.probe, n.admin, o.leaseFile, o.extra, o.tokenFile, leaseCfg)
 }
 
 func startNode(t *testing.T, name string, o nodeOpts) *batonNode {

@@ -11,12 +11,14 @@ import (
 	"path/filepath"
 	"runtime"
 	"syscall"
+	"time"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
 	"github.com/batonproxy/baton/cmd/baton/internal/node"
 	"github.com/batonproxy/baton/config"
+	"github.com/batonproxy/baton/lease"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -145,6 +147,7 @@ func cmdRun(args []string, stderr io.Writer) int {
 func cmdCheckConfig(args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("check-config", stderr)
 	path := fs.String("config", defaultConfigPath(), "configuration file")
+	offline := fs.Bool("offline", false, "do not read the lease from storage")
 	if err := fs.Parse(args); err != nil {
 		return exitUsage
 	}
@@ -154,6 +157,31 @@ func cmdCheckConfig(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stdout, "# %s is valid. Effective configuration (secrets redacted):\n\n%s\n", *path, cfg.Redacted())
 	fmt.Fprintf(stdout, "\n%s", cfg.Timing())
+	if *offline || cfg.Lease.Backend != "azblob" {
+		return exitOK
+	}
+	return checkStorage(cfg, stdout, stderr)
+}
+
+// checkStorage reads the lease once: a storage that can never work as
+// configured is a configuration error (exit 2); a passing fault is only a
+// warning, since it may be gone when the node starts.
+func checkStorage(cfg *config.Config, stdout, stderr io.Writer) int {
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	rec, held, err := node.CheckStorage(ctx, cfg, zap.NewNop())
+	switch {
+	case errors.Is(err, lease.ErrConfig):
+		fmt.Fprintf(stderr, "baton: lease storage: %v\n", err)
+		return exitUsage
+	case err != nil:
+		fmt.Fprintf(stderr, "baton: warning: could not read the lease (the node would keep retrying): %v\n", err)
+		return exitOK
+	case held:
+		fmt.Fprintf(stdout, "\nlease storage reachable: held by %s (term %d, %s)\n", rec.Holder, rec.Term, rec.AdvertiseURL)
+	default:
+		fmt.Fprintf(stdout, "\nlease storage reachable: nobody holds the lease (last term %d)\n", rec.Term)
+	}
 	return exitOK
 }
 

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"context"
 	"fmt"
 
 	"go.uber.org/zap"
@@ -94,4 +95,16 @@ func newMonitor(cfg *config.Config, log *zap.Logger) (*healthcheck.Monitor, erro
 		},
 		History: cfg.Health.History,
 	}, log)
+}
+
+// CheckStorage builds the configured lease backend and reads the holder
+// record once, so `baton check-config` can explain a storage
+// misconfiguration without starting anything. Errors wrapping
+// lease.ErrConfig mean the storage can never work as configured.
+func CheckStorage(ctx context.Context, cfg *config.Config, log *zap.Logger) (lease.Record, bool, error) {
+	l, err := newLock(cfg, log)
+	if err != nil {
+		return lease.Record{}, false, err
+	}
+	return l.Read(ctx)
 }
