@@ -39,6 +39,7 @@ type Node struct {
 	token   string // admin token; "" disables admin actions
 
 	listeners []boundListener
+	ready     chan struct{} // closed once serving and the first health round ran
 	stopping  atomic.Bool
 	drain     drainState
 }
@@ -54,7 +55,7 @@ type boundListener struct {
 // so that a port in use is reported before anything starts. Close releases
 // the listeners if Run is never called.
 func New(cfg *config.Config, log *zap.Logger, version string) (*Node, error) {
-	n := &Node{cfg: cfg, log: log, version: version, started: time.Now()}
+	n := &Node{cfg: cfg, log: log, version: version, started: time.Now(), ready: make(chan struct{})}
 	var err error
 	if n.lock, err = newLock(cfg, log); err != nil {
 		return nil, err
@@ -152,6 +153,10 @@ func (n *Node) Addr(key string) string {
 	return ""
 }
 
+// Ready is closed once the node serves on every listener and the first
+// round of health checks ran (for service managers' readiness).
+func (n *Node) Ready() <-chan struct{} { return n.ready }
+
 // Close releases the listeners of a node that was never run.
 func (n *Node) Close() {
 	for _, l := range n.listeners {
@@ -185,6 +190,13 @@ func (n *Node) Run(ctx context.Context) error {
 			}
 		})
 	}
+	wg.Go(func() {
+		select {
+		case <-n.monitor.FirstRoundDone():
+			close(n.ready)
+		case <-runCtx.Done():
+		}
+	})
 	n.log.Info("node started",
 		zap.String("node", n.cfg.NodeName),
 		zap.String("version", n.version),
