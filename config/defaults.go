@@ -166,6 +166,14 @@ func (st *state) defaults(c *Config) {
 		}
 	}
 
+	setDur(&c.Hooks.Timeout, st.has("hooks", "timeout"), 30*time.Second)
+	if len(c.Hooks.OnActive) == 0 {
+		c.Hooks.OnActive = nil
+	}
+	if len(c.Hooks.OnStandby) == 0 {
+		c.Hooks.OnStandby = nil
+	}
+
 	setStr(&c.Log.Level, "info")
 	setStr(&c.Log.Format, "json")
 }

@@ -65,7 +65,8 @@ func TestDefaults(t *testing.T) {
 				StoragePath: DefaultACMEStorage(), StoragePrefix: "certmagic/",
 			},
 		},
-		Log: Log{Level: "info", Format: "json"},
+		Log:   Log{Level: "info", Format: "json"},
+		Hooks: Hooks{Timeout: Duration(30 * time.Second)},
 	}
 	if d := diff(got, want); d != "" {
 		t.Errorf("defaults differ: %s", d)

@@ -20,6 +20,18 @@ type Config struct {
 	Drain   Drain   `toml:"drain"`
 	TLS     TLS     `toml:"tls"`
 	Log     Log     `toml:"log"`
+	Hooks   Hooks   `toml:"hooks"`
+}
+
+// Hooks are commands run when this node's role changes: on_active when it
+// becomes active, on_standby when it stops being active. They run in the
+// background with a timeout (killed with their children at it) and never
+// block the election or the proxy. Environment: BATON_NODE, BATON_ROLE,
+// BATON_TERM, BATON_HOLDER, BATON_REASON.
+type Hooks struct {
+	OnActive  []string `toml:"on_active"`  // argv; [] disables
+	OnStandby []string `toml:"on_standby"` // argv; [] disables
+	Timeout   Duration `toml:"timeout"`    // default 30s
 }
 
 type Listen struct {

@@ -73,6 +73,31 @@ func (st *state) validate(c *Config) {
 	st.validateDrain(c)
 	st.validateTLS(c)
 	st.validateLog(c)
+	st.validateHooks(c)
+}
+
+func (st *state) validateHooks(c *Config) {
+	st.positive("hooks.timeout", c.Hooks.Timeout)
+	for _, h := range []struct {
+		key  string
+		argv []string
+	}{{"hooks.on_active", c.Hooks.OnActive}, {"hooks.on_standby", c.Hooks.OnStandby}} {
+		key, argv := h.key, h.argv
+		if len(argv) == 0 {
+			continue
+		}
+		if argv[0] == "" {
+			st.errorf(key, "the command (first element) is empty")
+			continue
+		}
+		if _, err := st.lookPath(argv[0]); err != nil {
+			var ee *exec.Error
+			if errors.As(err, &ee) {
+				err = ee.Err
+			}
+			st.errorf(key, "%q is not an executable on this host: %v", argv[0], err)
+		}
+	}
 }
 
 func (st *state) oneOf(key, v string, allowed []string) bool {

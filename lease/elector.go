@@ -49,6 +49,10 @@ type Config struct {
 	// ReleaseTimeout bounds the Release call on a voluntary demotion or on
 	// Stop. Zero means DefaultReleaseTimeout.
 	ReleaseTimeout time.Duration
+	// OnEvent, if set, is called for every acquisition, renew attempt and
+	// demotion (for metrics). It is called from the election loop and must
+	// return quickly without calling the Elector.
+	OnEvent func(Event)
 	// Now is the clock for Fence and for the times in State. Nil means
 	// time.Now. It must advance at the rate of the runtime's timers; its
 	// values should carry a monotonic reading (time.Now's do).
@@ -112,6 +116,32 @@ type State struct {
 	// LastError is the text of the last storage error (ErrHeld is not an
 	// error); "" when the last storage call succeeded.
 	LastError string
+}
+
+// EventKind names what an Event reports.
+type EventKind int
+
+// The events of Config.OnEvent.
+const (
+	EventAcquired    EventKind = iota + 1 // the lease was acquired (Term)
+	EventRenewed                          // a renew succeeded (Latency)
+	EventRenewFailed                      // a renew failed but the lease is still valid (Latency, Err)
+	EventDemoted                          // the node stopped being active (Reason, Term)
+)
+
+// Event is one report to Config.OnEvent.
+type Event struct {
+	Kind    EventKind
+	Term    uint64
+	Latency time.Duration
+	Reason  string
+	Err     error
+}
+
+func (e *Elector) emit(ev Event) {
+	if e.cfg.OnEvent != nil {
+		e.cfg.OnEvent(ev)
+	}
 }
 
 // fenceValue is what the request path reads: immutable once published.
@@ -693,9 +723,11 @@ loop:
 				deadlineT.Reset(deadline.Sub(e.now()))
 				renewT.Reset(r.sent.Add(e.cfg.RenewInterval).Sub(e.now()))
 			case errors.Is(r.err, ErrLost):
+				e.emit(Event{Kind: EventRenewFailed, Latency: r.done.Sub(r.sent), Err: r.err})
 				reason = "lease lost"
 				break loop
 			default:
+				e.emit(Event{Kind: EventRenewFailed, Latency: r.done.Sub(r.sent), Err: r.err})
 				e.noteErr("renew", r.err)
 				next := r.sent.Add(e.cfg.RenewInterval)
 				if retry := r.done.Add(e.cfg.RetryInterval); retry.Before(next) {
@@ -726,6 +758,7 @@ func (e *Elector) becomeActive(rec Record, sent, done, deadline time.Time) bool 
 	e.st.LastRenew, e.st.RenewLatency = done, done.Sub(sent)
 	e.setRoleLocked(RoleActive, "lease acquired")
 	e.publishLocked()
+	e.emit(Event{Kind: EventAcquired, Term: rec.Term, Latency: done.Sub(sent)})
 	return true
 }
 
@@ -742,6 +775,7 @@ func (e *Elector) renewed(r renewResult, deadline time.Time) {
 	e.st.ValidUntil = deadline
 	e.st.LastRenew, e.st.RenewLatency = r.done, r.done.Sub(r.sent)
 	e.publishLocked()
+	e.emit(Event{Kind: EventRenewed, Latency: r.done.Sub(r.sent)})
 }
 
 // demote ends leadership: fence off first, then (voluntary only) release
@@ -793,6 +827,7 @@ func (e *Elector) demote(ctx context.Context, reason string, voluntary bool, inf
 		}
 		e.setRoleLocked(role, reason)
 		e.publishLocked()
+		e.emit(Event{Kind: EventDemoted, Term: e.st.Term, Reason: reason})
 	}
 	e.mu.Unlock()
 	for _, ch := range waiters {

@@ -1213,3 +1213,40 @@ func TestLeave(t *testing.T) {
 		}
 	})
 }
+
+func TestEvents(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var mu sync.Mutex
+		var kinds []lease.EventKind
+		var demoted string
+		cfg := testConfig("a")
+		cfg.OnEvent = func(ev lease.Event) {
+			mu.Lock()
+			defer mu.Unlock()
+			kinds = append(kinds, ev.Kind)
+			if ev.Kind == lease.EventDemoted {
+				demoted = ev.Reason
+			}
+		}
+		store := leasetest.NewStore()
+		a := startNode(t, store, cfg)
+		a.e.SetHealthy(true, "ok")
+		waitState(t, a.e, time.Second, "a active", roleIs(lease.RoleActive))
+		time.Sleep(2*cfg.RenewInterval + time.Millisecond)
+		a.lock.Set(leasetest.Renew, leasetest.Fail(errors.New("boom")))
+		time.Sleep(cfg.RenewInterval)
+		if err := a.e.StepDown("deploy"); err != nil {
+			t.Fatal(err)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		count := map[lease.EventKind]int{}
+		for _, k := range kinds {
+			count[k]++
+		}
+		if kinds[0] != lease.EventAcquired || count[lease.EventRenewed] < 2 || count[lease.EventRenewFailed] < 1 ||
+			kinds[len(kinds)-1] != lease.EventDemoted || demoted != "step-down: deploy" {
+			t.Errorf("events %v (demoted %q)", kinds, demoted)
+		}
+	})
+}

@@ -69,6 +69,10 @@ type Options struct {
 	Leader Leader
 	// NodeName marks forwarded requests (ForwardedHeader).
 	NodeName string
+	// OnDuration, if set, is called at the end of every local or
+	// forwarded request with its duration (for a histogram). It must be
+	// cheap and must not block.
+	OnDuration func(path Path, d time.Duration)
 }
 
 // Proxy is the http.Handler of the main listeners.
@@ -86,6 +90,8 @@ type Proxy struct {
 
 	backendFailing atomic.Bool // for logging once per change
 	standby        *standby
+	codes          [numPaths][6]atomic.Uint64 // by path and status class (index 1..5; 0: other)
+	accessLog      atomic.Pointer[zap.Logger]
 	conns          connSet // backend connections, closed at a drain deadline
 	upgraded       connSet // hijacked client connections (WebSocket)
 
@@ -160,8 +166,10 @@ func New(o Options, log *zap.Logger) (*Proxy, error) {
 // ServeHTTP fences the request, then proxies it to the local backend, or
 // hands it to the standby path (forward to the active node, or 503).
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if _, ok := p.opts.Fence.Fence(); !ok {
-		p.standby.serve(w, r)
+	if al := p.accessLog.Load(); al != nil {
+		aw := &accessWriter{ResponseWriter: w, start: time.Now()}
+		p.serveLocal(aw, r)
+		aw.log(al, r)
 		return
 	}
 	p.serveLocal(w, r)
@@ -174,6 +182,12 @@ func (p *Proxy) serveLocal(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		p.standby.serve(w, r)
 		return
+	}
+	if aw, isAW := w.(*accessWriter); isAW {
+		aw.path, aw.term = PathLocal, term
+	}
+	if p.opts.OnDuration != nil {
+		defer p.observe(PathLocal, time.Now())
 	}
 	p.begin()
 	defer p.end()
@@ -193,6 +207,10 @@ func (p *Proxy) serveLocal(w http.ResponseWriter, r *http.Request) {
 // notServing answers a request this node must not serve locally.
 func (p *Proxy) notServing(w http.ResponseWriter) {
 	p.rejected.Add(1)
+	p.count(PathRejected, http.StatusServiceUnavailable)
+	if aw, ok := w.(*accessWriter); ok {
+		aw.path = PathRejected
+	}
 	h := w.Header()
 	h.Set("Retry-After", p.retryAfter)
 	h.Set("Connection", "close") // reconnect through the load balancer
@@ -202,6 +220,7 @@ func (p *Proxy) notServing(w http.ResponseWriter) {
 }
 
 func (p *Proxy) modifyResponse(res *http.Response) error {
+	p.count(PathLocal, res.StatusCode)
 	if _, ok := p.opts.Fence.Fence(); !ok && res.StatusCode != http.StatusSwitchingProtocols {
 		// Demoted while this request ran: the client must reconnect
 		// through the load balancer for its next request.
@@ -219,6 +238,7 @@ func (p *Proxy) modifyResponse(res *http.Response) error {
 // errorHandler is the one place where proxy faults become status codes.
 func (p *Proxy) errorHandler(w http.ResponseWriter, r *http.Request, err error) {
 	code := ErrorStatus(r.Context(), err)
+	p.count(PathLocal, code)
 	if p.opts.Observer != nil {
 		// A client that went away says nothing about the backend.
 		p.opts.Observer.RequestDone(code, code != StatusClientClosedRequest)
@@ -240,6 +260,7 @@ func (p *Proxy) errorHandler(w http.ResponseWriter, r *http.Request, err error) 
 func (p *Proxy) forwardError(w http.ResponseWriter, r *http.Request, err error) {
 	code := ErrorStatus(r.Context(), err)
 	if code == StatusClientClosedRequest {
+		p.count(PathForwarded, code)
 		return
 	}
 	p.log.Debug("forward to the active node failed", zap.String("target", r.URL.Host), zap.Error(err))
@@ -247,6 +268,7 @@ func (p *Proxy) forwardError(w http.ResponseWriter, r *http.Request, err error) 
 		p.notServing(w)
 		return
 	}
+	p.count(PathForwarded, code)
 	w.Header().Set("Connection", "close")
 	w.WriteHeader(code)
 	io.WriteString(w, http.StatusText(code)+"\n")
@@ -287,6 +309,11 @@ func (p *Proxy) end() {
 		p.idleMu.Unlock()
 	}
 }
+
+// SetStandby changes what a node that may not serve locally does
+// (StandbyForward or StandbyReject) and how long a request waits for an
+// active node. It is safe to call while serving.
+func (p *Proxy) SetStandby(mode string, hold time.Duration) { p.standby.set(mode, hold) }
 
 // Upgraded is the number of upgraded (WebSocket) client connections open.
 func (p *Proxy) Upgraded() int { return p.upgraded.len() }

@@ -38,8 +38,8 @@ type Leader interface {
 // standby handles requests that this node may not serve locally.
 type standby struct {
 	p        *Proxy
-	mode     string
-	hold     time.Duration
+	reject   atomic.Bool  // mode reject (or no Leader)
+	hold     atomic.Int64 // time.Duration
 	leader   Leader
 	nodeName string
 	rp       *httputil.ReverseProxy
@@ -53,13 +53,8 @@ type standby struct {
 type forwardTarget struct{}
 
 func newStandby(p *Proxy, o Options) *standby {
-	s := &standby{p: p, mode: o.Standby, hold: o.Hold, leader: o.Leader, nodeName: o.NodeName, targets: map[string]*url.URL{}}
-	if s.mode == "" {
-		s.mode = StandbyReject
-	}
-	if s.leader == nil {
-		s.mode = StandbyReject
-	}
+	s := &standby{p: p, leader: o.Leader, nodeName: o.NodeName, targets: map[string]*url.URL{}}
+	s.set(o.Standby, o.Hold)
 	tr := &http.Transport{
 		Proxy:                 nil,
 		DialContext:           (&net.Dialer{Timeout: o.DialTimeout, KeepAlive: 30 * time.Second}).DialContext,
@@ -79,11 +74,15 @@ func newStandby(p *Proxy, o Options) *standby {
 			pr.Out.Host = pr.In.Host
 			pr.Out.Header.Set(ForwardedHeader, s.nodeName)
 		},
-		Transport:      tr,
-		BufferPool:     bufferPool{},
-		ErrorLog:       stdLog(p.log, zap.DebugLevel),
-		ModifyResponse: func(res *http.Response) error { res.Header.Set("Connection", "close"); return nil },
-		ErrorHandler:   p.forwardError,
+		Transport:  tr,
+		BufferPool: bufferPool{},
+		ErrorLog:   stdLog(p.log, zap.DebugLevel),
+		ModifyResponse: func(res *http.Response) error {
+			p.count(PathForwarded, res.StatusCode)
+			res.Header.Set("Connection", "close")
+			return nil
+		},
+		ErrorHandler: p.forwardError,
 	}
 	return s
 }
@@ -91,7 +90,7 @@ func newStandby(p *Proxy, o Options) *standby {
 // serve answers a request this node may not serve locally: forward it to
 // the active node, hold it briefly while no active is known, or 503.
 func (s *standby) serve(w http.ResponseWriter, r *http.Request) {
-	if s.mode == StandbyReject || r.Header.Get(ForwardedHeader) != "" {
+	if s.reject.Load() || r.Header.Get(ForwardedHeader) != "" {
 		s.p.notServing(w)
 		return
 	}
@@ -103,6 +102,12 @@ func (s *standby) serve(w http.ResponseWriter, r *http.Request) {
 		s.p.notServing(w)
 	default:
 		s.forwarded.Add(1)
+		if aw, ok := w.(*accessWriter); ok {
+			aw.path = PathForwarded
+		}
+		if s.p.opts.OnDuration != nil {
+			defer s.p.observe(PathForwarded, time.Now())
+		}
 		s.rp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), forwardTarget{}, target)))
 	}
 }
@@ -122,10 +127,11 @@ func (s *standby) waitForActive(ctx context.Context) (target *url.URL, local boo
 			}
 		}
 		if timer == nil {
-			if s.hold <= 0 {
+			hold := time.Duration(s.hold.Load())
+			if hold <= 0 {
 				return nil, false
 			}
-			timer = time.NewTimer(s.hold)
+			timer = time.NewTimer(hold)
 			defer timer.Stop()
 		}
 		select {
@@ -154,6 +160,12 @@ func (s *standby) target(raw string) *url.URL {
 	}
 	s.targets[raw] = u
 	return u
+}
+
+// set changes the mode and the hold time; forwarding needs a Leader.
+func (s *standby) set(mode string, hold time.Duration) {
+	s.reject.Store(mode != StandbyForward || s.leader == nil)
+	s.hold.Store(int64(hold))
 }
 
 func (s *standby) close() {

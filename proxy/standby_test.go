@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 )
 
 // fakeLeader is a Leader a test sets by hand.
@@ -222,5 +223,44 @@ func TestDemotedResponseClosesConnection(t *testing.T) {
 	}
 	if !r.res.Close {
 		t.Error("the response of a demoted node lacks Connection: close")
+	}
+}
+
+func TestStatusCountsAndAccessLog(t *testing.T) {
+	a := newTestNode(t, "a", StandbyForward, 100*time.Millisecond)
+	b := newTestNode(t, "b", StandbyForward, time.Second)
+	b.fence.ok.Store(true)
+	core, logs := observer.New(zap.InfoLevel)
+	a.p.SetAccessLog(zap.New(core))
+	a.leader.set(b.front.URL)
+	doGet(t, a.front.URL+"/f", nil) // forwarded
+	a.leader.set("")
+	doGet(t, a.front.URL+"/r", nil) // no active: rejected after the hold
+	a.fence.ok.Store(true)
+	a.fence.term.Store(4)
+	doGet(t, a.front.URL+"/l", nil) // local
+	a.p.SetAccessLog(nil)
+	doGet(t, a.front.URL+"/quiet", nil)
+
+	c := a.p.StatusCounts()
+	if c[PathLocal][2] != 2 || c[PathForwarded][2] != 1 || c[PathRejected][5] != 1 {
+		t.Errorf("status counts %v", c)
+	}
+	entries := logs.FilterMessage("request").All()
+	if len(entries) != 3 {
+		t.Fatalf("%d access log lines, want 3", len(entries))
+	}
+	want := []struct {
+		path, taken string
+		status      int64
+	}{{"/f", "forwarded", 200}, {"/r", "rejected", 503}, {"/l", "local", 200}}
+	for i, e := range entries {
+		f := e.ContextMap()
+		if f["path"] != want[i].path || f["taken"] != want[i].taken || f["status"] != want[i].status || f["host"] != "app.example.com" {
+			t.Errorf("line %d: %v", i, f)
+		}
+	}
+	if entries[2].ContextMap()["term"] != uint64(4) {
+		t.Errorf("local line term %v", entries[2].ContextMap()["term"])
 	}
 }

@@ -134,6 +134,16 @@ func cmdStepDown(args []string, stdout, stderr io.Writer) int {
 	return a.action(http.MethodPost, "/step-down", "step-down", stdout, stderr)
 }
 
+func cmdReload(args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("reload", stderr)
+	var a adminFlags
+	a.register(fs)
+	if err := fs.Parse(args); err != nil {
+		return exitUsage
+	}
+	return a.action(http.MethodPost, "/reload", "reload", stdout, stderr)
+}
+
 func cmdMaintenance(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 || (args[0] != "on" && args[0] != "off") {
 		fmt.Fprintln(stderr, "baton maintenance: say on or off")

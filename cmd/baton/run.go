@@ -39,6 +39,7 @@ Usage:
   baton status       [-admin URL] [-json]  role, term, holder, lease time left, backend health
   baton step-down    [-admin URL]          planned switchover away from this node
   baton maintenance  on|off [-admin URL]   hold this node out of candidacy
+  baton reload       [-admin URL]          re-read the config file (same as SIGHUP)
   baton version
 
 Exit codes: 0 success, 1 runtime failure, 2 usage or configuration error.
@@ -63,6 +64,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdStepDown(rest, stdout, stderr)
 	case "maintenance":
 		return cmdMaintenance(rest, stdout, stderr)
+	case "reload":
+		return cmdReload(rest, stdout, stderr)
 	case "version", "-version", "--version":
 		fmt.Fprintf(stdout, "baton %s (%s, %s/%s)\n", version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 		return exitOK
@@ -118,7 +121,7 @@ func cmdRun(args []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "baton: %v\n", err)
 		return exitUsage
 	}
-	log, err := newLogger(cfg.Log, stderr)
+	log, level, err := newLogger(cfg.Log, stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "baton: log: %v\n", err)
 		return exitUsage
@@ -130,6 +133,9 @@ func cmdRun(args []string, stderr io.Writer) int {
 		log.Error("cannot start", zap.Error(err))
 		return exitFailure
 	}
+	n.SetLevel(level)
+	stopReloads := reloadOnSIGHUP(n)
+	defer stopReloads()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	go func() {
@@ -185,12 +191,39 @@ func checkStorage(cfg *config.Config, stdout, stderr io.Writer) int {
 	return exitOK
 }
 
-// newLogger builds the process logger from [log].
-func newLogger(c config.Log, stderr io.Writer) (*zap.Logger, error) {
-	level, err := zapcore.ParseLevel(c.Level)
-	if err != nil {
-		return nil, fmt.Errorf("log.level: %w", err)
+// reloadOnSIGHUP reloads the configuration on every SIGHUP until the
+// returned function is called. Reload logs its own outcome.
+func reloadOnSIGHUP(n *node.Node) (stop func()) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		for {
+			select {
+			case <-hup:
+				n.Reload()
+			case <-done:
+				return
+			}
+		}
+	}()
+	return func() {
+		signal.Stop(hup)
+		close(done)
+		<-finished
 	}
+}
+
+// newLogger builds the process logger from [log]; its level can be changed
+// later through the returned AtomicLevel.
+func newLogger(c config.Log, stderr io.Writer) (*zap.Logger, zap.AtomicLevel, error) {
+	lvl, err := zapcore.ParseLevel(c.Level)
+	if err != nil {
+		return nil, zap.AtomicLevel{}, fmt.Errorf("log.level: %w", err)
+	}
+	level := zap.NewAtomicLevelAt(lvl)
 	encCfg := zap.NewProductionEncoderConfig()
 	encCfg.EncodeTime = zapcore.ISO8601TimeEncoder
 	var enc zapcore.Encoder
@@ -201,17 +234,17 @@ func newLogger(c config.Log, stderr io.Writer) (*zap.Logger, error) {
 	case "json", "":
 		enc = zapcore.NewJSONEncoder(encCfg)
 	default:
-		return nil, errors.New("log.format: must be json or console")
+		return nil, level, errors.New("log.format: must be json or console")
 	}
 	out := zapcore.AddSync(stderr)
 	if c.File != "" {
 		f, err := os.OpenFile(c.File, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640)
 		if err != nil {
-			return nil, fmt.Errorf("log.file: %w", err)
+			return nil, level, fmt.Errorf("log.file: %w", err)
 		}
 		out = zapcore.AddSync(f)
 	}
-	return zap.New(zapcore.NewCore(enc, zapcore.Lock(out), level)), nil
+	return zap.New(zapcore.NewCore(enc, zapcore.Lock(out), level)), level, nil
 }
 
 // notYetSupported refuses settings this version validates but cannot run

@@ -38,6 +38,7 @@ type Status struct {
 	Drain    DrainStatus        `json:"drain"`
 	Started  time.Time          `json:"started"`
 	Config   string             `json:"config_file,omitempty"`
+	LoadedAt time.Time          `json:"config_loaded_at"`
 }
 
 // Holder is the lease holder record as the node last saw it.
@@ -75,9 +76,10 @@ func (n *Node) Status() Status {
 		Maintenance: st.Maintenance,
 		LeaseError:  st.LastError,
 		LeaseKind:   n.cfg.Lease.Backend,
-		Health:      n.monitor.Status(),
+		Health:      n.monitor().Status(),
 		Started:     n.started,
 		Config:      n.cfg.Path,
+		LoadedAt:    *n.loadedAt.Load(),
 	}
 	if st.HolderKnown {
 		s.Holder = &Holder{Node: st.Holder.Holder, AdvertiseURL: st.Holder.AdvertiseURL,
@@ -103,6 +105,15 @@ func (n *Node) adminHandler() http.Handler {
 	mux.HandleFunc("GET /status", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, n.Status())
 	})
+	mux.Handle("GET /metrics", n.metrics.handler())
+	mux.HandleFunc("POST /reload", n.authorized(func(w http.ResponseWriter, _ *http.Request) {
+		res, err := n.Reload()
+		if err != nil {
+			writeJSON(w, http.StatusUnprocessableEntity, map[string]any{"error": err.Error()})
+			return
+		}
+		writeJSON(w, http.StatusOK, res)
+	}))
 	mux.HandleFunc("POST /step-down", n.authorized(func(w http.ResponseWriter, _ *http.Request) {
 		if err := n.elector.StepDown("step-down requested by operator"); err != nil {
 			code := http.StatusInternalServerError
@@ -134,7 +145,8 @@ func (n *Node) adminHandler() http.Handler {
 // admin.token_file, compared in constant time.
 func (n *Node) authorized(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if n.token == "" {
+		token := *n.token.Load()
+		if token == "" {
 			writeJSON(w, http.StatusForbidden, map[string]string{"error": "admin actions are disabled: set admin.token_file"})
 			return
 		}
@@ -144,7 +156,7 @@ func (n *Node) authorized(h http.HandlerFunc) http.HandlerFunc {
 			writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "missing bearer token"})
 			return
 		}
-		if subtle.ConstantTimeCompare([]byte(got), []byte(n.token)) != 1 {
+		if subtle.ConstantTimeCompare([]byte(got), []byte(token)) != 1 {
 			n.log.Warn("admin action refused: wrong token", zap.String("path", r.URL.Path), zap.String("client", r.RemoteAddr))
 			writeJSON(w, http.StatusForbidden, map[string]string{"error": "wrong token"})
 			return

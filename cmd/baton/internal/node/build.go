@@ -52,7 +52,7 @@ func newLock(cfg *config.Config, log *zap.Logger) (lease.Lock, error) {
 
 // newMonitor builds the health monitor from the [[health.check]] entries
 // and [health.passive].
-func newMonitor(cfg *config.Config, log *zap.Logger) (*healthcheck.Monitor, error) {
+func newMonitor(cfg *config.Config, m *metrics, startHealthy bool, log *zap.Logger) (*healthcheck.Monitor, error) {
 	var specs []healthcheck.CheckSpec
 	for _, c := range cfg.Health.Checks {
 		var (
@@ -93,7 +93,9 @@ func newMonitor(cfg *config.Config, log *zap.Logger) (*healthcheck.Monitor, erro
 			ErrorRate: p.ErrorRate, Window: p.Window.D(), MinRequests: p.MinRequests,
 			MaxInFlight: p.MaxInFlight, Cooldown: p.Cooldown.D(),
 		},
-		History: cfg.Health.History,
+		History:      cfg.Health.History,
+		StartHealthy: startHealthy,
+		OnResult:     m.onCheckResult,
 	}, log)
 }
 

@@ -60,13 +60,19 @@ func (n *Node) followRole(ctx context.Context) {
 	for {
 		changed := n.elector.Changed()
 		active := n.elector.State().Role == lease.RoleActive
+		st := n.elector.State()
 		switch {
 		case active && !wasActive:
 			cancelDrain()
 			n.setKeepAlives(true)
-		case !active && wasActive && !n.stopping.Load():
+			n.hooks.fire("active", st)
+		case !active && wasActive:
+			n.hooks.fire("standby", st)
+			if n.stopping.Load() {
+				break // the stop sequence drains
+			}
 			cancelDrain()
-			dctx, cancel := context.WithTimeout(ctx, n.cfg.Drain.Timeout.D())
+			dctx, cancel := context.WithTimeout(ctx, n.live.Load().Drain.Timeout.D())
 			cancelDrain = cancel
 			wg.Go(func() { n.runDrain(dctx) })
 		}
@@ -102,6 +108,9 @@ func (n *Node) runDrain(ctx context.Context) {
 	if ctx.Err() == context.DeadlineExceeded {
 		reqs, upgraded = n.proxy.CutOff()
 	}
+	n.metrics.drains.Inc()
+	n.metrics.cutRequests.Add(float64(reqs))
+	n.metrics.cutUpgraded.Add(float64(upgraded))
 	took := time.Since(start)
 	n.drain.mu.Lock()
 	n.drain.st.Draining = false
@@ -111,7 +120,7 @@ func (n *Node) runDrain(ctx context.Context) {
 	if reqs > 0 || upgraded > 0 {
 		n.log.Warn("drain deadline passed, cut off what was left",
 			zap.Int64("requests", reqs), zap.Int("upgraded_connections", upgraded),
-			zap.Duration("drain_timeout", n.cfg.Drain.Timeout.D()))
+			zap.Duration("drain_timeout", n.live.Load().Drain.Timeout.D()))
 		return
 	}
 	n.log.Info("drain finished", zap.Duration("took", took.Round(time.Millisecond)))

@@ -27,16 +27,27 @@ import (
 
 // Node is one running baton.
 type Node struct {
-	cfg     *config.Config
+	cfg     *config.Config // as loaded at start: the restart-only settings
 	log     *zap.Logger
 	version string
 	started time.Time
+	level   zap.AtomicLevel // the logger's level, changed by reloads (if set)
 
-	lock    lease.Lock
-	elector *lease.Elector
-	monitor *healthcheck.Monitor
-	proxy   *proxy.Proxy
-	token   string // admin token; "" disables admin actions
+	live     atomic.Pointer[config.Config] // the reloadable settings in force
+	loadedAt atomic.Pointer[time.Time]
+
+	lock     lease.Lock
+	elector  *lease.Elector
+	mon      atomic.Pointer[healthcheck.Monitor]
+	monSwap  chan struct{} // signalled when a reload replaced the monitor
+	proxy    *proxy.Proxy
+	token    atomic.Pointer[string] // admin token; "" disables admin actions
+	metrics  *metrics
+	hooks    hookRunner
+	reloadMu sync.Mutex
+	runCtx   context.Context // set by Run, for monitors started by reloads
+	reloadOK atomic.Uint64
+	reloadKO atomic.Uint64
 
 	listeners []boundListener
 	ready     chan struct{} // closed once serving and the first health round ran
@@ -55,7 +66,13 @@ type boundListener struct {
 // so that a port in use is reported before anything starts. Close releases
 // the listeners if Run is never called.
 func New(cfg *config.Config, log *zap.Logger, version string) (*Node, error) {
-	n := &Node{cfg: cfg, log: log, version: version, started: time.Now(), ready: make(chan struct{})}
+	n := &Node{cfg: cfg, log: log, version: version, started: time.Now(), ready: make(chan struct{}),
+		monSwap: make(chan struct{}, 1)}
+	n.live.Store(cfg)
+	now := time.Now()
+	n.loadedAt.Store(&now)
+	n.hooks = hookRunner{n: n, log: log.Named("hooks")}
+	n.metrics = newMetrics(n)
 	var err error
 	if n.lock, err = newLock(cfg, log); err != nil {
 		return nil, err
@@ -68,13 +85,16 @@ func New(cfg *config.Config, log *zap.Logger, version string) (*Node, error) {
 		RenewDeadline:    cfg.Lease.RenewDeadline.D(),
 		RetryInterval:    cfg.Lease.RetryInterval.D(),
 		CandidacyBackoff: cfg.Lease.CandidacyBackoff.D(),
+		OnEvent:          n.metrics.onLeaseEvent,
 	}, log)
 	if err != nil {
 		return nil, err
 	}
-	if n.monitor, err = newMonitor(cfg, log); err != nil {
+	mon, err := newMonitor(cfg, n.metrics, false, log)
+	if err != nil {
 		return nil, err
 	}
+	n.mon.Store(mon)
 	backend, err := url.Parse(cfg.Backend.URL)
 	if err != nil {
 		return nil, fmt.Errorf("backend.url: %w", err)
@@ -83,7 +103,7 @@ func New(cfg *config.Config, log *zap.Logger, version string) (*Node, error) {
 		Backend:               backend,
 		FencingHeader:         cfg.Backend.FencingHeader,
 		Fence:                 n.elector,
-		Observer:              n.monitor,
+		Observer:              liveObserver{n},
 		RetryAfter:            cfg.Lease.RetryInterval.D() + cfg.Probe.LBInterval.D(),
 		DialTimeout:           cfg.Backend.DialTimeout.D(),
 		ResponseHeaderTimeout: cfg.Backend.ResponseHeaderTimeout.D(),
@@ -92,14 +112,18 @@ func New(cfg *config.Config, log *zap.Logger, version string) (*Node, error) {
 		Hold:                  cfg.Drain.Hold.D(),
 		Leader:                leader{n.elector, cfg.NodeName},
 		NodeName:              cfg.NodeName,
+		OnDuration:            n.metrics.onDuration,
 	}, log)
 	if err != nil {
 		return nil, err
 	}
-	if cfg.Admin.TokenFile != "" {
-		if n.token, err = config.ReadSecret("", cfg.Admin.TokenFile); err != nil {
-			return nil, fmt.Errorf("admin.token_file: %w", err)
-		}
+	tok, err := readToken(cfg)
+	if err != nil {
+		return nil, err
+	}
+	n.token.Store(&tok)
+	if cfg.Log.Access {
+		n.proxy.SetAccessLog(log.Named("access"))
 	}
 	if err := n.bind(); err != nil {
 		n.Close()
@@ -174,8 +198,11 @@ func (n *Node) Close() {
 func (n *Node) Run(ctx context.Context) error {
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancel()
+	n.reloadMu.Lock()
+	n.runCtx = runCtx
+	n.reloadMu.Unlock()
 
-	n.monitor.Start(runCtx)
+	n.monitor().Start(runCtx)
 	n.elector.Start(runCtx)
 
 	var wg sync.WaitGroup
@@ -192,7 +219,7 @@ func (n *Node) Run(ctx context.Context) error {
 	}
 	wg.Go(func() {
 		select {
-		case <-n.monitor.FirstRoundDone():
+		case <-n.monitor().FirstRoundDone():
 			close(n.ready)
 		case <-runCtx.Done():
 		}
@@ -221,6 +248,9 @@ func (n *Node) Run(ctx context.Context) error {
 // context: the run context is already cancelled here.
 func (n *Node) shutdown() {
 	stopAt := time.Now()
+	n.reloadMu.Lock()
+	n.runCtx = nil // no reload from here on
+	n.reloadMu.Unlock()
 	n.stopping.Store(true) // 1. the probe answers 503 from now on
 	// 2. fence off (no new local request), release the lease; keep reading
 	// the holder so new requests are forwarded to the new active node.
@@ -230,9 +260,10 @@ func (n *Node) shutdown() {
 
 	// 3. new flows keep arriving until the load balancer has seen the 503:
 	// keep answering them while in-flight requests finish.
-	drainCtx, cancel := context.WithTimeout(context.Background(), n.cfg.Drain.Timeout.D())
+	live := n.live.Load()
+	drainCtx, cancel := context.WithTimeout(context.Background(), live.Drain.Timeout.D())
 	defer cancel()
-	if d := n.cfg.Drain.ExitDelay.D() - time.Since(stopAt); d > 0 {
+	if d := live.Drain.ExitDelay.D() - time.Since(stopAt); d > 0 {
 		t := time.NewTimer(d)
 		select {
 		case <-t.C:
@@ -257,7 +288,7 @@ func (n *Node) shutdown() {
 	if reqs, upgraded := n.proxy.CutOff(); reqs > 0 || upgraded > 0 {
 		n.log.Warn("drain deadline passed, cut off what was left",
 			zap.Int64("requests", reqs), zap.Int("upgraded_connections", upgraded),
-			zap.Duration("drain_timeout", n.cfg.Drain.Timeout.D()))
+			zap.Duration("drain_timeout", live.Drain.Timeout.D()))
 	}
 	for _, l := range n.listeners {
 		if l.main {
@@ -279,22 +310,51 @@ func (n *Node) shutdown() {
 		}
 		c()
 	}
-	n.monitor.Stop()
+	n.monitor().Stop()
+	n.hooks.wait()
 	n.log.Info("stopped", zap.Duration("took", time.Since(stopAt).Round(time.Millisecond)))
 }
 
-// followHealth passes every change of the backend's health to the elector.
+// followHealth passes every change of the backend's health to the elector,
+// following the monitor a reload put in place.
 func (n *Node) followHealth(ctx context.Context) {
 	for {
-		changed := n.monitor.Changed()
-		ok, reason := n.monitor.Healthy()
+		m := n.monitor()
+		changed := m.Changed()
+		ok, reason := m.Healthy()
 		n.elector.SetHealthy(ok, reason)
 		select {
 		case <-changed:
+		case <-n.monSwap:
 		case <-ctx.Done():
 			return
 		}
 	}
+}
+
+// monitor is the health monitor in force.
+func (n *Node) monitor() *healthcheck.Monitor { return n.mon.Load() }
+
+// liveObserver passes the proxy's passive signals to the monitor in force.
+type liveObserver struct{ n *Node }
+
+func (o liveObserver) RequestStarted() { o.n.mon.Load().RequestStarted() }
+func (o liveObserver) RequestDone(status int, proxyErr bool) {
+	o.n.mon.Load().RequestDone(status, proxyErr)
+}
+
+// SetLevel gives the node the logger's level, so reloads can change it.
+func (n *Node) SetLevel(l zap.AtomicLevel) { n.level = l }
+
+func readToken(cfg *config.Config) (string, error) {
+	if cfg.Admin.TokenFile == "" {
+		return "", nil
+	}
+	tok, err := config.ReadSecret("", cfg.Admin.TokenFile)
+	if err != nil {
+		return "", fmt.Errorf("admin.token_file: %w", err)
+	}
+	return tok, nil
 }
 
 // probeState is what the load balancer sees: up only while this node is
@@ -305,7 +365,7 @@ func (n *Node) probeState() (bool, string) {
 		return false, "stopping"
 	}
 	_, active := n.elector.Fence()
-	healthy, _ := n.monitor.Healthy()
+	healthy, _ := n.monitor().Healthy()
 	if active && healthy {
 		return true, lease.RoleActive.String()
 	}

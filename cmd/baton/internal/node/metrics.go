@@ -1,0 +1,205 @@
+package node
+
+import (
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/batonproxy/baton/healthcheck"
+	"github.com/batonproxy/baton/lease"
+	"github.com/batonproxy/baton/proxy"
+)
+
+// metrics are the node's Prometheus metrics, on a registry of its own (no
+// package globals). Event counters and histograms are fed as things
+// happen; everything that is a state is read at scrape time, so the request
+// path pays only for the duration histogram. No label has unbounded values.
+type metrics struct {
+	reg *prometheus.Registry
+
+	acquisitions  prometheus.Counter
+	losses        *prometheus.CounterVec
+	renewDuration prometheus.Histogram
+	renewFailures prometheus.Counter
+	reqDuration   [3]prometheus.Observer // by proxy.Path
+	drains        prometheus.Counter
+	cutRequests   prometheus.Counter
+	cutUpgraded   prometheus.Counter
+	checkDuration *prometheus.HistogramVec
+	checkFailures *prometheus.CounterVec
+}
+
+const ns = "baton"
+
+func newMetrics(n *Node) *metrics {
+	m := &metrics{reg: prometheus.NewRegistry()}
+	f := func(c prometheus.Collector) { m.reg.MustRegister(c) }
+	m.acquisitions = prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "lease_acquisitions_total",
+		Help: "Times this node acquired the lease."})
+	m.losses = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "lease_losses_total",
+		Help: "Times this node stopped being active, by reason."}, []string{"reason"})
+	m.renewDuration = prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Name: "lease_renew_duration_seconds",
+		Help: "Duration of lease renew calls.", Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5}})
+	m.renewFailures = prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "lease_renew_failures_total",
+		Help: "Failed lease renew calls."})
+	rd := prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: ns, Name: "request_duration_seconds",
+		Help: "Duration of proxied requests, by path taken.", Buckets: prometheus.DefBuckets}, []string{"path"})
+	for p := proxy.PathLocal; p <= proxy.PathRejected; p++ {
+		m.reqDuration[p] = rd.WithLabelValues(p.String())
+	}
+	m.drains = prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "drains_total",
+		Help: "Drains run after a demotion."})
+	m.cutRequests = prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "drain_cut_requests_total",
+		Help: "Requests cut off at a drain deadline."})
+	m.cutUpgraded = prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "drain_cut_upgraded_connections_total",
+		Help: "Upgraded (WebSocket) connections closed at a drain deadline."})
+	m.checkDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: ns, Name: "health_check_duration_seconds",
+		Help: "Duration of health check runs.", Buckets: []float64{.001, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5}}, []string{"check"})
+	m.checkFailures = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "health_check_failures_total",
+		Help: "Failed health check runs, by check and kind of failure."}, []string{"check", "reason"})
+	for _, c := range []prometheus.Collector{m.acquisitions, m.losses, m.renewDuration, m.renewFailures, rd,
+		m.drains, m.cutRequests, m.cutUpgraded, m.checkDuration, m.checkFailures} {
+		f(c)
+	}
+	f(collectors.NewGoCollector())
+	f(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	f(stateCollector{n})
+	return m
+}
+
+func (m *metrics) handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
+}
+
+// onLeaseEvent feeds the lease counters; it runs on the election loop.
+func (m *metrics) onLeaseEvent(ev lease.Event) {
+	switch ev.Kind {
+	case lease.EventAcquired:
+		m.acquisitions.Inc()
+	case lease.EventRenewed:
+		m.renewDuration.Observe(ev.Latency.Seconds())
+	case lease.EventRenewFailed:
+		m.renewDuration.Observe(ev.Latency.Seconds())
+		m.renewFailures.Inc()
+	case lease.EventDemoted:
+		m.losses.WithLabelValues(reasonClass(ev.Reason)).Inc()
+	}
+}
+
+// onCheckResult feeds the health check histograms; it runs on the
+// checker's goroutine.
+func (m *metrics) onCheckResult(check string, r healthcheck.Result) {
+	m.checkDuration.WithLabelValues(check).Observe(r.Duration.Seconds())
+	if !r.OK {
+		m.checkFailures.WithLabelValues(check, failureClass(r.Reason)).Inc()
+	}
+}
+
+// failureClass maps a check failure to a bounded label value.
+func failureClass(reason string) string {
+	switch r := strings.ToLower(reason); {
+	case strings.Contains(r, "timeout") || strings.Contains(r, "deadline"):
+		return "timeout"
+	case strings.Contains(r, "refused"):
+		return "refused"
+	case strings.HasPrefix(r, "status"):
+		return "status"
+	case strings.Contains(r, "body"):
+		return "body"
+	case strings.Contains(r, "exit"):
+		return "exit"
+	}
+	return "other"
+}
+
+func (m *metrics) onDuration(p proxy.Path, d time.Duration) { m.reqDuration[p].Observe(d.Seconds()) }
+
+// reasonClass maps a demotion reason to a bounded label value.
+func reasonClass(reason string) string {
+	head, _, _ := strings.Cut(reason, ":")
+	switch head {
+	case "renew deadline passed", "lease lost", "backend unhealthy", "step-down", "maintenance", "stopping", "stopped":
+		return strings.ReplaceAll(head, " ", "_")
+	}
+	return "other"
+}
+
+var (
+	descRole      = prometheus.NewDesc(ns+"_role", "1 for the node's current role, 0 for the others.", []string{"role"}, nil)
+	descTerm      = prometheus.NewDesc(ns+"_lease_term", "The fencing term this node last held or saw.", nil, nil)
+	descSince     = prometheus.NewDesc(ns+"_lease_seconds_since_renew", "Seconds since the last successful acquire or renew (0 when never).", nil, nil)
+	descLeft      = prometheus.NewDesc(ns+"_lease_remaining_seconds", "Own-clock lease validity left while active, else 0.", nil, nil)
+	descCandidate = prometheus.NewDesc(ns+"_candidate", "1 when the node may compete for the lease (healthy, no maintenance, no back-off).", nil, nil)
+	descServing   = prometheus.NewDesc(ns+"_probe_up", "1 when the probe answers 200.", nil, nil)
+	descHealthy   = prometheus.NewDesc(ns+"_backend_healthy", "1 when every required health check passes and no passive signal tripped.", nil, nil)
+	descCheck     = prometheus.NewDesc(ns+"_health_check_up", "1 when the health check is passing.", []string{"check"}, nil)
+	descRequests  = prometheus.NewDesc(ns+"_requests_total", "Requests answered, by path taken and status class.", []string{"path", "code"}, nil)
+	descInFlight  = prometheus.NewDesc(ns+"_requests_in_flight", "Requests being served by the local backend.", nil, nil)
+	descUpgraded  = prometheus.NewDesc(ns+"_upgraded_connections", "Open upgraded (WebSocket) connections.", nil, nil)
+	descInfo      = prometheus.NewDesc(ns+"_build_info", "Always 1; the labels describe the build.", []string{"version"}, nil)
+	descReloads   = prometheus.NewDesc(ns+"_config_reloads_total", "Configuration reloads, by result.", []string{"result"}, nil)
+)
+
+// stateCollector reports what is a state at scrape time.
+type stateCollector struct{ n *Node }
+
+func (c stateCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descRole, descTerm, descSince, descLeft, descCandidate, descServing,
+		descHealthy, descCheck, descRequests, descInFlight, descUpgraded, descInfo, descReloads} {
+		ch <- d
+	}
+}
+
+func (c stateCollector) Collect(ch chan<- prometheus.Metric) {
+	n := c.n
+	st := n.elector.State()
+	role := n.role()
+	for r := lease.RoleStandby; r <= lease.RoleStopping; r++ {
+		ch <- prometheus.MustNewConstMetric(descRole, prometheus.GaugeValue, b2f(r == role), r.String())
+	}
+	ch <- prometheus.MustNewConstMetric(descTerm, prometheus.GaugeValue, float64(st.Term))
+	since := 0.0
+	if !st.LastRenew.IsZero() {
+		since = time.Since(st.LastRenew).Seconds()
+	}
+	ch <- prometheus.MustNewConstMetric(descSince, prometheus.GaugeValue, since)
+	left := 0.0
+	if _, ok := n.elector.Fence(); ok {
+		left = max(time.Until(st.ValidUntil).Seconds(), 0)
+	}
+	ch <- prometheus.MustNewConstMetric(descLeft, prometheus.GaugeValue, left)
+	candidate := st.Healthy && !st.Maintenance && !time.Now().Before(st.BackoffUntil) && !n.stopping.Load()
+	ch <- prometheus.MustNewConstMetric(descCandidate, prometheus.GaugeValue, b2f(candidate))
+	up, _ := n.probeState()
+	ch <- prometheus.MustNewConstMetric(descServing, prometheus.GaugeValue, b2f(up))
+	hs := n.monitor().Status()
+	ch <- prometheus.MustNewConstMetric(descHealthy, prometheus.GaugeValue, b2f(hs.Healthy))
+	for _, cs := range hs.Checks {
+		ch <- prometheus.MustNewConstMetric(descCheck, prometheus.GaugeValue, b2f(cs.Healthy), cs.Name)
+	}
+	counts := n.proxy.StatusCounts()
+	for p := proxy.PathLocal; p <= proxy.PathRejected; p++ {
+		for class, v := range counts[p] {
+			if v > 0 {
+				ch <- prometheus.MustNewConstMetric(descRequests, prometheus.CounterValue, float64(v), p.String(), proxy.CodeClasses[class])
+			}
+		}
+	}
+	ch <- prometheus.MustNewConstMetric(descInFlight, prometheus.GaugeValue, float64(n.proxy.InFlight()))
+	ch <- prometheus.MustNewConstMetric(descUpgraded, prometheus.GaugeValue, float64(n.proxy.Upgraded()))
+	ch <- prometheus.MustNewConstMetric(descInfo, prometheus.GaugeValue, 1, n.version)
+	ok, failed := n.reloads()
+	ch <- prometheus.MustNewConstMetric(descReloads, prometheus.CounterValue, float64(ok), "applied")
+	ch <- prometheus.MustNewConstMetric(descReloads, prometheus.CounterValue, float64(failed), "rejected")
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
