@@ -97,7 +97,7 @@ func TestDefaultsDependOnOtherKeys(t *testing.T) {
 			func(t *testing.T, c *Config) { eq(t, c.Backend.FencingHeader, "") }},
 		{"empty node_name means the host name", "node_name = \"\"\n" + fileLease,
 			func(t *testing.T, c *Config) { eq(t, c.NodeName, "test-host") }},
-		{"redirect on with both listeners", fileLease + "[listen]\nhttps = \":443\"\n[[tls.certificate]]\ncert_file = \"testdata/files/placeholder.pem\"\nkey_file = \"testdata/files/placeholder.pem\"\n",
+		{"redirect on with both listeners", fileLease + "[listen]\nhttps = \":443\"\n[[tls.certificate]]\ncert_file = \"testdata/files/test.crt\"\nkey_file = \"testdata/files/test.key\"\n",
 			func(t *testing.T, c *Config) { eq(t, *c.TLS.RedirectHTTP, true) }},
 		{"shared-key account from the endpoint", "[lease.azblob]\naccount_url = \"https://acct1.blob.core.windows.net\"\nauth = \"shared-key\"\naccount_key_env = \"K\"\n",
 			func(t *testing.T, c *Config) { eq(t, c.Lease.AzBlob.AccountName, "acct1") }},

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"crypto/tls"
 	"errors"
 	"io/fs"
 	"net"
@@ -138,6 +139,23 @@ func (st *state) positive(key string, d Duration) bool {
 func (st *state) fileExists(key, path string) {
 	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
 		st.errorf(key, "file %q does not exist", path)
+	}
+}
+
+// keyPair reports a certificate and key that exist but cannot be used
+// together (not PEM, wrong key, corrupt). Unreadable files are left to the
+// service: check-config may run as another user.
+func (st *state) keyPair(base string, c Certificate) {
+	if c.CertFile == "" || c.KeyFile == "" {
+		return
+	}
+	for _, f := range []string{c.CertFile, c.KeyFile} {
+		if _, err := os.Stat(f); err != nil {
+			return // reported as missing, or not ours to judge
+		}
+	}
+	if _, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile); err != nil && !errors.Is(err, fs.ErrPermission) {
+		st.errorf(base+".key_file", "cannot be used with %s: %v", c.CertFile, err)
 	}
 }
 
@@ -702,6 +720,7 @@ func (st *state) validateTLS(c *Config) {
 		} else {
 			st.fileExists(base+".key_file", cert.KeyFile)
 		}
+		st.keyPair(base, cert)
 	}
 
 	seen := map[string]bool{}

@@ -251,8 +251,6 @@ func newLogger(c config.Log, stderr io.Writer) (*zap.Logger, zap.AtomicLevel, er
 // yet, rather than silently ignoring them.
 func notYetSupported(cfg *config.Config) error {
 	switch {
-	case cfg.Listen.HTTPS != "":
-		return errors.New("listen.https: HTTPS termination is not available in this version yet; leave listen.https empty")
 	case cfg.Probe.Mode == "tcp":
 		return errors.New(`probe.mode: "tcp" is not available in this version yet; use "http"`)
 	}

@@ -141,6 +141,7 @@ var (
 	descInFlight  = prometheus.NewDesc(ns+"_requests_in_flight", "Requests being served by the local backend.", nil, nil)
 	descUpgraded  = prometheus.NewDesc(ns+"_upgraded_connections", "Open upgraded (WebSocket) connections.", nil, nil)
 	descInfo      = prometheus.NewDesc(ns+"_build_info", "Always 1; the labels describe the build.", []string{"version"}, nil)
+	descTLSExpiry = prometheus.NewDesc(ns+"_tls_certificate_expiry_timestamp_seconds", "Unix time at which the earliest certificate in force expires.", nil, nil)
 	descReloads   = prometheus.NewDesc(ns+"_config_reloads_total", "Configuration reloads, by result.", []string{"result"}, nil)
 )
 
@@ -149,7 +150,7 @@ type stateCollector struct{ n *Node }
 
 func (c stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descRole, descTerm, descSince, descLeft, descCandidate, descServing,
-		descHealthy, descCheck, descRequests, descInFlight, descUpgraded, descInfo, descReloads} {
+		descHealthy, descCheck, descRequests, descInFlight, descUpgraded, descInfo, descReloads, descTLSExpiry} {
 		ch <- d
 	}
 }
@@ -192,6 +193,11 @@ func (c stateCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descInFlight, prometheus.GaugeValue, float64(n.proxy.InFlight()))
 	ch <- prometheus.MustNewConstMetric(descUpgraded, prometheus.GaugeValue, float64(n.proxy.Upgraded()))
 	ch <- prometheus.MustNewConstMetric(descInfo, prometheus.GaugeValue, 1, n.version)
+	if n.tls != nil {
+		if exp := n.tls.expires(); !exp.IsZero() {
+			ch <- prometheus.MustNewConstMetric(descTLSExpiry, prometheus.GaugeValue, float64(exp.Unix()))
+		}
+	}
 	ok, failed := n.reloads()
 	ch <- prometheus.MustNewConstMetric(descReloads, prometheus.CounterValue, float64(ok), "applied")
 	ch <- prometheus.MustNewConstMetric(descReloads, prometheus.CounterValue, float64(failed), "rejected")

@@ -43,6 +43,7 @@ type Node struct {
 	proxy    *proxy.Proxy
 	token    atomic.Pointer[string] // admin token; "" disables admin actions
 	metrics  *metrics
+	tls      *tlsSource // nil without listen.https
 	hooks    hookRunner
 	reloadMu sync.Mutex
 	runCtx   context.Context // set by Run, for monitors started by reloads
@@ -117,6 +118,11 @@ func New(cfg *config.Config, log *zap.Logger, version string) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
+	if cfg.Listen.HTTPS != "" {
+		if n.tls, err = newTLS(cfg, log); err != nil {
+			return nil, err
+		}
+	}
 	tok, err := readToken(cfg)
 	if err != nil {
 		return nil, err
@@ -148,7 +154,18 @@ func (n *Node) bind() error {
 		{"admin.listen", n.cfg.Admin.Listen, n.adminHandler(), false},
 	}
 	if n.cfg.Listen.HTTP != "" {
-		wants = append(wants, want{"listen.http", n.cfg.Listen.HTTP, n.proxy, true})
+		var h http.Handler = n.proxy
+		if n.tls != nil {
+			if n.cfg.TLS.Redirect() {
+				_, port, _ := net.SplitHostPort(n.cfg.Listen.HTTPS)
+				h = proxy.RedirectHTTPS(port)
+			}
+			h = n.tls.challenges(h)
+		}
+		wants = append(wants, want{"listen.http", n.cfg.Listen.HTTP, h, true})
+	}
+	if n.tls != nil {
+		wants = append(wants, want{"listen.https", n.cfg.Listen.HTTPS, proxy.HSTS(n.proxy, n.cfg.TLS.HSTS.D()), true})
 	}
 	for _, w := range wants {
 		if w.addr == "" {
@@ -158,10 +175,11 @@ func (n *Node) bind() error {
 		if err != nil {
 			return fmt.Errorf("%s: cannot listen on %s: %w", w.key, w.addr, err)
 		}
-		n.listeners = append(n.listeners, boundListener{
-			key: w.key, ln: ln, main: w.main,
-			server: proxy.NewServer(w.h, n.log.Named(strings.TrimSuffix(w.key, ".listen"))),
-		})
+		srv := proxy.NewServer(w.h, n.log.Named(strings.TrimSuffix(w.key, ".listen")))
+		if w.key == "listen.https" {
+			srv.TLSConfig = n.tls.config(n.cfg.TLS.MinVersion)
+		}
+		n.listeners = append(n.listeners, boundListener{key: w.key, ln: ln, main: w.main, server: srv})
 	}
 	return nil
 }
@@ -204,6 +222,12 @@ func (n *Node) Run(ctx context.Context) error {
 
 	n.monitor().Start(runCtx)
 	n.elector.Start(runCtx)
+	if n.tls != nil {
+		if err := n.tls.start(runCtx); err != nil {
+			n.log.Error("certificate management failed to start", zap.Error(err))
+		}
+		defer n.tls.stop()
+	}
 
 	var wg sync.WaitGroup
 	wg.Go(func() { n.followHealth(runCtx) })
@@ -212,7 +236,11 @@ func (n *Node) Run(ctx context.Context) error {
 	serveErr := make(chan error, len(n.listeners))
 	for _, l := range n.listeners {
 		wg.Go(func() {
-			if err := l.server.Serve(l.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			serve := l.server.Serve
+			if l.server.TLSConfig != nil {
+				serve = func(ln net.Listener) error { return l.server.ServeTLS(ln, "", "") }
+			}
+			if err := serve(l.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				serveErr <- fmt.Errorf("%s %s: %w", l.key, l.ln.Addr(), err)
 			}
 		})

@@ -120,6 +120,13 @@ func (n *Node) Reload() (ReloadResult, error) {
 		}
 		res.Applied = append(res.Applied, "log.access")
 	}
+	if n.tls != nil && n.tls.static != nil {
+		if err := n.tls.reload(); err == nil {
+			res.Applied = append(res.Applied, "tls certificates")
+		} else {
+			res.NotApplied = append(res.NotApplied, "tls certificates (bad file: "+err.Error()+")")
+		}
+	}
 	n.live.Store(&live)
 	res.LoadedAt = time.Now()
 	n.loadedAt.Store(&res.LoadedAt)

@@ -1,0 +1,149 @@
+package proxy
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// writePair writes a self-signed certificate for names with the given
+// serial and returns its files.
+func writePair(t *testing.T, dir, base string, serial int64, names ...string) CertPair {
+	t.Helper()
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: names[0]}, DNSNames: names,
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kb, _ := x509.MarshalECPrivateKey(key)
+	p := CertPair{filepath.Join(dir, base+".crt"), filepath.Join(dir, base+".key")}
+	os.WriteFile(p.CertFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600)
+	os.WriteFile(p.KeyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600)
+	return p
+}
+
+func serialFor(t *testing.T, s *StaticCerts, sni string) int64 {
+	t.Helper()
+	c, err := s.GetCertificate(&tls.ClientHelloInfo{ServerName: sni})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c.Leaf.SerialNumber.Int64()
+}
+
+func TestStaticCertsSNI(t *testing.T) {
+	dir := t.TempDir()
+	s, err := NewStaticCerts([]CertPair{
+		writePair(t, dir, "a", 1, "a.example.com"),
+		writePair(t, dir, "w", 2, "*.example.org"),
+	}, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for sni, want := range map[string]int64{"a.example.com": 1, "A.Example.COM.": 1, "x.example.org": 2, "unknown.test": 1, "": 1} {
+		if got := serialFor(t, s, sni); got != want {
+			t.Errorf("SNI %q: serial %d, want %d", sni, got, want)
+		}
+	}
+}
+
+func TestStaticCertsReload(t *testing.T) {
+	dir := t.TempDir()
+	p := writePair(t, dir, "a", 1, "a.example.com")
+	s, err := NewStaticCerts([]CertPair{p}, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A bad key on reload keeps the old certificate.
+	os.WriteFile(p.KeyFile, []byte("not a key"), 0o600)
+	if err := s.Reload(); err == nil {
+		t.Fatal("reload of a bad key succeeded")
+	}
+	if got := serialFor(t, s, "a.example.com"); got != 1 {
+		t.Fatalf("serial after a failed reload %d", got)
+	}
+	// A good new pair is picked up.
+	writePair(t, dir, "a", 7, "a.example.com")
+	if err := s.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if got := serialFor(t, s, "a.example.com"); got != 7 {
+		t.Fatalf("serial after reload %d, want 7", got)
+	}
+}
+
+func TestStaticCertsWatchAndServe(t *testing.T) {
+	dir := t.TempDir()
+	p := writePair(t, dir, "a", 1, "a.example.com")
+	s, err := NewStaticCerts([]CertPair{p}, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	srv.TLS = TLSConfig("1.2", s.GetCertificate)
+	srv.EnableHTTP2 = true
+	srv.StartTLS()
+	defer srv.Close()
+	ctx := t.Context()
+	go s.Watch(ctx, 20*time.Millisecond)
+	serve := func() int64 {
+		c := &http.Client{Transport: &http.Transport{ForceAttemptHTTP2: true, TLSClientConfig: &tls.Config{InsecureSkipVerify: true, ServerName: "a.example.com"}}}
+		defer c.CloseIdleConnections()
+		res, err := c.Get(srv.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.ProtoMajor != 2 {
+			t.Errorf("protocol %s, want HTTP/2", res.Proto)
+		}
+		return res.TLS.PeerCertificates[0].SerialNumber.Int64()
+	}
+	if got := serve(); got != 1 {
+		t.Fatalf("served serial %d", got)
+	}
+	time.Sleep(30 * time.Millisecond) // a distinct modification time
+	writePair(t, dir, "a", 9, "a.example.com")
+	deadline := time.Now().Add(3 * time.Second)
+	for serve() != 9 {
+		if time.Now().After(deadline) {
+			t.Fatal("changed files were not picked up")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestRedirectAndHSTS(t *testing.T) {
+	rec := httptest.NewRecorder()
+	RedirectHTTPS("8443").ServeHTTP(rec, httptest.NewRequest("GET", "http://app.example.com:8080/a/b?x=1", nil))
+	if rec.Code != http.StatusPermanentRedirect || rec.Header().Get("Location") != "https://app.example.com:8443/a/b?x=1" {
+		t.Errorf("redirect: %d %q", rec.Code, rec.Header().Get("Location"))
+	}
+	rec = httptest.NewRecorder()
+	RedirectHTTPS("443").ServeHTTP(rec, httptest.NewRequest("GET", "http://app.example.com/", nil))
+	if rec.Header().Get("Location") != "https://app.example.com/" {
+		t.Errorf("redirect to 443: %q", rec.Header().Get("Location"))
+	}
+	rec = httptest.NewRecorder()
+	HSTS(http.NotFoundHandler(), 365*24*time.Hour).ServeHTTP(rec, httptest.NewRequest("GET", "/", nil))
+	if rec.Header().Get("Strict-Transport-Security") != "max-age=31536000" {
+		t.Errorf("HSTS %q", rec.Header().Get("Strict-Transport-Security"))
+	}
+}
