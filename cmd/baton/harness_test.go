@@ -5,6 +5,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -153,6 +154,7 @@ type batonNode struct {
 	*proc
 	name               string
 	http, probe, admin int
+	https              int // 0: no HTTPS listener
 	configPath         string
 }
 
@@ -170,9 +172,14 @@ func nodeConfig(name string, n *batonNode, o nodeOpts) string {
 	if o.azurite != "" {
 		leaseCfg = fmt.Sprintf("backend = \"azblob\"\n[lease.azblob]\naccount_url = %q\nauth = \"connection-string\"\nconnection_string_env = \"BATON_TEST_CS\"\ncall_timeout = \"500ms\"\n", o.azurite)
 	}
+	httpsLine := ""
+	if n.https != 0 {
+		httpsLine = fmt.Sprintf("https = \"127.0.0.1:%d\"", n.https)
+	}
 	return fmt.Sprintf(`node_name = %[1]q
 [listen]
 http = "127.0.0.1:%[2]d"
+%[10]s
 [backend]
 url = "http://127.0.0.1:%[3]d"
 [probe]
@@ -200,17 +207,24 @@ timeout = "3s"
 exit_delay = "500ms"
 [log]
 level = "debug"
-%[7]s`, name, n.http, o.backendPort, n.probe, n.admin, o.leaseFile, o.extra, o.tokenFile, leaseCfg)
+%[7]s`, name, n.http, o.backendPort, n.probe, n.admin, o.leaseFile, o.extra, o.tokenFile, leaseCfg, httpsLine)
 }
 
 func startNode(t *testing.T, name string, o nodeOpts) *batonNode {
 	t.Helper()
-	n := &batonNode{name: name, http: freePort(t), probe: freePort(t), admin: freePort(t)}
-	n.configPath = filepath.Join(t.TempDir(), name+".toml")
-	if err := os.WriteFile(n.configPath, []byte(nodeConfig(name, n, o)), 0o600); err != nil {
+	return startNodeWith(t, &batonNode{name: name, http: freePort(t), probe: freePort(t), admin: freePort(t)}, 0, o)
+}
+
+// startNodeWith starts a node on the ports already set in n, with an HTTPS
+// listener on https unless it is 0.
+func startNodeWith(t *testing.T, n *batonNode, https int, o nodeOpts) *batonNode {
+	t.Helper()
+	n.https = https
+	n.configPath = filepath.Join(t.TempDir(), n.name+".toml")
+	if err := os.WriteFile(n.configPath, []byte(nodeConfig(n.name, n, o)), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	n.proc = start(t, name, "baton", "run", "-config", n.configPath)
+	n.proc = start(t, n.name, "baton", "run", "-config", n.configPath)
 	waitHTTP(t, fmt.Sprintf("http://127.0.0.1:%d/healthz", n.admin), 10*time.Second)
 	return n
 }
@@ -322,4 +336,19 @@ func waitProbe(t *testing.T, n *batonNode, want int, limit time.Duration) time.D
 	code, body := n.probeCode()
 	t.Fatalf("%s probe did not answer %d within %s (last: %d %q)", n.name, want, limit, code, body)
 	return 0
+}
+
+// httpClient is an HTTPS client that sends every request for name to the
+// local port (no DNS), trusting any certificate (test CAs are ephemeral).
+type httpClient = http.Client
+
+func newHTTPSClient(name string, port int) *httpClient {
+	return &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
+		ForceAttemptHTTP2: true,
+		TLSClientConfig:   &tls.Config{ServerName: name, InsecureSkipVerify: true},
+		DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, network, fmt.Sprintf("127.0.0.1:%d", port))
+		},
+	}}
 }

@@ -1,0 +1,212 @@
+//go:build unix
+
+package main
+
+import (
+	"crypto/tls"
+	"encoding/json"
+	"fmt"
+	"math/big"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// pebbleBins builds Pebble and its mock DNS server from the pinned tools
+// module once per test binary.
+var (
+	pebbleOnce sync.Once
+	pebbleErr  error
+	pebbleDir  string // the pebble module's folder (test certificates)
+)
+
+func buildPebble(t *testing.T) {
+	t.Helper()
+	pebbleOnce.Do(func() {
+		for _, c := range []struct{ pkg, out string }{
+			{"github.com/letsencrypt/pebble/v2/cmd/pebble", "pebble"},
+			{"github.com/letsencrypt/pebble/v2/cmd/pebble-challtestsrv", "challtestsrv"},
+		} {
+			cmd := exec.Command("go", "build", "-modfile=../../tools/go.mod", "-o", filepath.Join(binDir, c.out), c.pkg)
+			if out, err := cmd.CombinedOutput(); err != nil {
+				pebbleErr = fmt.Errorf("build %s: %v\n%s", c.pkg, err, out)
+				return
+			}
+		}
+		out, err := exec.Command("go", "list", "-modfile=../../tools/go.mod", "-m", "-f", "{{.Dir}}", "github.com/letsencrypt/pebble/v2").Output()
+		if err != nil {
+			pebbleErr = fmt.Errorf("locate pebble: %v", err)
+			return
+		}
+		pebbleDir = strings.TrimSpace(string(out))
+	})
+	if pebbleErr != nil {
+		t.Fatal(pebbleErr)
+	}
+}
+
+type pebble struct {
+	*proc
+	dir    string // ACME directory URL
+	caRoot string // trust root of Pebble's own HTTPS
+}
+
+// startPebble runs a mock DNS server answering 127.0.0.1 for every name and
+// Pebble validating HTTP-01 challenges on httpPort (really: no shortcut).
+func startPebble(t *testing.T, httpPort, tlsPort int) *pebble {
+	t.Helper()
+	buildPebble(t)
+	dnsPort := freeUDPPort(t)
+	start(t, "challtestsrv", "challtestsrv",
+		"-dnsserver", fmt.Sprintf("127.0.0.1:%d", dnsPort), "-management", fmt.Sprintf("127.0.0.1:%d", freePort(t)),
+		"-http01", "", "-https01", "", "-tlsalpn01", "", "-doh", "", "-defaultIPv4", "127.0.0.1", "-defaultIPv6", "")
+	port, mgmt := freePort(t), freePort(t)
+	cfg := map[string]any{"pebble": map[string]any{
+		"listenAddress": fmt.Sprintf("127.0.0.1:%d", port), "managementListenAddress": fmt.Sprintf("127.0.0.1:%d", mgmt),
+		"certificate": filepath.Join(pebbleDir, "test/certs/localhost/cert.pem"),
+		"privateKey":  filepath.Join(pebbleDir, "test/certs/localhost/key.pem"),
+		"httpPort":    httpPort, "tlsPort": tlsPort, "ocspResponderURL": "", "externalAccountBindingRequired": false,
+		"retryAfter": map[string]int{"authz": 1, "order": 1},
+	}}
+	b, _ := json.Marshal(cfg)
+	path := filepath.Join(t.TempDir(), "pebble.json")
+	os.WriteFile(path, b, 0o600)
+	p := &pebble{
+		dir:    fmt.Sprintf("https://localhost:%d/dir", port),
+		caRoot: filepath.Join(pebbleDir, "test/certs/pebble.minica.pem"),
+	}
+	os.Setenv("PEBBLE_VA_NOSLEEP", "1")
+	os.Setenv("PEBBLE_WFE_NONCEREJECT", "0")
+	p.proc = start(t, "pebble", "pebble", "-config", path, "-dnsserver", fmt.Sprintf("127.0.0.1:%d", dnsPort))
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port)); err == nil {
+			c.Close()
+			return p
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("pebble did not start:\n%s", p.out.String())
+	return nil
+}
+
+func freeUDPPort(t *testing.T) int {
+	t.Helper()
+	for range 20 {
+		port := freePort(t)
+		if c, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port)); err == nil {
+			c.Close()
+			return port
+		}
+	}
+	t.Fatal("no free UDP port")
+	return 0
+}
+
+// servedSerial connects to addr with SNI name and returns the serial of
+// the certificate served.
+func servedSerial(addr, name string) (*big.Int, error) {
+	c, err := tls.DialWithDialer(&net.Dialer{Timeout: 2 * time.Second}, "tcp", addr,
+		&tls.Config{ServerName: name, InsecureSkipVerify: true}) // Pebble's issuing root is ephemeral
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	return c.ConnectionState().PeerCertificates[0].SerialNumber, nil
+}
+
+// TestACMESharedCertificate: two nodes share certmagic's storage. One
+// certificate is ordered from a real ACME server (Pebble, validating
+// HTTP-01 against node-b's port, whichever node ordered), and after a
+// switchover node-b serves the same certificate without a second order.
+func TestACMESharedCertificate(t *testing.T) {
+	skipShort(t)
+	dir := t.TempDir()
+	token := filepath.Join(dir, "token")
+	os.WriteFile(token, []byte("test-token\n"), 0o600)
+	leaseFile := filepath.Join(dir, "lease.json")
+	store := filepath.Join(dir, "certmagic")
+	appA, appB := startApp(t, "app-a"), startApp(t, "app-b")
+	nb := &batonNode{name: "node-b", http: freePort(t), probe: freePort(t), admin: freePort(t)}
+	httpsA, httpsB := freePort(t), freePort(t)
+	peb := startPebble(t, nb.http, httpsB)
+	const domain = "app.baton.test"
+	tlsCfg := func(https int) string {
+		return fmt.Sprintf(`[tls]
+redirect_http = true
+[tls.acme]
+domains = [%q]
+email = "ops@baton.test"
+ca = %q
+ca_root = %q
+storage = "file"
+storage_path = %q
+`, domain, peb.dir, peb.caRoot, store)
+	}
+	a := startNodeWith(t, &batonNode{name: "node-a", http: freePort(t), probe: freePort(t), admin: freePort(t)}, httpsA,
+		nodeOpts{leaseFile: leaseFile, backendPort: appA.port, tokenFile: token, extra: tlsCfg(httpsA)})
+	b := startNodeWith(t, nb, httpsB, nodeOpts{leaseFile: leaseFile, backendPort: appB.port, tokenFile: token, extra: tlsCfg(httpsB)})
+	waitProbe(t, a, 200, 10*time.Second)
+
+	var serialA *big.Int
+	deadline := time.Now().Add(60 * time.Second)
+	for serialA == nil && time.Now().Before(deadline) {
+		if s, err := servedSerial(fmt.Sprintf("127.0.0.1:%d", httpsA), domain); err == nil && issuedByPebble(t, fmt.Sprintf("127.0.0.1:%d", httpsA), domain) {
+			serialA = s
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if serialA == nil {
+		t.Fatalf("node-a never served a certificate from Pebble\n--- pebble ---\n%s", peb.out.String())
+	}
+	// HTTPS through the active works end to end, and HTTP redirects.
+	c := httpsClient(domain, httpsA)
+	res, err := c.Get(fmt.Sprintf("https://%s:%d/", domain, httpsA))
+	if err != nil || res.StatusCode != 200 || res.Header.Get("X-Instance") != "app-a" || res.ProtoMajor != 2 {
+		t.Fatalf("HTTPS request: %v %v", res, err)
+	}
+	res.Body.Close()
+
+	// Switch over: node-b already has the certificate.
+	ordersBefore := strings.Count(peb.out.String(), "POST /order-plz")
+	out := start(t, "step-down", "baton", "step-down", "-admin", fmt.Sprintf("http://127.0.0.1:%d", a.admin), "-token-file", token)
+	if code := out.wait(t, 10*time.Second); code != 0 {
+		t.Fatalf("step-down: %s", out.out.String())
+	}
+	waitProbe(t, b, 200, 5*time.Second)
+	serialB, err := servedSerial(fmt.Sprintf("127.0.0.1:%d", httpsB), domain)
+	if err != nil || serialB.Cmp(serialA) != 0 {
+		t.Fatalf("node-b serves serial %v (%v), node-a served %v: want the same certificate", serialB, err, serialA)
+	}
+	time.Sleep(500 * time.Millisecond)
+	if n := strings.Count(peb.out.String(), "Issued certificate serial"); n != 1 {
+		t.Errorf("Pebble issued %d certificates, want exactly 1\n%s", n, peb.out.String())
+	}
+	if after := strings.Count(peb.out.String(), "POST /order-plz"); after != ordersBefore {
+		t.Errorf("%d new orders reached Pebble after the switchover", after-ordersBefore)
+	}
+	orderedBy := "node-a"
+	if strings.Contains(b.out.String(), "certificate obtained successfully") {
+		orderedBy = "node-b"
+	}
+	t.Logf("FIGURE ACME: one certificate (serial %x, ordered by %s, HTTP-01 validated on node-b's port) served by both nodes; %d order(s) in all, none after the switchover",
+		serialA, orderedBy, ordersBefore)
+}
+
+func issuedByPebble(t *testing.T, addr, name string) bool {
+	c, err := tls.Dial("tcp", addr, &tls.Config{ServerName: name, InsecureSkipVerify: true})
+	if err != nil {
+		return false
+	}
+	defer c.Close()
+	return strings.Contains(c.ConnectionState().PeerCertificates[0].Issuer.CommonName, "Pebble")
+}
+
+func httpsClient(name string, port int) *httpClient {
+	return newHTTPSClient(name, port)
+}
