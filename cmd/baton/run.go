@@ -7,10 +7,8 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"runtime"
-	"syscall"
 	"time"
 
 	"go.uber.org/zap"
@@ -107,7 +105,9 @@ func loadConfig(path string, stderr io.Writer) (*config.Config, bool) {
 	return cfg, true
 }
 
-func cmdRun(args []string, stderr io.Writer) int {
+func cmdRun(args []string, stderr io.Writer) (code int) {
+	host, stderr := startHost(stderr) // systemd, the Windows service manager or a terminal
+	defer func() { code = host.stop(code) }()
 	fs := newFlags("run", stderr)
 	path := fs.String("config", defaultConfigPath(), "configuration file")
 	if err := fs.Parse(args); err != nil {
@@ -115,10 +115,6 @@ func cmdRun(args []string, stderr io.Writer) int {
 	}
 	cfg, ok := loadConfig(*path, stderr)
 	if !ok {
-		return exitUsage
-	}
-	if err := notYetSupported(cfg); err != nil {
-		fmt.Fprintf(stderr, "baton: %v\n", err)
 		return exitUsage
 	}
 	log, level, err := newLogger(cfg.Log, stderr)
@@ -134,16 +130,7 @@ func cmdRun(args []string, stderr io.Writer) int {
 		return exitFailure
 	}
 	n.SetLevel(level)
-	stopReloads := reloadOnSIGHUP(n)
-	defer stopReloads()
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	go func() {
-		// After the first signal, a second one ends the process at once.
-		<-ctx.Done()
-		stop()
-	}()
-	if err := n.Run(ctx); err != nil {
+	if err := host.run(n, log); err != nil { // signals, SIGHUP reloads, sd_notify, Windows service control
 		log.Error("node failed", zap.Error(err))
 		return exitFailure
 	}
@@ -191,31 +178,6 @@ func checkStorage(cfg *config.Config, stdout, stderr io.Writer) int {
 	return exitOK
 }
 
-// reloadOnSIGHUP reloads the configuration on every SIGHUP until the
-// returned function is called. Reload logs its own outcome.
-func reloadOnSIGHUP(n *node.Node) (stop func()) {
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	done := make(chan struct{})
-	finished := make(chan struct{})
-	go func() {
-		defer close(finished)
-		for {
-			select {
-			case <-hup:
-				n.Reload()
-			case <-done:
-				return
-			}
-		}
-	}()
-	return func() {
-		signal.Stop(hup)
-		close(done)
-		<-finished
-	}
-}
-
 // newLogger builds the process logger from [log]; its level can be changed
 // later through the returned AtomicLevel.
 func newLogger(c config.Log, stderr io.Writer) (*zap.Logger, zap.AtomicLevel, error) {
@@ -245,14 +207,4 @@ func newLogger(c config.Log, stderr io.Writer) (*zap.Logger, zap.AtomicLevel, er
 		out = zapcore.AddSync(f)
 	}
 	return zap.New(zapcore.NewCore(enc, zapcore.Lock(out), level)), level, nil
-}
-
-// notYetSupported refuses settings this version validates but cannot run
-// yet, rather than silently ignoring them.
-func notYetSupported(cfg *config.Config) error {
-	switch {
-	case cfg.Probe.Mode == "tcp":
-		return errors.New(`probe.mode: "tcp" is not available in this version yet; use "http"`)
-	}
-	return nil
 }

@@ -50,10 +50,11 @@ type Node struct {
 	reloadOK atomic.Uint64
 	reloadKO atomic.Uint64
 
-	listeners []boundListener
-	ready     chan struct{} // closed once serving and the first health round ran
-	stopping  atomic.Bool
-	drain     drainState
+	listeners    []boundListener
+	ready        chan struct{} // closed once serving and the first health round ran
+	tcpProbeAddr string        // probe.mode "tcp": the bound probe address
+	stopping     atomic.Bool
+	drain        drainState
 }
 
 type boundListener struct {
@@ -149,9 +150,18 @@ func (n *Node) bind() error {
 		h         http.Handler
 		main      bool
 	}
-	wants := []want{
-		{"probe.listen", n.cfg.Probe.Listen, probe, false},
-		{"admin.listen", n.cfg.Admin.Listen, n.adminHandler(), false},
+	wants := []want{{"admin.listen", n.cfg.Admin.Listen, n.adminHandler(), false}}
+	if n.cfg.Probe.Mode == "tcp" {
+		// Checked now so a port in use is reported at start; the TCP probe
+		// listener is open only while the node is up (see tcpProbe).
+		ln, err := net.Listen("tcp", n.cfg.Probe.Listen)
+		if err != nil {
+			return fmt.Errorf("probe.listen: cannot listen on %s: %w", n.cfg.Probe.Listen, err)
+		}
+		n.tcpProbeAddr = ln.Addr().String()
+		ln.Close()
+	} else {
+		wants = append([]want{{"probe.listen", n.cfg.Probe.Listen, probe, false}}, wants...)
 	}
 	if n.cfg.Listen.HTTP != "" {
 		var h http.Handler = n.proxy
@@ -187,6 +197,9 @@ func (n *Node) bind() error {
 // Addr returns the bound address of the listener configured under key
 // ("listen.http", "probe.listen", "admin.listen"), or "" if there is none.
 func (n *Node) Addr(key string) string {
+	if key == "probe.listen" && n.tcpProbeAddr != "" {
+		return n.tcpProbeAddr
+	}
 	for _, l := range n.listeners {
 		if l.key == key {
 			return l.ln.Addr().String()
@@ -232,6 +245,9 @@ func (n *Node) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	wg.Go(func() { n.followHealth(runCtx) })
 	wg.Go(func() { n.followRole(runCtx) })
+	if n.tcpProbeAddr != "" {
+		wg.Go(func() { n.tcpProbe(runCtx) })
+	}
 
 	serveErr := make(chan error, len(n.listeners))
 	for _, l := range n.listeners {

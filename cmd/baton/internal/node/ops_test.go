@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -73,7 +74,7 @@ fall = 1
 `, url, interval)
 }
 
-func startTestNode(t *testing.T, name, leaseFile, extra string) *testNode {
+func startTestNode(t *testing.T, name, leaseFile, extra string, probeMode ...string) *testNode {
 	t.Helper()
 	tn := &testNode{done: make(chan error, 1)}
 	tn.healthy.Store(true)
@@ -89,6 +90,9 @@ func startTestNode(t *testing.T, name, leaseFile, extra string) *testNode {
 	os.WriteFile(token, []byte("tok\n"), 0o600)
 	tn.path = filepath.Join(dir, name+".toml")
 	body := nodeTOML(name, be.URL, leaseFile, token, healthTOML(be.URL+"/healthz", "100ms")+extra)
+	if len(probeMode) > 0 {
+		body = strings.Replace(body, "[probe]\n", "[probe]\nmode = \""+probeMode[0]+"\"\n", 1)
+	}
 	if err := os.WriteFile(tn.path, []byte(body), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -323,4 +327,22 @@ func TestReload(t *testing.T) {
 	if gauge(fams, "baton_config_reloads_total", "result", "applied") != 2 || gauge(fams, "baton_config_reloads_total", "result", "rejected") != 1 {
 		t.Error("reload counters wrong")
 	}
+}
+
+// TestTCPProbe: in probe.mode "tcp" the probe port accepts connections
+// only while the node is up.
+func TestTCPProbe(t *testing.T) {
+	a := startTestNode(t, "a", filepath.Join(t.TempDir(), "lease"), "", "tcp")
+	dial := func() bool {
+		c, err := net.DialTimeout("tcp", a.Addr("probe.listen"), time.Second)
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	}
+	waitFor(t, "probe port open while active", 5*time.Second, dial)
+	a.healthy.Store(false)
+	waitFor(t, "probe port closed when unhealthy", 5*time.Second, func() bool { return !dial() })
+	a.healthy.Store(true)
+	waitFor(t, "probe port open again", 5*time.Second, dial)
 }
