@@ -10,6 +10,7 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -84,16 +85,19 @@ type Proxy struct {
 	fenceKey   string
 	retryAfter string
 
-	inFlight atomic.Int64
-	idle     chan struct{} // closed and replaced when inFlight drops to 0
-	idleMu   sync.Mutex
+	inFlight    atomic.Int64
+	idleWaiters atomic.Int32  // WaitIdle calls running
+	idleMu      sync.Mutex    // guards idle
+	idle        chan struct{} // nil unless WaitIdle waits; closed when inFlight drops to 0
+	termCache   atomic.Pointer[termValue]
 
 	backendFailing atomic.Bool // for logging once per change
 	standby        *standby
 	codes          [numPaths][6]atomic.Uint64 // by path and status class (index 1..5; 0: other)
 	accessLog      atomic.Pointer[zap.Logger]
-	conns          connSet // backend connections, closed at a drain deadline
-	upgraded       connSet // hijacked client connections (WebSocket)
+	holdUntil      atomic.Int64 // unix ns; see HoldClients
+	conns          connSet      // backend connections, closed at a drain deadline
+	upgraded       connSet      // hijacked client connections (WebSocket)
 
 	served   atomic.Uint64
 	rejected atomic.Uint64
@@ -125,7 +129,6 @@ func New(o Options, log *zap.Logger) (*Proxy, error) {
 		log:        log.Named("proxy"),
 		fenceKey:   http.CanonicalHeaderKey(o.FencingHeader),
 		retryAfter: strconv.Itoa(ra),
-		idle:       make(chan struct{}),
 	}
 	p.transport = &http.Transport{
 		Proxy: nil, // never route the local backend through an environment proxy
@@ -139,19 +142,13 @@ func New(o Options, log *zap.Logger) (*Proxy, error) {
 		ResponseHeaderTimeout: o.ResponseHeaderTimeout,
 		ExpectContinueTimeout: time.Second,
 		TLSHandshakeTimeout:   o.DialTimeout,
+		// Pass the client's Accept-Encoding through as it is: without
+		// this the Transport asks the backend for gzip on its own and
+		// decompresses the answer here, spending CPU for nothing.
+		DisableCompression: true,
 	}
-	backend := o.Backend
 	p.rp = &httputil.ReverseProxy{
-		Rewrite: func(pr *httputil.ProxyRequest) {
-			pr.SetURL(backend)
-			if pr.In.Header.Get(ForwardedHeader) != "" {
-				// Forwarded by a peer: keep the client's address chain.
-				pr.Out.Header["X-Forwarded-For"] = pr.In.Header["X-Forwarded-For"]
-				pr.Out.Header.Del(ForwardedHeader)
-			}
-			pr.SetXForwarded()
-			pr.Out.Host = pr.In.Host // the app sees the name the client asked for
-		},
+		Rewrite:        p.rewrite,
 		Transport:      p.transport,
 		BufferPool:     bufferPool{},
 		ErrorLog:       stdLog(p.log, zap.DebugLevel), // per-request copy errors
@@ -159,8 +156,66 @@ func New(o Options, log *zap.Logger) (*Proxy, error) {
 		ErrorHandler:   p.errorHandler,
 	}
 	p.standby = newStandby(p, o)
-	close(p.idle) // nothing in flight yet
 	return p, nil
+}
+
+// rewrite makes the request to the local backend: its URL, the
+// X-Forwarded-* headers, the Host the client asked for. The fencing header
+// was set on the inbound request by serveLocal and is copied with the
+// other headers.
+func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
+	pr.SetURL(p.opts.Backend)
+	if pr.In.Header.Get(ForwardedHeader) != "" {
+		// Forwarded by a peer: keep the client's address chain.
+		pr.Out.Header["X-Forwarded-For"] = pr.In.Header["X-Forwarded-For"]
+		pr.Out.Header.Del(ForwardedHeader)
+	}
+	setXForwarded(pr)
+	pr.Out.Host = pr.In.Host // the app sees the name the client asked for
+}
+
+// setXForwarded does exactly what httputil.ProxyRequest.SetXForwarded does
+// (X-Forwarded-For appended to the chain already in Out, or removed when
+// the client address does not parse; X-Forwarded-Host; X-Forwarded-Proto),
+// with the three values in one allocation instead of three. The value
+// slices have no spare capacity, so an append elsewhere copies them.
+func setXForwarded(pr *httputil.ProxyRequest) {
+	h := pr.Out.Header
+	v := new([3]string)
+	if clientIP, _, err := net.SplitHostPort(pr.In.RemoteAddr); err == nil {
+		if prior := h["X-Forwarded-For"]; len(prior) > 0 {
+			clientIP = strings.Join(prior, ", ") + ", " + clientIP
+		}
+		v[0] = clientIP
+		h["X-Forwarded-For"] = v[0:1:1]
+	} else {
+		delete(h, "X-Forwarded-For")
+	}
+	v[1] = pr.In.Host
+	h["X-Forwarded-Host"] = v[1:2:2]
+	v[2] = "http"
+	if pr.In.TLS != nil {
+		v[2] = "https"
+	}
+	h["X-Forwarded-Proto"] = v[2:3:3]
+}
+
+// termValue is the fencing header's value for one term, built once per term
+// instead of once per request. Its slice is shared by the requests of that
+// term and never written to: the inbound header map only holds it until
+// httputil.ReverseProxy copies the headers for the backend request.
+type termValue struct {
+	term uint64
+	v    []string
+}
+
+func (p *Proxy) termHeader(term uint64) []string {
+	if tv := p.termCache.Load(); tv != nil && tv.term == term {
+		return tv.v
+	}
+	tv := &termValue{term: term, v: []string{strconv.FormatUint(term, 10)}}
+	p.termCache.Store(tv)
+	return tv.v
 }
 
 // ServeHTTP fences the request, then proxies it to the local backend, or
@@ -192,7 +247,7 @@ func (p *Proxy) serveLocal(w http.ResponseWriter, r *http.Request) {
 	p.begin()
 	defer p.end()
 	if p.fenceKey != "" {
-		r.Header[p.fenceKey] = []string{strconv.FormatUint(term, 10)}
+		r.Header[p.fenceKey] = p.termHeader(term)
 	}
 	if p.opts.Observer != nil {
 		p.opts.Observer.RequestStarted()
@@ -221,7 +276,7 @@ func (p *Proxy) notServing(w http.ResponseWriter) {
 
 func (p *Proxy) modifyResponse(res *http.Response) error {
 	p.count(PathLocal, res.StatusCode)
-	if _, ok := p.opts.Fence.Fence(); !ok && res.StatusCode != http.StatusSwitchingProtocols {
+	if _, ok := p.opts.Fence.Fence(); !ok && res.StatusCode != http.StatusSwitchingProtocols && p.closeClients() {
 		// Demoted while this request ran: the client must reconnect
 		// through the load balancer for its next request.
 		res.Header.Set("Connection", "close")
@@ -257,13 +312,13 @@ func (p *Proxy) errorHandler(w http.ResponseWriter, r *http.Request, err error) 
 
 // forwardError answers a request that could not be forwarded to the active
 // node. The active may be moving, so the client is told to retry.
-func (p *Proxy) forwardError(w http.ResponseWriter, r *http.Request, err error) {
+func (p *Proxy) forwardError(w http.ResponseWriter, r *http.Request, target string, err error) {
 	code := ErrorStatus(r.Context(), err)
 	if code == StatusClientClosedRequest {
 		p.count(PathForwarded, code)
 		return
 	}
-	p.log.Debug("forward to the active node failed", zap.String("target", r.URL.Host), zap.Error(err))
+	p.log.Debug("forward to the active node failed", zap.String("target", target), zap.Error(err))
 	if code == http.StatusBadGateway {
 		p.notServing(w)
 		return
@@ -288,27 +343,32 @@ func ErrorStatus(ctx context.Context, err error) int {
 	return http.StatusBadGateway
 }
 
-func (p *Proxy) begin() {
-	if p.inFlight.Add(1) == 1 {
-		p.idleMu.Lock()
-		p.idle = make(chan struct{})
-		p.idleMu.Unlock()
-	}
-}
+func (p *Proxy) begin() { p.inFlight.Add(1) }
 
+// end counts a local request out. Only while a WaitIdle waits does it take
+// the lock, so the request path has no lock and no allocation here. Either
+// end sees the waiter (and closes its channel once nothing is in flight),
+// or the waiter registered after the count reached 0 and sees that itself.
 func (p *Proxy) end() {
-	if p.inFlight.Add(-1) == 0 {
+	if p.inFlight.Add(-1) == 0 && p.idleWaiters.Load() > 0 {
 		p.idleMu.Lock()
-		if p.inFlight.Load() == 0 {
-			select {
-			case <-p.idle:
-			default:
-				close(p.idle)
-			}
+		if p.idle != nil && p.inFlight.Load() == 0 {
+			close(p.idle)
+			p.idle = nil
 		}
 		p.idleMu.Unlock()
 	}
 }
+
+// HoldClients keeps client connections open until the given time: until
+// then, forwarded responses and responses of requests that outlived a
+// demotion do not carry Connection: close. Right after a demotion the load
+// balancer may not yet have seen the new active's probe answer 200; a
+// client pushed to reconnect then would find no server up. Its requests
+// are forwarded instead until the load balancer has caught up.
+func (p *Proxy) HoldClients(until time.Time) { p.holdUntil.Store(until.UnixNano()) }
+
+func (p *Proxy) closeClients() bool { return time.Now().UnixNano() >= p.holdUntil.Load() }
 
 // SetStandby changes what a node that may not serve locally does
 // (StandbyForward or StandbyReject) and how long a request waits for an
@@ -347,13 +407,19 @@ func (p *Proxy) CutOff() (requests int64, upgraded int) {
 // WaitIdle blocks until no request is being served locally or ctx is done.
 // It returns the number still in flight when it gave up.
 func (p *Proxy) WaitIdle(ctx context.Context) int64 {
+	p.idleWaiters.Add(1)
+	defer p.idleWaiters.Add(-1)
 	for {
 		p.idleMu.Lock()
-		ch := p.idle
-		p.idleMu.Unlock()
 		if p.inFlight.Load() == 0 {
+			p.idleMu.Unlock()
 			return 0
 		}
+		if p.idle == nil {
+			p.idle = make(chan struct{})
+		}
+		ch := p.idle
+		p.idleMu.Unlock()
 		select {
 		case <-ch:
 		case <-ctx.Done():

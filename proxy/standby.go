@@ -42,20 +42,28 @@ type standby struct {
 	hold     atomic.Int64 // time.Duration
 	leader   Leader
 	nodeName string
-	rp       *httputil.ReverseProxy
+	tr       *http.Transport // to the active nodes, shared by every target
 
+	last    atomic.Pointer[forwardTarget] // the target used last: no lock on the common path
 	mu      sync.Mutex
-	targets map[string]*url.URL // parsed advertise URLs
+	targets map[string]*forwardTarget // by advertise URL; nil value: unusable URL
 
 	forwarded atomic.Uint64
 }
 
-type forwardTarget struct{}
+// forwardTarget is one active node's advertise URL, parsed, with the
+// reverse proxy that forwards to it (built once per URL, so a forwarded
+// request needs no per-request context value to find its target).
+type forwardTarget struct {
+	raw string
+	u   *url.URL
+	rp  *httputil.ReverseProxy
+}
 
 func newStandby(p *Proxy, o Options) *standby {
-	s := &standby{p: p, leader: o.Leader, nodeName: o.NodeName, targets: map[string]*url.URL{}}
+	s := &standby{p: p, leader: o.Leader, nodeName: o.NodeName, targets: map[string]*forwardTarget{}}
 	s.set(o.Standby, o.Hold)
-	tr := &http.Transport{
+	s.tr = &http.Transport{
 		Proxy:                 nil,
 		DialContext:           (&net.Dialer{Timeout: o.DialTimeout, KeepAlive: 30 * time.Second}).DialContext,
 		MaxIdleConns:          64,
@@ -63,28 +71,39 @@ func newStandby(p *Proxy, o Options) *standby {
 		IdleConnTimeout:       30 * time.Second,
 		ResponseHeaderTimeout: o.ResponseHeaderTimeout,
 		ExpectContinueTimeout: time.Second,
+		DisableCompression:    true, // pass Accept-Encoding through untouched
 	}
-	s.rp = &httputil.ReverseProxy{
+	return s
+}
+
+// newForwardTarget builds the reverse proxy to the active node at u.
+func (s *standby) newForwardTarget(raw string, u *url.URL) *forwardTarget {
+	p := s.p
+	marker := []string{s.nodeName}
+	rp := &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
-			target := pr.In.Context().Value(forwardTarget{}).(*url.URL)
-			pr.SetURL(target)
+			pr.SetURL(u)
 			// Keep the client's chain: the active node appends to it.
 			pr.Out.Header["X-Forwarded-For"] = pr.In.Header["X-Forwarded-For"]
-			pr.SetXForwarded()
+			setXForwarded(pr)
 			pr.Out.Host = pr.In.Host
-			pr.Out.Header.Set(ForwardedHeader, s.nodeName)
+			pr.Out.Header[ForwardedHeader] = marker[:1:1] // shared, never written to
 		},
-		Transport:  tr,
+		Transport:  s.tr,
 		BufferPool: bufferPool{},
 		ErrorLog:   stdLog(p.log, zap.DebugLevel),
 		ModifyResponse: func(res *http.Response) error {
 			p.count(PathForwarded, res.StatusCode)
-			res.Header.Set("Connection", "close")
+			if p.closeClients() {
+				res.Header.Set("Connection", "close")
+			}
 			return nil
 		},
-		ErrorHandler: p.forwardError,
+		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			p.forwardError(w, r, u.Host, err)
+		},
 	}
-	return s
+	return &forwardTarget{raw: raw, u: u, rp: rp}
 }
 
 // serve answers a request this node may not serve locally: forward it to
@@ -108,13 +127,13 @@ func (s *standby) serve(w http.ResponseWriter, r *http.Request) {
 		if s.p.opts.OnDuration != nil {
 			defer s.p.observe(PathForwarded, time.Now())
 		}
-		s.rp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), forwardTarget{}, target)))
+		target.rp.ServeHTTP(w, r)
 	}
 }
 
 // waitForActive returns the active node's URL, or local=true if this node
 // became active itself, waiting up to the hold time for either.
-func (s *standby) waitForActive(ctx context.Context) (target *url.URL, local bool) {
+func (s *standby) waitForActive(ctx context.Context) (target *forwardTarget, local bool) {
 	var timer *time.Timer
 	for {
 		changed := s.leader.Changed()
@@ -144,22 +163,31 @@ func (s *standby) waitForActive(ctx context.Context) (target *url.URL, local boo
 	}
 }
 
-func (s *standby) target(raw string) *url.URL {
+// target returns the forward target for an advertise URL, or nil when the
+// URL is unusable (logged once per URL).
+func (s *standby) target(raw string) *forwardTarget {
+	if t := s.last.Load(); t != nil && t.raw == raw {
+		return t
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if u, ok := s.targets[raw]; ok {
-		return u
+	t, ok := s.targets[raw]
+	if !ok {
+		u, err := url.Parse(raw)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			s.p.log.Warn("holder record has an unusable advertise URL", zap.String("advertise_url", raw))
+		} else {
+			t = s.newForwardTarget(raw, u)
+		}
+		if len(s.targets) > 64 {
+			clear(s.targets)
+		}
+		s.targets[raw] = t
 	}
-	u, err := url.Parse(raw)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		s.p.log.Warn("holder record has an unusable advertise URL", zap.String("advertise_url", raw))
-		u = nil
+	if t != nil {
+		s.last.Store(t)
 	}
-	if len(s.targets) > 64 {
-		clear(s.targets)
-	}
-	s.targets[raw] = u
-	return u
+	return t
 }
 
 // set changes the mode and the hold time; forwarding needs a Leader.
@@ -169,5 +197,5 @@ func (s *standby) set(mode string, hold time.Duration) {
 }
 
 func (s *standby) close() {
-	s.rp.Transport.(*http.Transport).CloseIdleConnections()
+	s.tr.CloseIdleConnections()
 }

@@ -74,8 +74,10 @@ func TestHTTP2DrainGOAWAY(t *testing.T) {
 		t.Fatalf("step-down: %s", out.out.String())
 	}
 	waitProbe(t, b, 200, 5*time.Second)
-	// The first request after the step-down still uses the old connection
-	// and is answered with GOAWAY; every later one uses a new connection.
+	// For drain.exit_delay (500ms) the demoted node keeps clients connected
+	// and forwards (the load balancer may not have seen node-b yet); after
+	// that its responses carry GOAWAY and the client reconnects.
+	time.Sleep(600 * time.Millisecond)
 	var after []string
 	for range 4 {
 		inst, _ := get()

@@ -96,6 +96,17 @@ func (n *Node) runDrain(ctx context.Context) {
 	n.drain.st.Drains++
 	n.drain.mu.Unlock()
 
+	// Keep clients connected (their requests are forwarded) until the load
+	// balancer has had time to see the new active's probe; only then push
+	// them to reconnect.
+	hold := n.live.Load().Drain.ExitDelay.D()
+	n.proxy.HoldClients(start.Add(hold))
+	t := time.NewTimer(hold)
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	t.Stop()
 	n.setKeepAlives(false)
 	n.proxy.WaitIdle(ctx)
 	if n.proxy.Upgraded() > 0 {

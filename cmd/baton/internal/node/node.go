@@ -298,6 +298,7 @@ func (n *Node) shutdown() {
 	n.stopping.Store(true) // 1. the probe answers 503 from now on
 	// 2. fence off (no new local request), release the lease; keep reading
 	// the holder so new requests are forwarded to the new active node.
+	n.proxy.HoldClients(stopAt.Add(n.live.Load().Drain.ExitDelay.D()))
 	n.elector.Leave("stopping")
 	n.log.Info("lease released; keeping listeners open for the load balancer",
 		zap.Duration("exit_delay", n.cfg.Drain.ExitDelay.D()))
