@@ -21,8 +21,9 @@ build: ## build bin/baton and bin/demoapp
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/demoapp ./demo/app
 
 .PHONY: deps
-deps: ## install what the tests need (Azurite from npm), idempotently
+deps: ## install what the tests need (Azurite from npm, HAProxy from apt), idempotently
 	bash scripts/install-azurite.sh
+	bash scripts/install-haproxy.sh
 
 .PHONY: fmt-check
 fmt-check: ## fail if gofmt would change a file
@@ -35,12 +36,21 @@ vet: ## go vet for Linux and Windows
 	GOOS=windows $(GO) vet ./...
 
 .PHONY: lint
-lint: fmt-check vet ## gofmt, go vet (Linux and Windows), staticcheck
+lint: fmt-check vet ## gofmt, go vet (Linux and Windows), Windows build, staticcheck
+	GOOS=windows $(GO) build ./...
 	$(TOOLS) staticcheck ./...
 
 .PHONY: test
 test: deps lint ## the whole suite: lint, unit tests with -race, integration tests
 	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
+
+.PHONY: e2e
+e2e: deps ## the failover matrix through HAProxy with a printed table
+	@mkdir -p $(BIN); set -o pipefail; \
+	BATON_E2E_FULL=1 $(GO) test -count=1 -v -timeout 20m -run '^TestLB' ./e2e/ 2>&1 | tee $(BIN)/e2e.log | \
+		grep --line-buffered -E '^(--- |ok |FAIL|PASS$$)'; rc=$$?; \
+	echo; grep -o 'E2E |.*' $(BIN)/e2e.log | sed 's/^E2E //'; \
+	echo; echo "details: $(BIN)/e2e.log"; exit $$rc
 
 .PHONY: test-short
 test-short: ## unit tests only (no real processes, no Azurite)
@@ -54,6 +64,24 @@ fuzz: ## run the config fuzzer for a minute
 demo: build ## two baton nodes on this machine hand the active role to each other
 	$(GO) build -o $(BIN)/baton-demo ./demo
 	$(BIN)/baton-demo
+
+.PHONY: deb
+deb: ## build bin/pkg/baton_VERSION-1_amd64.deb (nfpm; systemd unit, conffile, man page)
+	VERSION='$(VERSION)' GO='$(GO)' bash packaging/scripts/build-deb.sh
+
+.PHONY: msi
+msi: ## build bin/pkg/baton-VERSION-x64.msi (wixl); sign with SIGN_CERT=cert.pem SIGN_KEY=key.pem
+	VERSION='$(VERSION)' GO='$(GO)' SIGN_CERT='$(SIGN_CERT)' SIGN_KEY='$(SIGN_KEY)' \
+		SIGN_TIMESTAMP='$(SIGN_TIMESTAMP)' bash packaging/scripts/build-msi.sh
+
+.PHONY: test-packages
+test-packages: ## .deb and .msi tests (root: dpkg -i/upgrade/purge here; lintian, systemd-analyze, msiinfo)
+	VERSION='$(VERSION)' GO='$(GO)' bash packaging/test/test-deb.sh
+	VERSION='$(VERSION)' GO='$(GO)' bash packaging/test/test-msi.sh
+
+.PHONY: test-systemd
+test-systemd: build deb ## boot Debian 12 (debootstrap, systemd-nspawn) and run the .deb under systemd (root)
+	VERSION='$(VERSION)' GO='$(GO)' bash packaging/test/test-systemd.sh
 
 .PHONY: clean
 clean: ## remove build output
