@@ -933,7 +933,7 @@ func TestContention(t *testing.T) {
 		time.Sleep(time.Second)
 		a.e.SetHealthy(true, "ok")
 		b.e.SetHealthy(true, "ok")
-		cur = active("after double flap")
+		active("after double flap")
 		time.Sleep(2 * backoff)
 
 		// Stop the active node.

@@ -38,13 +38,6 @@ const (
 	scmReload                 // ParamChange (sc.exe control baton paramchange): the SIGHUP path
 )
 
-// scmPendingTick is how often a pending state reports progress, and
-// scmWaitHint how long the manager should wait for the next report.
-const (
-	scmPendingTick = 2 * time.Second
-	scmWaitHint    = 10 * time.Second
-)
-
 // scmSession is the service side of one run under the service manager.
 type scmSession struct {
 	ready  <-chan struct{}  // closed once the node serves

@@ -30,6 +30,13 @@ const (
 	eventLogLine  = 4 // a log line, when the log file cannot be opened
 )
 
+// scmPendingTick is how often a pending state reports progress, and
+// scmWaitHint how long the manager should wait for the next report.
+const (
+	scmPendingTick = 2 * time.Second
+	scmWaitHint    = 10 * time.Second
+)
+
 // stopJoinTimeout bounds the wait for the service dispatcher to report
 // the service stopped after cmdRun returned.
 const stopJoinTimeout = 30 * time.Second
