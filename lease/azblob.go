@@ -88,42 +88,36 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"regexp"
 	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/streaming"
-	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
-	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blob"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blockblob"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
 	azlease "github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/lease"
 	"go.uber.org/zap"
+
+	"github.com/batonproxy/baton/lease/azclient"
 )
 
 // Auth modes of AzBlobOptions.Auth.
 const (
-	AzBlobAuthDefault          = "default"
-	AzBlobAuthManagedIdentity  = "managed-identity"
-	AzBlobAuthConnectionString = "connection-string"
-	AzBlobAuthSharedKey        = "shared-key"
-	AzBlobAuthSAS              = "sas"
+	AzBlobAuthDefault          = azclient.AuthDefault
+	AzBlobAuthManagedIdentity  = azclient.AuthManagedIdentity
+	AzBlobAuthConnectionString = azclient.AuthConnectionString
+	AzBlobAuthSharedKey        = azclient.AuthSharedKey
+	AzBlobAuthSAS              = azclient.AuthSAS
 )
 
 // Bounds of an Azure blob lease and the defaults of AzBlobOptions.
 const (
 	AzBlobMinLease           = 15 * time.Second
 	AzBlobMaxLease           = 60 * time.Second
-	DefaultAzBlobCallTimeout = 2 * time.Second
-
-	azMaxRetries    = 2 // three tries per call, all within the caller's ctx
-	azRetryDelay    = 100 * time.Millisecond
-	azMaxRetryDelay = time.Second
+	DefaultAzBlobCallTimeout = azclient.DefaultCallTimeout
 )
 
 // Metadata keys of the holder record. Azure stores them as sent, but Go's
@@ -173,7 +167,7 @@ type AzBlobLock struct {
 	log      *zap.Logger
 	name     string // "container/blob", for errors
 	opts     AzBlobOptions
-	secrets  []string
+	cls      *azclient.Classifier
 	cont     *container.Client
 	blob     *blockblob.Client
 	lease    *azlease.BlobClient
@@ -181,9 +175,6 @@ type AzBlobLock struct {
 }
 
 var _ Lock = (*AzBlobLock)(nil)
-
-// containerNameRE is Azure's rule for container names.
-var containerNameRE = regexp.MustCompile(`^[a-z0-9](?:[a-z0-9]|-[a-z0-9]){2,62}$`)
 
 // NewAzBlobLock checks o and builds the storage clients. It makes no network
 // call. Errors about the options wrap ErrConfig.
@@ -208,12 +199,7 @@ func NewAzBlobLock(o AzBlobOptions, log *zap.Logger) (*AzBlobLock, error) {
 		name: o.Container + "/" + o.Blob,
 		opts: o,
 	}
-	sasTrimmed := strings.TrimPrefix(strings.TrimSpace(o.SASToken), "?")
-	for _, s := range []string{o.ConnectionString, o.AccountKey, o.SASToken, sasTrimmed} {
-		if s != "" {
-			l.secrets = append(l.secrets, s)
-		}
-	}
+	l.cls = azclient.NewClassifier(o.clientOptions(), o.Container, ErrConfig)
 	if err := l.build(); err != nil {
 		return nil, l.redact(fmt.Errorf("azblob lease %s: %w", l.name, err))
 	}
@@ -224,109 +210,33 @@ func configErr(format string, args ...any) error {
 	return fmt.Errorf("%s: %w", fmt.Sprintf(format, args...), ErrConfig)
 }
 
+// clientOptions returns the storage account part of o.
+func (o AzBlobOptions) clientOptions() azclient.Options {
+	return azclient.Options{
+		AccountURL:       o.AccountURL,
+		Auth:             o.Auth,
+		ClientID:         o.ClientID,
+		ConnectionString: o.ConnectionString,
+		AccountName:      o.AccountName,
+		AccountKey:       o.AccountKey,
+		SASToken:         o.SASToken,
+		CallTimeout:      o.CallTimeout,
+		Transport:        o.Transport,
+	}
+}
+
 func (l *AzBlobLock) build() error {
 	o := l.opts
-	if !containerNameRE.MatchString(o.Container) {
-		return configErr("container name %q is invalid (3-63 lowercase letters, digits and single hyphens)", o.Container)
+	if err := azclient.CheckContainerName(o.Container); err != nil {
+		return configErr("%s", err)
 	}
 	if len(o.Blob) > 1024 {
 		return configErr("blob name is longer than 1024 characters")
 	}
-	if o.CallTimeout < 0 {
-		return configErr("call timeout %v is negative", o.CallTimeout)
-	}
-	if o.ClientID != "" && o.Auth != AzBlobAuthManagedIdentity {
-		return configErr("client_id is only used with auth %q (auth is %q)", AzBlobAuthManagedIdentity, o.Auth)
-	}
-	copts := &azblob.ClientOptions{ClientOptions: policy.ClientOptions{
-		Retry: policy.RetryOptions{
-			MaxRetries:    azMaxRetries,
-			TryTimeout:    o.CallTimeout,
-			RetryDelay:    azRetryDelay,
-			MaxRetryDelay: azMaxRetryDelay,
-		},
-		Telemetry: policy.TelemetryOptions{ApplicationID: "baton"},
-	}}
-	if o.Transport != nil {
-		copts.Transport = &http.Client{Transport: o.Transport}
-	}
-
-	var svcURL string
-	if o.Auth != AzBlobAuthConnectionString {
-		u, err := parseAccountURL(o.AccountURL)
-		if err != nil {
-			return err
-		}
-		svcURL = u.String()
-		if (o.Auth == AzBlobAuthDefault || o.Auth == AzBlobAuthManagedIdentity) && u.Scheme != "https" {
-			return configErr("auth %q needs an https account_url (got %s)", o.Auth, svcURL)
-		}
-	}
-
-	var (
-		client *azblob.Client
-		err    error
-	)
-	switch o.Auth {
-	case AzBlobAuthDefault:
-		var cred azcore.TokenCredential
-		cred, err = azidentity.NewDefaultAzureCredential(nil)
-		if err != nil {
-			return configErr("default azure credential: %v", err)
-		}
-		client, err = azblob.NewClient(svcURL, cred, copts)
-	case AzBlobAuthManagedIdentity:
-		mo := &azidentity.ManagedIdentityCredentialOptions{}
-		if o.ClientID != "" {
-			mo.ID = azidentity.ClientID(o.ClientID)
-		}
-		var cred azcore.TokenCredential
-		cred, err = azidentity.NewManagedIdentityCredential(mo)
-		if err != nil {
-			return configErr("managed identity credential: %v", err)
-		}
-		client, err = azblob.NewClient(svcURL, cred, copts)
-	case AzBlobAuthConnectionString:
-		if o.ConnectionString == "" {
-			return configErr("auth %q needs a connection string (it is empty)", o.Auth)
-		}
-		client, err = azblob.NewClientFromConnectionString(o.ConnectionString, copts)
-		if err != nil {
-			// The SDK's parse errors do not quote the string; l.redact
-			// makes sure of it.
-			return configErr("connection string: %v", err)
-		}
-	case AzBlobAuthSharedKey:
-		if o.AccountKey == "" {
-			return configErr("auth %q needs an account key (it is empty)", o.Auth)
-		}
-		name := o.AccountName
-		if name == "" {
-			name = accountNameFromURL(svcURL)
-		}
-		if name == "" {
-			return configErr("auth %q: cannot tell the account name from account_url %s; set it", o.Auth, svcURL)
-		}
-		var cred *azblob.SharedKeyCredential
-		cred, err = azblob.NewSharedKeyCredential(name, o.AccountKey)
-		if err != nil {
-			return configErr("account key for %s is not valid base64", name)
-		}
-		client, err = azblob.NewClientWithSharedKeyCredential(svcURL, cred, copts)
-	case AzBlobAuthSAS:
-		tok := strings.TrimPrefix(strings.TrimSpace(o.SASToken), "?")
-		if tok == "" {
-			return configErr("auth %q needs a SAS token (it is empty)", o.Auth)
-		}
-		if _, perr := url.ParseQuery(tok); perr != nil {
-			return configErr("SAS token is not a URL query string")
-		}
-		client, err = azblob.NewClientWithNoCredential(svcURL+"?"+tok, copts)
-	default:
-		return configErr("auth %q is not one of default, managed-identity, connection-string, shared-key, sas", o.Auth)
-	}
+	client, err := azclient.New(o.clientOptions())
 	if err != nil {
-		return configErr("storage client: %v", err)
+		// All of New's errors are about the options.
+		return configErr("%s", err)
 	}
 	l.cont = client.ServiceClient().NewContainerClient(o.Container)
 	l.blob = l.cont.NewBlockBlobClient(o.Blob)
@@ -338,46 +248,8 @@ func (l *AzBlobLock) build() error {
 	return nil
 }
 
-// parseAccountURL checks an account URL and returns it without a trailing
-// slash, query or fragment.
-func parseAccountURL(s string) (*url.URL, error) {
-	if s == "" {
-		return nil, configErr("account_url is empty (e.g. https://ACCOUNT.blob.core.windows.net)")
-	}
-	u, err := url.Parse(s)
-	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-		return nil, configErr("account_url %q is not an http(s) URL like https://ACCOUNT.blob.core.windows.net", s)
-	}
-	if u.RawQuery != "" || u.User != nil {
-		return nil, configErr("account_url must not carry a query or user info (put a SAS token in its own setting)")
-	}
-	u.Path = strings.TrimRight(u.Path, "/")
-	u.RawPath = ""
-	u.Fragment = ""
-	return u, nil
-}
-
-// accountNameFromURL returns the storage account name of an account URL:
-// the first path segment for path-style URLs (Azurite:
-// http://127.0.0.1:10000/devstoreaccount1), else the host's first label.
-func accountNameFromURL(s string) string {
-	u, err := url.Parse(s)
-	if err != nil {
-		return ""
-	}
-	if seg, _, _ := strings.Cut(strings.TrimPrefix(u.Path, "/"), "/"); seg != "" {
-		return seg
-	}
-	host := u.Hostname()
-	if first, _, ok := strings.Cut(host, "."); ok && first != "" && !isIPHost(host) {
-		return first
-	}
-	return ""
-}
-
-func isIPHost(h string) bool {
-	return strings.Contains(h, ":") || strings.Trim(h, "0123456789.") == ""
-}
+// accountNameFromURL returns the storage account name of an account URL.
+func accountNameFromURL(s string) string { return azclient.AccountNameFromURL(s) }
 
 // LeaseID returns this lock's lease ID (for logs and tests; it is not a
 // secret but grants nothing without storage credentials).
@@ -386,10 +258,7 @@ func (l *AzBlobLock) LeaseID() string { return *l.lease.LeaseID() }
 // bound gives ctx a deadline when it has none, so that no call is unbounded
 // even if a caller forgets one: all tries and back-offs of one call.
 func (l *AzBlobLock) bound(ctx context.Context) (context.Context, context.CancelFunc) {
-	if _, ok := ctx.Deadline(); ok {
-		return context.WithCancel(ctx)
-	}
-	return context.WithTimeout(ctx, time.Duration(azMaxRetries+1)*l.opts.CallTimeout+azMaxRetries*azMaxRetryDelay)
+	return azclient.Bound(ctx, l.opts.CallTimeout)
 }
 
 func leaseSeconds(d time.Duration) (int32, error) {
@@ -418,7 +287,7 @@ func (l *AzBlobLock) Acquire(ctx context.Context, self Record, d time.Duration) 
 	for attempt := 0; ; attempt++ {
 		props, err := l.blob.GetProperties(ctx, nil)
 		switch {
-		case isNotFound(err) && attempt == 0:
+		case azclient.IsNotFound(err) && attempt == 0:
 			if err := l.ensure(ctx); err != nil {
 				return Record{}, err
 			}
@@ -439,8 +308,8 @@ func (l *AzBlobLock) Acquire(ctx context.Context, self Record, d time.Duration) 
 		if err == nil {
 			break
 		}
-		switch code := errorCode(err); {
-		case isNotFound(err) && attempt == 0:
+		switch code := azclient.ErrorCode(err); {
+		case azclient.IsNotFound(err) && attempt == 0:
 			// Deleted between the read and the acquire: recreate once.
 			if err := l.ensure(ctx); err != nil {
 				return Record{}, err
@@ -507,11 +376,11 @@ func (l *AzBlobLock) recordAcquisition(ctx context.Context, self Record) (Record
 // missing. Both creations are idempotent and safe when nodes race.
 func (l *AzBlobLock) ensure(ctx context.Context) error {
 	_, err := l.cont.Create(ctx, nil)
-	switch code := errorCode(err); {
+	switch code := azclient.ErrorCode(err); {
 	case err == nil:
 		l.log.Info("created lease container")
 	case code == "ContainerAlreadyExists":
-	case isAuthError(err):
+	case azclient.IsAuthError(err):
 		return fmt.Errorf("create container %s: %s; create it up front (az storage container create) or allow this identity to: %w",
 			l.opts.Container, l.describe(err), ErrConfig)
 	default:
@@ -522,7 +391,7 @@ func (l *AzBlobLock) ensure(ctx context.Context) error {
 			ModifiedAccessConditions: &blob.ModifiedAccessConditions{IfNoneMatch: to(azcore.ETagAny)},
 		},
 	})
-	switch code := errorCode(err); {
+	switch code := azclient.ErrorCode(err); {
 	case err == nil:
 		l.log.Info("created lease blob")
 	case code == "BlobAlreadyExists", code == "ConditionNotMet", code == "LeaseIdMissing",
@@ -547,12 +416,12 @@ func (l *AzBlobLock) Renew(ctx context.Context, d time.Duration) error {
 	ctx, cancel := l.bound(ctx)
 	defer cancel()
 	_, err = l.lease.RenewLease(ctx, nil)
-	switch code := errorCode(err); {
+	switch code := azclient.ErrorCode(err); {
 	case err == nil:
 		return nil
 	case code == "LeaseIdMismatchWithLeaseOperation", code == "LeaseNotPresentWithLeaseOperation",
 		code == "LeaseLost", code == "LeaseIsBrokenAndCannotBeRenewed", code == "LeaseIdMissing",
-		isNotFound(err):
+		azclient.IsNotFound(err):
 		return fmt.Errorf("renew lease %s: %s: %w", l.name, l.describe(err), ErrLost)
 	default:
 		return l.wrap("renew lease", err)
@@ -565,12 +434,12 @@ func (l *AzBlobLock) Release(ctx context.Context) error {
 	ctx, cancel := l.bound(ctx)
 	defer cancel()
 	_, err := l.lease.ReleaseLease(ctx, nil)
-	switch code := errorCode(err); {
+	switch code := azclient.ErrorCode(err); {
 	case err == nil:
 		l.leaseSec.Store(0)
 		return nil
 	case code == "LeaseIdMismatchWithLeaseOperation", code == "LeaseNotPresentWithLeaseOperation",
-		code == "LeaseLost", isNotFound(err):
+		code == "LeaseLost", azclient.IsNotFound(err):
 		return nil
 	default:
 		return l.wrap("release lease", err)
@@ -588,7 +457,7 @@ func (l *AzBlobLock) Read(ctx context.Context) (Record, bool, error) {
 
 func (l *AzBlobLock) read(ctx context.Context) (Record, bool, error) {
 	props, err := l.blob.GetProperties(ctx, nil)
-	if isNotFound(err) {
+	if azclient.IsNotFound(err) {
 		return Record{}, false, nil
 	}
 	if err != nil {

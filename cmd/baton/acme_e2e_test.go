@@ -15,6 +15,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/batonproxy/baton/lease/azuritetest"
 )
 
 // pebbleBins builds Pebble and its mock DNS server from the pinned tools
@@ -120,7 +122,8 @@ func servedSerial(addr, name string) (*big.Int, error) {
 	return c.ConnectionState().PeerCertificates[0].SerialNumber, nil
 }
 
-// TestACMESharedCertificate: two nodes share certmagic's storage. One
+// TestACMESharedCertificate: two nodes share certmagic's storage on Azure
+// Blob (Azurite). One
 // certificate is ordered from a real ACME server (Pebble, validating
 // HTTP-01 against node-b's port, whichever node ordered), and after a
 // switchover node-b serves the same certificate without a second order.
@@ -129,8 +132,8 @@ func TestACMESharedCertificate(t *testing.T) {
 	dir := t.TempDir()
 	token := filepath.Join(dir, "token")
 	os.WriteFile(token, []byte("test-token\n"), 0o600)
-	leaseFile := filepath.Join(dir, "lease.json")
-	store := filepath.Join(dir, "certmagic")
+	az := azuritetest.Start(t) // the lease and the shared certificate storage
+	t.Setenv("BATON_TEST_CS", az.ConnectionString())
 	appA, appB := startApp(t, "app-a"), startApp(t, "app-b")
 	nb := &batonNode{name: "node-b", http: freePort(t), probe: freePort(t), admin: freePort(t)}
 	httpsA, httpsB := freePort(t), freePort(t)
@@ -144,13 +147,12 @@ domains = [%q]
 email = "ops@baton.test"
 ca = %q
 ca_root = %q
-storage = "file"
-storage_path = %q
-`, domain, peb.dir, peb.caRoot, store)
+storage = "azblob"
+`, domain, peb.dir, peb.caRoot)
 	}
 	a := startNodeWith(t, &batonNode{name: "node-a", http: freePort(t), probe: freePort(t), admin: freePort(t)}, httpsA,
-		nodeOpts{leaseFile: leaseFile, backendPort: appA.port, tokenFile: token, extra: tlsCfg(httpsA)})
-	b := startNodeWith(t, nb, httpsB, nodeOpts{leaseFile: leaseFile, backendPort: appB.port, tokenFile: token, extra: tlsCfg(httpsB)})
+		nodeOpts{azurite: az.URL, backendPort: appA.port, tokenFile: token, extra: tlsCfg(httpsA)})
+	b := startNodeWith(t, nb, httpsB, nodeOpts{azurite: az.URL, backendPort: appB.port, tokenFile: token, extra: tlsCfg(httpsB)})
 	waitProbe(t, a, 200, 10*time.Second)
 
 	var serialA *big.Int
@@ -172,7 +174,20 @@ storage_path = %q
 	}
 	res.Body.Close()
 
-	// Switch over: node-b already has the certificate.
+	// The standby loads the certificate from the shared storage (after
+	// certmagic's storage lock, which it waited on while node-a ordered):
+	// it has it before it is ever promoted.
+	deadline = time.Now().Add(30 * time.Second)
+	for {
+		if s, err := servedSerial(fmt.Sprintf("127.0.0.1:%d", httpsB), domain); err == nil && s.Cmp(serialA) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the standby never loaded the shared certificate")
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	// Switch over: node-b serves the same certificate.
 	ordersBefore := strings.Count(peb.out.String(), "POST /order-plz")
 	out := start(t, "step-down", "baton", "step-down", "-admin", fmt.Sprintf("http://127.0.0.1:%d", a.admin), "-token-file", token)
 	if code := out.wait(t, 10*time.Second); code != 0 {

@@ -9,6 +9,7 @@ import (
 	"github.com/batonproxy/baton/config"
 	"github.com/batonproxy/baton/healthcheck"
 	"github.com/batonproxy/baton/lease"
+	"github.com/batonproxy/baton/lease/azclient"
 )
 
 // newLock builds the lease backend named by lease.backend, reading its
@@ -22,32 +23,43 @@ func newLock(cfg *config.Config, log *zap.Logger) (lease.Lock, error) {
 		}
 		return l, nil
 	case "azblob":
-		a := cfg.Lease.AzBlob
-		o := lease.AzBlobOptions{
-			AccountURL:  a.AccountURL,
-			Container:   a.Container,
-			Blob:        a.Blob,
-			Auth:        a.Auth,
-			ClientID:    a.ClientID,
-			AccountName: a.AccountName,
-			CallTimeout: a.CallTimeout.D(),
-		}
-		var err error
-		switch a.Auth {
-		case "connection-string":
-			o.ConnectionString, err = config.ReadSecret(a.ConnectionStringEnv, a.ConnectionStringFile)
-		case "shared-key":
-			o.AccountKey, err = config.ReadSecret(a.AccountKeyEnv, a.AccountKeyFile)
-		case "sas":
-			o.SASToken, err = config.ReadSecret(a.SASTokenEnv, a.SASTokenFile)
-		}
+		c, err := azblobClient(cfg)
 		if err != nil {
-			return nil, fmt.Errorf("lease.azblob (auth %s): %w", a.Auth, err)
+			return nil, err
 		}
-		return lease.NewAzBlobLock(o, log)
+		a := cfg.Lease.AzBlob
+		return lease.NewAzBlobLock(lease.AzBlobOptions{
+			AccountURL: c.AccountURL, Container: a.Container, Blob: a.Blob, Auth: c.Auth, ClientID: c.ClientID,
+			ConnectionString: c.ConnectionString, AccountName: c.AccountName, AccountKey: c.AccountKey,
+			SASToken: c.SASToken, CallTimeout: c.CallTimeout,
+		}, log)
 	default:
 		return nil, fmt.Errorf("lease.backend: unknown backend %q", cfg.Lease.Backend)
 	}
+}
+
+// azblobClient is the storage account settings of [lease.azblob] with their
+// secrets read from files or environment variables; the lease and the ACME
+// certificate storage share them.
+func azblobClient(cfg *config.Config) (azclient.Options, error) {
+	a := cfg.Lease.AzBlob
+	o := azclient.Options{
+		AccountURL: a.AccountURL, Auth: a.Auth, ClientID: a.ClientID,
+		AccountName: a.AccountName, CallTimeout: a.CallTimeout.D(),
+	}
+	var err error
+	switch a.Auth {
+	case "connection-string":
+		o.ConnectionString, err = config.ReadSecret(a.ConnectionStringEnv, a.ConnectionStringFile)
+	case "shared-key":
+		o.AccountKey, err = config.ReadSecret(a.AccountKeyEnv, a.AccountKeyFile)
+	case "sas":
+		o.SASToken, err = config.ReadSecret(a.SASTokenEnv, a.SASTokenFile)
+	}
+	if err != nil {
+		return o, fmt.Errorf("lease.azblob (auth %s): %w", a.Auth, err)
+	}
+	return o, nil
 }
 
 // newMonitor builds the health monitor from the [[health.check]] entries

@@ -16,6 +16,7 @@ import (
 
 	"github.com/batonproxy/baton/config"
 	"github.com/batonproxy/baton/proxy"
+	"github.com/batonproxy/baton/proxy/certstore"
 )
 
 // tlsSource provides the HTTPS listener's certificates: static files
@@ -36,6 +37,17 @@ var newCertStorage = func(cfg *config.Config, log *zap.Logger) (certmagic.Storag
 	switch cfg.TLS.ACME.Storage {
 	case "file", "":
 		return &certmagic.FileStorage{Path: cfg.TLS.ACME.StoragePath}, nil
+	case "azblob":
+		c, err := azblobClient(cfg)
+		if err != nil {
+			return nil, err
+		}
+		s, err := certstore.New(certstore.Options{Client: c, Container: cfg.Lease.AzBlob.Container,
+			Prefix: cfg.TLS.ACME.StoragePrefix}, log)
+		if err != nil {
+			return nil, fmt.Errorf("tls.acme.storage azblob: %w", err)
+		}
+		return s, nil
 	default:
 		return nil, fmt.Errorf("tls.acme.storage: %q is not available in this build", cfg.TLS.ACME.Storage)
 	}
@@ -118,6 +130,16 @@ func (t *tlsSource) start(ctx context.Context) error {
 func (t *tlsSource) stop() {
 	if t.cache != nil {
 		t.cache.Stop()
+	}
+	if t.magic == nil {
+		return
+	}
+	if s, ok := t.magic.Storage.(*certstore.Storage); ok {
+		// Release locks still held, so the other node need not wait out
+		// their lease.
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		s.Close(ctx)
+		cancel()
 	}
 }
 

@@ -1,0 +1,455 @@
+package certstore
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/streaming"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blob"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
+	"github.com/caddyserver/certmagic"
+	"go.uber.org/zap"
+
+	"github.com/batonproxy/baton/lease/azclient"
+)
+
+// Defaults and bounds of Options.
+const (
+	DefaultContainer = "baton"
+	DefaultPrefix    = "certmagic/"
+	DefaultLockTTL   = 30 * time.Second
+	MinLockTTL       = 15 * time.Second // Azure's bounds of a blob lease
+	MaxLockTTL       = 60 * time.Second
+
+	maxBlobName = 1024
+	lockDir     = "locks/"
+	lockPoll    = time.Second // Lock's poll interval, ±25 % jitter
+)
+
+// ErrConfig means the storage can never work as configured: bad options,
+// or credentials, roles or network rules the storage account refuses.
+var ErrConfig = errors.New("certstore: storage misconfigured")
+
+// ErrLockLost means a lock this Storage held expired or was taken over
+// before Unlock (renewals failed for LockTTL).
+var ErrLockLost = errors.New("certstore: lock lost")
+
+// ErrClosed is returned by Lock and TryLock after Close.
+var ErrClosed = errors.New("certstore: storage closed")
+
+// Options configures New.
+type Options struct {
+	// Client is the storage account and how to authenticate to it, as for
+	// the lease (AccountURL, Auth, ClientID, ConnectionString, AccountName,
+	// AccountKey, SASToken, CallTimeout, Transport).
+	Client azclient.Options
+	// Container holds the blobs. Default "baton" (the lease's default).
+	Container string
+	// Prefix is put before every key to form its blob name. Default
+	// "certmagic/"; a missing trailing "/" is added.
+	Prefix string
+	// LockTTL is the blob lease duration of a lock: a whole number of
+	// seconds in [15s, 60s]. Default 30 s. A dead holder's lock frees up
+	// within LockTTL; a live holder renews every LockTTL/3.
+	LockTTL time.Duration
+}
+
+// Storage implements certmagic.Storage, certmagic.TryLocker and
+// certmagic.LockLeaseRenewer on Azure Blob Storage. It is safe for
+// concurrent use.
+type Storage struct {
+	log         *zap.Logger
+	cls         *azclient.Classifier
+	cont        *container.Client
+	containerNm string
+	prefix      string
+	callTimeout time.Duration
+	ttl         time.Duration
+	renewEvery  time.Duration
+	poll        time.Duration
+
+	mu     sync.Mutex
+	held   map[string]*heldLock // by lock name
+	closed bool
+}
+
+var (
+	_ certmagic.Storage          = (*Storage)(nil)
+	_ certmagic.TryLocker        = (*Storage)(nil)
+	_ certmagic.LockLeaseRenewer = (*Storage)(nil)
+)
+
+// New checks o and builds the storage client. It makes no network call.
+// Errors about the options wrap ErrConfig.
+func New(o Options, log *zap.Logger) (*Storage, error) {
+	if log == nil {
+		return nil, errors.New("new certstore: nil logger")
+	}
+	if o.Container == "" {
+		o.Container = DefaultContainer
+	}
+	if o.Prefix == "" {
+		o.Prefix = DefaultPrefix
+	}
+	o.Prefix = strings.TrimLeft(o.Prefix, "/")
+	if !strings.HasSuffix(o.Prefix, "/") {
+		o.Prefix += "/"
+	}
+	if o.LockTTL == 0 {
+		o.LockTTL = DefaultLockTTL
+	}
+	o.Client = o.Client.WithDefaults()
+	cls := azclient.NewClassifier(o.Client, o.Container, ErrConfig)
+	cfgErr := func(err error) error {
+		return cls.Redact(fmt.Errorf("certstore %s/%s: %w: %w", o.Container, o.Prefix, err, ErrConfig))
+	}
+	if err := azclient.CheckContainerName(o.Container); err != nil {
+		return nil, cfgErr(err)
+	}
+	if o.Prefix == "/" || len(o.Prefix) > maxBlobName/2 {
+		return nil, cfgErr(fmt.Errorf("prefix %q must be 1 to %d characters", o.Prefix, maxBlobName/2))
+	}
+	if o.LockTTL < MinLockTTL || o.LockTTL > MaxLockTTL || o.LockTTL%time.Second != 0 {
+		return nil, cfgErr(fmt.Errorf("lock ttl %v is not a whole number of seconds in [%v, %v]", o.LockTTL, MinLockTTL, MaxLockTTL))
+	}
+	client, err := azclient.New(o.Client)
+	if err != nil {
+		return nil, cfgErr(err)
+	}
+	return &Storage{
+		log:         log.Named("certstore").With(zap.String("container", o.Container), zap.String("prefix", o.Prefix)),
+		cls:         cls,
+		cont:        client.ServiceClient().NewContainerClient(o.Container),
+		containerNm: o.Container,
+		prefix:      o.Prefix,
+		callTimeout: o.Client.CallTimeout,
+		ttl:         o.LockTTL,
+		renewEvery:  o.LockTTL / 3,
+		poll:        lockPoll,
+		held:        make(map[string]*heldLock),
+	}, nil
+}
+
+// String names the storage for certmagic's logs.
+func (s *Storage) String() string {
+	return "certstore:azblob:" + s.containerNm + "/" + s.prefix
+}
+
+// blobName maps a key to its blob name.
+func (s *Storage) blobName(key string) (string, error) {
+	if key == "" || strings.HasPrefix(key, "/") || strings.HasSuffix(key, "/") {
+		return "", fmt.Errorf("certstore: key %q is empty or starts or ends with /", key)
+	}
+	name := s.prefix + key
+	if len(name) > maxBlobName {
+		return "", fmt.Errorf("certstore: key %q is too long (blob names have at most %d characters)", key, maxBlobName)
+	}
+	return name, nil
+}
+
+// dirPrefix is the blob name prefix of everything under dir ("" = all).
+func (s *Storage) dirPrefix(dir string) string {
+	dir = strings.Trim(dir, "/")
+	if dir == "" {
+		return s.prefix
+	}
+	return s.prefix + dir + "/"
+}
+
+// where names key's blob for errors: "container/prefix/key".
+func (s *Storage) where(key string) string {
+	return s.containerNm + "/" + s.prefix + key
+}
+
+// fail classifies and redacts a storage error of op on key.
+func (s *Storage) fail(op, key string, err error) error {
+	return s.cls.Redact(s.cls.Classify(op+" "+s.where(key), err), ErrLockLost)
+}
+
+func (s *Storage) notExist(op, key string) error {
+	return fmt.Errorf("%s %s: %w", op, s.where(key), fs.ErrNotExist)
+}
+
+func (s *Storage) bound(ctx context.Context) (context.Context, context.CancelFunc) {
+	return azclient.Bound(ctx, s.callTimeout)
+}
+
+// ensureContainer creates the container if it is missing.
+func (s *Storage) ensureContainer(ctx context.Context) error {
+	_, err := s.cont.Create(ctx, nil)
+	switch {
+	case err == nil:
+		s.log.Info("created certificate storage container")
+		return nil
+	case azclient.ErrorCode(err) == "ContainerAlreadyExists":
+		return nil
+	case azclient.IsAuthError(err):
+		return s.cls.Redact(fmt.Errorf("create container %s: %s; create it up front (az storage container create) or allow this identity to: %w",
+			s.containerNm, s.cls.Describe(err), ErrConfig))
+	default:
+		return s.fail("create container", "", err)
+	}
+}
+
+// Store implements certmagic.Storage: one Put Blob, so readers see the old
+// or the new value.
+func (s *Storage) Store(ctx context.Context, key string, value []byte) error {
+	name, err := s.blobName(key)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	b := s.cont.NewBlockBlobClient(name)
+	for attempt := 0; ; attempt++ {
+		_, err = b.Upload(ctx, streaming.NopCloser(bytes.NewReader(value)), nil)
+		if err == nil {
+			return nil
+		}
+		if attempt == 0 && azclient.ErrorCode(err) == "ContainerNotFound" {
+			if err := s.ensureContainer(ctx); err != nil {
+				return err
+			}
+			continue
+		}
+		return s.fail("store", key, err)
+	}
+}
+
+// Load implements certmagic.Storage.
+func (s *Storage) Load(ctx context.Context, key string) ([]byte, error) {
+	name, err := s.blobName(key)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	resp, err := s.cont.NewBlobClient(name).DownloadStream(ctx, nil)
+	if azclient.IsNotFound(err) {
+		return nil, s.notExist("load", key)
+	}
+	if err != nil {
+		return nil, s.fail("load", key, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, s.fail("load", key, err)
+	}
+	return data, nil
+}
+
+// Delete implements certmagic.Storage: the key's blob and every key under
+// it as a directory. A missing key is not an error.
+func (s *Storage) Delete(ctx context.Context, key string) error {
+	name, err := s.blobName(key)
+	if err != nil {
+		return err
+	}
+	if err := s.deleteBlob(ctx, key, name); err != nil {
+		return err
+	}
+	var under []string
+	err = s.listFlat(ctx, name+"/", func(blobName string) { under = append(under, blobName) })
+	if err != nil {
+		return s.fail("delete", key, err)
+	}
+	for _, n := range under {
+		if err := s.deleteBlob(ctx, strings.TrimPrefix(n, s.prefix), n); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *Storage) deleteBlob(ctx context.Context, key, name string) error {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	_, err := s.cont.NewBlobClient(name).Delete(ctx, &blob.DeleteOptions{
+		DeleteSnapshots: to(blob.DeleteSnapshotsOptionTypeInclude),
+	})
+	if err == nil || azclient.IsNotFound(err) {
+		return nil
+	}
+	return s.fail("delete", key, err)
+}
+
+// Exists implements certmagic.Storage: true for a key or a directory;
+// false also when the storage cannot be asked.
+func (s *Storage) Exists(ctx context.Context, key string) bool {
+	_, err := s.Stat(ctx, key)
+	return err == nil
+}
+
+// Stat implements certmagic.Storage. A directory has IsTerminal false and
+// no size or modification time.
+func (s *Storage) Stat(ctx context.Context, key string) (certmagic.KeyInfo, error) {
+	name, err := s.blobName(key)
+	if err != nil {
+		return certmagic.KeyInfo{}, err
+	}
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	props, err := s.cont.NewBlobClient(name).GetProperties(ctx, nil)
+	switch {
+	case err == nil:
+		ki := certmagic.KeyInfo{Key: key, IsTerminal: true}
+		if props.LastModified != nil {
+			ki.Modified = *props.LastModified
+		}
+		if props.ContentLength != nil {
+			ki.Size = *props.ContentLength
+		}
+		return ki, nil
+	case !azclient.IsNotFound(err):
+		return certmagic.KeyInfo{}, s.fail("stat", key, err)
+	}
+	isDir, err := s.hasAny(ctx, name+"/")
+	if err != nil {
+		return certmagic.KeyInfo{}, s.fail("stat", key, err)
+	}
+	if !isDir {
+		return certmagic.KeyInfo{}, s.notExist("stat", key)
+	}
+	return certmagic.KeyInfo{Key: key}, nil
+}
+
+// hasAny reports whether a blob name starts with prefix.
+func (s *Storage) hasAny(ctx context.Context, prefix string) (bool, error) {
+	pager := s.cont.NewListBlobsFlatPager(&container.ListBlobsFlatOptions{Prefix: &prefix, MaxResults: to(int32(1))})
+	if !pager.More() {
+		return false, nil
+	}
+	page, err := nextPage(ctx, s.callTimeout, pager.NextPage)
+	if azclient.IsNotFound(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return len(page.Segment.BlobItems) > 0, nil
+}
+
+// listFlat calls f with the name of every blob starting with prefix. A
+// missing container has no blobs.
+func (s *Storage) listFlat(ctx context.Context, prefix string, f func(name string)) error {
+	pager := s.cont.NewListBlobsFlatPager(&container.ListBlobsFlatOptions{Prefix: &prefix})
+	for pager.More() {
+		page, err := nextPage(ctx, s.callTimeout, pager.NextPage)
+		if azclient.IsNotFound(err) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		for _, it := range page.Segment.BlobItems {
+			if it.Name != nil {
+				f(*it.Name)
+			}
+		}
+	}
+	return nil
+}
+
+// List implements certmagic.Storage. Non-recursive: the direct children of
+// dir, files and directories. Recursive: every key under dir and every
+// directory between dir and those keys. An empty dir lists the whole
+// storage. Nothing under dir is fs.ErrNotExist, unless dir is a file key
+// (no children, no error), as with FileStorage.
+func (s *Storage) List(ctx context.Context, dir string, recursive bool) ([]string, error) {
+	dir = strings.Trim(dir, "/")
+	prefix := s.dirPrefix(dir)
+
+	seen := make(map[string]struct{})
+	add := func(blobName string) {
+		rel := strings.Trim(strings.TrimPrefix(blobName, prefix), "/")
+		if rel == "" {
+			return
+		}
+		if !recursive {
+			seen[joinKey(dir, rel)] = struct{}{}
+			return
+		}
+		// The key and each directory between dir and it.
+		for i := 0; i < len(rel); i++ {
+			if rel[i] == '/' {
+				seen[joinKey(dir, rel[:i])] = struct{}{}
+			}
+		}
+		seen[joinKey(dir, rel)] = struct{}{}
+	}
+
+	var err error
+	if recursive {
+		err = s.listFlat(ctx, prefix, add)
+	} else {
+		err = s.listHierarchy(ctx, prefix, add)
+	}
+	if err != nil {
+		return nil, s.fail("list", dir, err)
+	}
+	if len(seen) == 0 {
+		if dir != "" {
+			if _, serr := s.Stat(ctx, dir); serr == nil {
+				return []string{}, nil
+			}
+		}
+		return nil, s.notExist("list", dir)
+	}
+	keys := make([]string, 0, len(seen))
+	for k := range seen {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys, nil
+}
+
+// listHierarchy calls f with the direct children of prefix: blob names and
+// virtual directories (their names end in "/").
+func (s *Storage) listHierarchy(ctx context.Context, prefix string, f func(name string)) error {
+	pager := s.cont.NewListBlobsHierarchyPager("/", &container.ListBlobsHierarchyOptions{Prefix: &prefix})
+	for pager.More() {
+		page, err := nextPage(ctx, s.callTimeout, pager.NextPage)
+		if azclient.IsNotFound(err) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		for _, p := range page.Segment.BlobPrefixes {
+			if p.Name != nil {
+				f(*p.Name)
+			}
+		}
+		for _, it := range page.Segment.BlobItems {
+			if it.Name != nil {
+				f(*it.Name)
+			}
+		}
+	}
+	return nil
+}
+
+// nextPage fetches one page of a listing, bounded like any other call.
+func nextPage[T any](ctx context.Context, callTimeout time.Duration, next func(context.Context) (T, error)) (T, error) {
+	ctx, cancel := azclient.Bound(ctx, callTimeout)
+	defer cancel()
+	return next(ctx)
+}
+
+func joinKey(dir, rel string) string {
+	if dir == "" {
+		return rel
+	}
+	return dir + "/" + rel
+}
+
+func to[T any](v T) *T { return &v }
