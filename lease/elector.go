@@ -535,7 +535,7 @@ func (e *Elector) run(ctx context.Context) {
 		case e.st.HolderKnown && e.st.Holder.Holder != e.cfg.NodeName:
 			// Another node is known to hold the lease: wait as a standby
 			// rather than flipping to candidate for every attempt.
-			e.setRoleLocked(RoleStandby, "lease held by "+e.st.Holder.Holder)
+			e.setRoleLocked(RoleStandby, heldBy(e.st.Holder.Holder))
 		default:
 			e.setRoleLocked(RoleCandidate, "no holder known")
 		}
@@ -630,8 +630,17 @@ func (e *Elector) sawHolder(rec Record, held bool) {
 		e.st.Holder, e.st.HolderKnown = Record{}, false
 	}
 	if held && e.st.Role == RoleCandidate && rec.Holder != e.cfg.NodeName {
-		e.setRoleLocked(RoleStandby, "lease held by "+rec.Holder)
+		e.setRoleLocked(RoleStandby, heldBy(rec.Holder))
 	}
+}
+
+// heldBy is the reason logged when another node holds the lease. A holder
+// that has just acquired it may not have written its name yet.
+func heldBy(holder string) string {
+	if holder == "" {
+		return "lease held by another node (name not yet written)"
+	}
+	return "lease held by " + holder
 }
 
 func sameHolder(a, b Record) bool {

@@ -123,10 +123,10 @@ func servedSerial(addr, name string) (*big.Int, error) {
 }
 
 // TestACMESharedCertificate: two nodes share certmagic's storage on Azure
-// Blob (Azurite). One
-// certificate is ordered from a real ACME server (Pebble, validating
-// HTTP-01 against node-b's port, whichever node ordered), and after a
-// switchover node-b serves the same certificate without a second order.
+// Blob (Azurite). One certificate is ordered from a real ACME server
+// (Pebble, validating HTTP-01 against node-b's port, whichever node
+// ordered), and after a switchover the new active serves the same
+// certificate without a second order.
 func TestACMESharedCertificate(t *testing.T) {
 	skipShort(t)
 	dir := t.TempDir()
@@ -153,50 +153,59 @@ storage = "azblob"
 	a := startNodeWith(t, &batonNode{name: "node-a", http: freePort(t), probe: freePort(t), admin: freePort(t)}, httpsA,
 		nodeOpts{azurite: az.URL, backendPort: appA.port, tokenFile: token, extra: tlsCfg(httpsA)})
 	b := startNodeWith(t, nb, httpsB, nodeOpts{azurite: az.URL, backendPort: appB.port, tokenFile: token, extra: tlsCfg(httpsB)})
-	waitProbe(t, a, 200, 10*time.Second)
+	// Both start together, so either may win the lease; the test holds
+	// for both outcomes (Pebble validates HTTP-01 on node-b's port, which
+	// is the standby's or the active's depending on the race).
+	active := waitActive(t, 15*time.Second, a, b)
+	standby, activeApp := b, "app-a"
+	if active == b {
+		standby, activeApp = a, "app-b"
+	}
+	activeAddr := fmt.Sprintf("127.0.0.1:%d", active.https)
+	standbyAddr := fmt.Sprintf("127.0.0.1:%d", standby.https)
 
-	var serialA *big.Int
+	var serial1 *big.Int
 	deadline := time.Now().Add(60 * time.Second)
-	for serialA == nil && time.Now().Before(deadline) {
-		if s, err := servedSerial(fmt.Sprintf("127.0.0.1:%d", httpsA), domain); err == nil && issuedByPebble(t, fmt.Sprintf("127.0.0.1:%d", httpsA), domain) {
-			serialA = s
+	for serial1 == nil && time.Now().Before(deadline) {
+		if s, err := servedSerial(activeAddr, domain); err == nil && issuedByPebble(t, activeAddr, domain) {
+			serial1 = s
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	if serialA == nil {
-		t.Fatalf("node-a never served a certificate from Pebble\n--- pebble ---\n%s", peb.out.String())
+	if serial1 == nil {
+		t.Fatalf("%s never served a certificate from Pebble\n--- pebble ---\n%s", active.name, peb.out.String())
 	}
 	// HTTPS through the active works end to end, and HTTP redirects.
-	c := httpsClient(domain, httpsA)
-	res, err := c.Get(fmt.Sprintf("https://%s:%d/", domain, httpsA))
-	if err != nil || res.StatusCode != 200 || res.Header.Get("X-Instance") != "app-a" || res.ProtoMajor != 2 {
+	c := httpsClient(domain, active.https)
+	res, err := c.Get(fmt.Sprintf("https://%s:%d/", domain, active.https))
+	if err != nil || res.StatusCode != 200 || res.Header.Get("X-Instance") != activeApp || res.ProtoMajor != 2 {
 		t.Fatalf("HTTPS request: %v %v", res, err)
 	}
 	res.Body.Close()
 
 	// The standby loads the certificate from the shared storage (after
-	// certmagic's storage lock, which it waited on while node-a ordered):
-	// it has it before it is ever promoted.
+	// certmagic's storage lock, which it waited on while the other node
+	// ordered): it has it before it is ever promoted.
 	deadline = time.Now().Add(30 * time.Second)
 	for {
-		if s, err := servedSerial(fmt.Sprintf("127.0.0.1:%d", httpsB), domain); err == nil && s.Cmp(serialA) == 0 {
+		if s, err := servedSerial(standbyAddr, domain); err == nil && s.Cmp(serial1) == 0 {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatal("the standby never loaded the shared certificate")
+			t.Fatalf("the standby (%s) never loaded the shared certificate", standby.name)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	// Switch over: node-b serves the same certificate.
+	// Switch over: the standby serves the same certificate.
 	ordersBefore := strings.Count(peb.out.String(), "POST /order-plz")
-	out := start(t, "step-down", "baton", "step-down", "-admin", fmt.Sprintf("http://127.0.0.1:%d", a.admin), "-token-file", token)
+	out := start(t, "step-down", "baton", "step-down", "-admin", fmt.Sprintf("http://127.0.0.1:%d", active.admin), "-token-file", token)
 	if code := out.wait(t, 10*time.Second); code != 0 {
 		t.Fatalf("step-down: %s", out.out.String())
 	}
-	waitProbe(t, b, 200, 5*time.Second)
-	serialB, err := servedSerial(fmt.Sprintf("127.0.0.1:%d", httpsB), domain)
-	if err != nil || serialB.Cmp(serialA) != 0 {
-		t.Fatalf("node-b serves serial %v (%v), node-a served %v: want the same certificate", serialB, err, serialA)
+	waitProbe(t, standby, 200, 5*time.Second)
+	serial2, err := servedSerial(standbyAddr, domain)
+	if err != nil || serial2.Cmp(serial1) != 0 {
+		t.Fatalf("%s serves serial %v (%v), %s served %v: want the same certificate", standby.name, serial2, err, active.name, serial1)
 	}
 	time.Sleep(500 * time.Millisecond)
 	if n := strings.Count(peb.out.String(), "Issued certificate serial"); n != 1 {
@@ -209,8 +218,8 @@ storage = "azblob"
 	if strings.Contains(b.out.String(), "certificate obtained successfully") {
 		orderedBy = "node-b"
 	}
-	t.Logf("FIGURE ACME: one certificate (serial %x, ordered by %s, HTTP-01 validated on node-b's port) served by both nodes; %d order(s) in all, none after the switchover",
-		serialA, orderedBy, ordersBefore)
+	t.Logf("FIGURE ACME: one certificate (serial %x, ordered by %s, HTTP-01 validated on node-b's port, first active %s) served by both nodes; %d order(s) in all, none after the switchover",
+		serial1, orderedBy, active.name, ordersBefore)
 }
 
 func issuedByPebble(t *testing.T, addr, name string) bool {

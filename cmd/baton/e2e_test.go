@@ -41,19 +41,7 @@ func TestFailoverBetweenTwoProcesses(t *testing.T) {
 	defer func() { stopWatch(); watch.check(t) }()
 
 	// Exactly one becomes active.
-	var active *batonNode
-	deadline := time.Now().Add(10 * time.Second)
-	for active == nil && time.Now().Before(deadline) {
-		for _, n := range []*batonNode{a, b} {
-			if code, _ := n.probeCode(); code == 200 {
-				active = n
-			}
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	if active == nil {
-		t.Fatal("no node became active within 10s")
-	}
+	active := waitActive(t, 10*time.Second, a, b)
 	standby := other(active)
 	term1 := active.status(t).Term
 	if code, body := standby.probeCode(); code != 503 || body != "standby" {

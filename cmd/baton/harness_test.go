@@ -338,6 +338,24 @@ func waitProbe(t *testing.T, n *batonNode, want int, limit time.Duration) time.D
 	return 0
 }
 
+// waitActive waits until one of nodes answers its probe with 200 and
+// returns it. Which node wins a race for a fresh lease is not specified:
+// tests that start two nodes together must not assume it.
+func waitActive(t *testing.T, limit time.Duration, nodes ...*batonNode) *batonNode {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for time.Now().Before(deadline) {
+		for _, n := range nodes {
+			if code, _ := n.probeCode(); code == 200 {
+				return n
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("no node became active within %s", limit)
+	return nil
+}
+
 // httpClient is an HTTPS client that sends every request for name to the
 // local port (no DNS), trusting any certificate (test CAs are ephemeral).
 type httpClient = http.Client
