@@ -8,12 +8,14 @@ import (
 	"testing"
 )
 
-// testLoader is the real loader with a fixed host name and private IP, so
-// results do not depend on the machine.
+// testLoader is the real loader with a fixed host name and private IP and
+// an empty environment, so results do not depend on the machine (GOGC or
+// GOMEMLIMIT set by whoever runs the tests).
 func testLoader() *loader {
 	l := newLoader()
 	l.hostname = func() (string, error) { return "test-host", nil }
 	l.privateIP = func() (string, error) { return "10.1.2.3", nil }
+	l.getenv = func(string) string { return "" }
 	return l
 }
 

@@ -24,6 +24,14 @@ const (
 	defaultMaxIdleConns   = 256
 	defaultHistory        = 10
 	defaultPassiveMinReqs = 20
+
+	// DefaultGCPercent is [runtime] gc_percent when neither the file nor
+	// GOGC sets it. A proxy's live heap is small, so Go's own default (100)
+	// collects very often; 400 trades a little memory for CPU.
+	DefaultGCPercent = 400
+	// DefaultMemoryLimit is [runtime] memory_limit when neither the file nor
+	// GOMEMLIMIT sets it ("0": no limit).
+	DefaultMemoryLimit = "0"
 )
 
 // DefaultLeaseFile is the default [lease.file] path for this OS.
@@ -176,6 +184,8 @@ func (st *state) defaults(c *Config) {
 
 	setStr(&c.Log.Level, "info")
 	setStr(&c.Log.Format, "json")
+
+	st.runtimeDefaults(c)
 }
 
 func (st *state) checkDefaults(c *Config, i int) {

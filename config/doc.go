@@ -11,7 +11,9 @@
 //     listen.http and backend.fencing_header, where "" disables), while
 //     durations and numbers take theirs only when absent, so an explicit 0
 //     is validated, not replaced; no [[health.check]] means one http check
-//     "backend" against backend.url;
+//     "backend" against backend.url; a [runtime] key the file does not
+//     write is left to the Go runtime when GOGC / GOMEMLIMIT is set (not
+//     empty), and takes baton's default otherwise (Runtime records which);
 //  3. resolve go-sockaddr templates (values containing "{{") in
 //     listen.http, listen.https, probe.listen, admin.listen,
 //     drain.advertise_url and tcp checks' address, once, at load;
@@ -49,6 +51,9 @@
 //     but cannot be read (permissions) is left to the component that opens
 //     it, since check-config may run as another user than the service.
 //   - Environment variables named for secrets are not checked at load.
+//     GOGC and GOMEMLIMIT are only looked at for being set: their values
+//     are the Go runtime's to parse (except GOMEMLIMIT=off, which makes
+//     gc_percent = -1 an error).
 //   - Templates reflect the network interfaces at load time; a later
 //     address change is not followed.
 //   - Relative paths are relative to the working directory, not to the

@@ -47,6 +47,7 @@ type loader struct {
 	privateIP  func() (string, error)
 	lookPath   func(string) (string, error)
 	interfaces func() (sockaddr.IfAddrs, error)
+	getenv     func(string) string // GOGC, GOMEMLIMIT
 }
 
 func newLoader() *loader {
@@ -55,6 +56,7 @@ func newLoader() *loader {
 		privateIP:  sockaddr.GetPrivateIP,
 		lookPath:   exec.LookPath,
 		interfaces: sockaddr.GetAllInterfaces,
+		getenv:     os.Getenv,
 	}
 }
 

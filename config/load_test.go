@@ -67,6 +67,10 @@ func TestDefaults(t *testing.T) {
 		},
 		Log:   Log{Level: "info", Format: "json"},
 		Hooks: Hooks{Timeout: Duration(30 * time.Second)},
+		Runtime: Runtime{
+			GCPercent: DefaultGCPercent, GCPercentFrom: OriginDefault,
+			MemoryLimit: DefaultMemoryLimit, MemoryLimitBytes: mustSize(t, DefaultMemoryLimit), MemoryLimitFrom: OriginDefault,
+		},
 	}
 	if d := diff(got, want); d != "" {
 		t.Errorf("defaults differ: %s", d)

@@ -5,6 +5,7 @@ import (
 	"maps"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/BurntSushi/toml"
@@ -14,8 +15,10 @@ import (
 // resolved) as TOML, for `baton check-config`. The configuration holds no
 // secret values, only where to read them; anything that could still be one
 // (credentials or a SAS query in a URL, an Authorization-like check header)
-// is replaced by "REDACTED". Without such values, the output loads back to
-// an equal Config.
+// is replaced by "REDACTED". [runtime] keys the file did not write are
+// shown as comments, since writing them would override GOGC / GOMEMLIMIT.
+// Without redacted values, the output loads back (in the same environment)
+// to an equal Config.
 func (c *Config) Redacted() string {
 	r := *c
 	az := &r.Lease.AzBlob
@@ -37,6 +40,17 @@ func (c *Config) Redacted() string {
 		}
 	}
 
+	// [runtime] keys the file did not write stay unwritten, so the output
+	// loads back with the same origins: a written default would override
+	// GOGC / GOMEMLIMIT. Comments say what applies instead.
+	r.Runtime = Runtime{}
+	if c.Runtime.GCPercentFrom == OriginConfig {
+		r.Runtime.GCPercent = c.Runtime.GCPercent
+	}
+	if c.Runtime.MemoryLimitFrom == OriginConfig {
+		r.Runtime.MemoryLimit = c.Runtime.MemoryLimit
+	}
+
 	var b bytes.Buffer
 	b.WriteString("# effective configuration: defaults filled in, templates resolved, secrets redacted\n")
 	if c.Path != "" {
@@ -49,7 +63,26 @@ func (c *Config) Redacted() string {
 		// Only a programming error (an unencodable type) gets here.
 		return "# cannot encode configuration: " + err.Error() + "\n"
 	}
-	return b.String()
+	out := strings.TrimRight(b.String(), "\n") + "\n"
+	if !strings.Contains(out, "\n[runtime]\n") {
+		out += "\n[runtime]\n"
+	}
+	// [runtime] is the last table (see Config): the comments land in it.
+	for _, k := range []struct {
+		key, env, def string
+		from          Origin
+	}{
+		{"gc_percent", "GOGC", strconv.Itoa(DefaultGCPercent), c.Runtime.GCPercentFrom},
+		{"memory_limit", "GOMEMLIMIT", strconv.Quote(DefaultMemoryLimit), c.Runtime.MemoryLimitFrom},
+	} {
+		switch k.from {
+		case OriginDefault:
+			out += "# " + k.key + " = " + k.def + " (baton's default, as " + k.env + " is not set)\n"
+		case OriginEnv:
+			out += "# " + k.key + ": not set here; the Go runtime follows " + k.env + "\n"
+		}
+	}
+	return out
 }
 
 // redactURL hides user info, the values of credential-like query

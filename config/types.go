@@ -21,6 +21,7 @@ type Config struct {
 	TLS     TLS     `toml:"tls"`
 	Log     Log     `toml:"log"`
 	Hooks   Hooks   `toml:"hooks"`
+	Runtime Runtime `toml:"runtime"` // keep last: Redacted appends to its table
 }
 
 // Hooks are commands run when this node's role changes: on_active when it
@@ -59,7 +60,10 @@ type Probe struct {
 
 type Admin struct {
 	Listen    string `toml:"listen"`     // default "127.0.0.1:8082"
-	TokenFile string `toml:"token_file"` // required for step-down / maintenance
+	TokenFile string `toml:"token_file"` // required for step-down / maintenance / pprof
+	// Pprof serves net/http/pprof under /debug/pprof/ to requests with the
+	// admin token. Default false; true needs token_file.
+	Pprof bool `toml:"pprof"`
 }
 
 type Lease struct {
@@ -185,6 +189,41 @@ type Log struct {
 	File   string `toml:"file"`   // "" = stderr
 	Access bool   `toml:"access"` // one line per request
 }
+
+// Runtime is [runtime]: settings of the Go runtime, applied at start and on
+// every reload. A key the file does not write is left to the Go runtime
+// when its environment variable (GOGC, GOMEMLIMIT) is set and not empty:
+// the operator's environment wins over baton's default, the file wins over
+// both. Load records where each value came from.
+type Runtime struct {
+	// GCPercent is passed to runtime/debug.SetGCPercent: -1 (the
+	// proportional GC off, only with a memory limit) or 10..10000. Default
+	// DefaultGCPercent. Zero when GCPercentFrom is OriginEnv.
+	GCPercent int `toml:"gc_percent,omitzero"`
+	// MemoryLimit is passed to runtime/debug.SetMemoryLimit: a size
+	// ("64MiB", "1GiB", "512MB", "300000000" bytes), at least 16MiB, or
+	// "0" / "off" for no limit. Default DefaultMemoryLimit; "" = the default.
+	// Empty when MemoryLimitFrom is OriginEnv.
+	MemoryLimit string `toml:"memory_limit,omitempty"`
+
+	// Filled by Load.
+	MemoryLimitBytes int64  `toml:"-"` // memory_limit in bytes; 0: no limit
+	GCPercentFrom    Origin `toml:"-"`
+	MemoryLimitFrom  Origin `toml:"-"`
+}
+
+// Origin says where a [runtime] value comes from.
+type Origin uint8
+
+const (
+	// OriginDefault: baton's default (DefaultGCPercent, DefaultMemoryLimit).
+	OriginDefault Origin = iota
+	// OriginConfig: written in the file.
+	OriginConfig
+	// OriginEnv: not written, and GOGC / GOMEMLIMIT is set: baton leaves
+	// the setting to the Go runtime, which read the variable at start.
+	OriginEnv
+)
 
 // Duration is a time.Duration that decodes from a TOML string like "15s".
 type Duration time.Duration

@@ -75,6 +75,7 @@ func (st *state) validate(c *Config) {
 	st.validateTLS(c)
 	st.validateLog(c)
 	st.validateHooks(c)
+	st.validateRuntime(c)
 }
 
 func (st *state) validateHooks(c *Config) {
@@ -347,6 +348,9 @@ func parseAllow(s string) (netip.Prefix, error) {
 func (st *state) validateAdmin(c *Config) {
 	if c.Admin.TokenFile != "" {
 		st.fileExists("admin.token_file", c.Admin.TokenFile)
+	}
+	if c.Admin.Pprof && c.Admin.TokenFile == "" {
+		st.errorf("admin.pprof", "true needs admin.token_file: profiles are served only to requests with the admin token")
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"net/http/pprof"
 	"strings"
 	"time"
 
@@ -138,11 +139,40 @@ func (n *Node) adminHandler() http.Handler {
 		n.elector.SetMaintenance(on)
 		writeJSON(w, http.StatusOK, map[string]bool{"maintenance": on})
 	}))
+	// Go's profiler, registered here explicitly: nothing serves the
+	// DefaultServeMux that importing net/http/pprof also registers on.
+	// pprof.Index serves the named profiles too (/debug/pprof/heap,
+	// allocs, goroutine, block, mutex, threadcreate).
+	for _, p := range []struct {
+		pattern string
+		h       http.HandlerFunc
+	}{
+		{"GET /debug/pprof/", pprof.Index},
+		{"GET /debug/pprof/cmdline", pprof.Cmdline},
+		{"GET /debug/pprof/profile", pprof.Profile},
+		{"GET /debug/pprof/symbol", pprof.Symbol},
+		{"POST /debug/pprof/symbol", pprof.Symbol},
+		{"GET /debug/pprof/trace", pprof.Trace},
+	} {
+		mux.HandleFunc(p.pattern, n.profiling(n.authorized(p.h)))
+	}
 	return mux
 }
 
-// authorized guards an admin action with the bearer token from
-// admin.token_file, compared in constant time.
+// profiling serves h only while admin.pprof is on (it follows reloads);
+// otherwise the path does not exist (404), token or not.
+func (n *Node) profiling(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if !n.live.Load().Admin.Pprof {
+			http.NotFound(w, r)
+			return
+		}
+		h(w, r)
+	}
+}
+
+// authorized guards an admin action (any method) with the bearer token
+// from admin.token_file, compared in constant time.
 func (n *Node) authorized(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		token := *n.token.Load()

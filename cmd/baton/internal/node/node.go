@@ -49,6 +49,8 @@ type Node struct {
 	runCtx   context.Context // set by Run, for monitors started by reloads
 	reloadOK atomic.Uint64
 	reloadKO atomic.Uint64
+	rtBase   runtimeValues // GC settings before Run changed them; guarded by reloadMu
+	rtState  runtimeState  // GC settings in force; guarded by reloadMu
 
 	listeners    []boundListener
 	ready        chan struct{} // closed once serving and the first health round ran
@@ -231,6 +233,7 @@ func (n *Node) Run(ctx context.Context) error {
 	defer cancel()
 	n.reloadMu.Lock()
 	n.runCtx = runCtx
+	n.startRuntime()
 	n.reloadMu.Unlock()
 
 	n.monitor().Start(runCtx)

@@ -160,6 +160,7 @@ path = %q
 	if err != nil {
 		t.Fatal(err)
 	}
+	keepRuntime(t)
 	n, err := New(cfg, zap.NewNop(), "test")
 	if err != nil {
 		t.Fatal(err)

@@ -76,6 +76,7 @@ fall = 1
 
 func startTestNode(t *testing.T, name, leaseFile, extra string, probeMode ...string) *testNode {
 	t.Helper()
+	keepRuntime(t)
 	tn := &testNode{done: make(chan error, 1)}
 	tn.healthy.Store(true)
 	be := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -41,10 +41,11 @@ var restartOnly = []struct {
 var errNotRunning = errors.New("node: not running")
 
 // Reload re-reads the configuration file and applies what can change
-// safely: health checks, drain settings, hooks, the admin token, the log
-// level and the access log. An invalid file changes nothing. The role and
-// the lease are never disturbed: a new health monitor starts with the
-// verdict of the old one, so a reload does not flip the probe.
+// safely: health checks, drain settings, hooks, the admin token,
+// admin.pprof, the log level, the access log and [runtime]. An invalid file
+// changes nothing. The role and the lease are never disturbed: a new health
+// monitor starts with the verdict of the old one, so a reload does not flip
+// the probe.
 func (n *Node) Reload() (ReloadResult, error) {
 	n.reloadMu.Lock()
 	defer n.reloadMu.Unlock()
@@ -119,6 +120,12 @@ func (n *Node) Reload() (ReloadResult, error) {
 			n.proxy.SetAccessLog(nil)
 		}
 		res.Applied = append(res.Applied, "log.access")
+	}
+	if old.Admin.Pprof != live.Admin.Pprof {
+		res.Applied = append(res.Applied, "admin.pprof")
+	}
+	if n.reloadRuntime(live.Runtime) {
+		res.Applied = append(res.Applied, "runtime")
 	}
 	if n.tls != nil && n.tls.static != nil {
 		if err := n.tls.reload(); err == nil {
