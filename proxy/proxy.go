@@ -93,6 +93,7 @@ type Proxy struct {
 
 	backendFailing atomic.Bool // for logging once per change
 	standby        *standby
+	fast           *fastPool                  // nil: every request takes httputil.ReverseProxy
 	codes          [numPaths][6]atomic.Uint64 // by path and status class (index 1..5; 0: other)
 	accessLog      atomic.Pointer[zap.Logger]
 	holdUntil      atomic.Int64 // unix ns; see HoldClients
@@ -154,6 +155,10 @@ func New(o Options, log *zap.Logger) (*Proxy, error) {
 		ErrorLog:       stdLog(p.log, zap.DebugLevel), // per-request copy errors
 		ModifyResponse: p.modifyResponse,
 		ErrorHandler:   p.errorHandler,
+	}
+	if o.Backend.Scheme == "http" && (o.Backend.Path == "" || o.Backend.Path == "/") && o.Backend.RawQuery == "" {
+		p.fast = &fastPool{addr: canonicalAddr(o.Backend), dial: p.transport.DialContext,
+			max: o.MaxIdleConns, idleTimeout: p.transport.IdleConnTimeout}
 	}
 	p.standby = newStandby(p, o)
 	return p, nil
@@ -246,13 +251,16 @@ func (p *Proxy) serveLocal(w http.ResponseWriter, r *http.Request) {
 	}
 	p.begin()
 	defer p.end()
-	if p.fenceKey != "" {
-		r.Header[p.fenceKey] = p.termHeader(term)
-	}
 	if p.opts.Observer != nil {
 		p.opts.Observer.RequestStarted()
 	}
 	p.served.Add(1)
+	if p.fast != nil && fastEligible(r) && p.serveFast(w, r, term) == nil {
+		return
+	}
+	if p.fenceKey != "" {
+		r.Header[p.fenceKey] = p.termHeader(term)
+	}
 	if r.Header.Get("Upgrade") != "" {
 		w = &hijackTracker{ResponseWriter: w, set: &p.upgraded}
 	}
@@ -430,8 +438,23 @@ func (p *Proxy) WaitIdle(ctx context.Context) int64 {
 
 // Close releases the idle connections to the backend and to peers.
 func (p *Proxy) Close() {
+	if p.fast != nil {
+		p.fast.close()
+	}
 	p.transport.CloseIdleConnections()
 	p.standby.close()
+}
+
+// canonicalAddr is u's host:port, with the scheme's default port.
+func canonicalAddr(u *url.URL) string {
+	port := u.Port()
+	if port == "" {
+		port = "80"
+		if u.Scheme == "https" {
+			port = "443"
+		}
+	}
+	return net.JoinHostPort(u.Hostname(), port)
 }
 
 // bufferPool recycles the 32 KiB copy buffers of the reverse proxy.

@@ -1,0 +1,458 @@
+package proxy
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/textproto"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// The fast path serves the common request - GET or HEAD without a body, to
+// a plain-HTTP backend - in the handler's goroutine: it writes the request
+// to a pooled keep-alive connection and reads the answer with the standard
+// library's parser (http.ReadResponse), with none of http.Transport's
+// per-request goroutine hand-offs (writeLoop, readLoop, body-EOF signals)
+// and without cloning the request. Everything else (bodies, upgrades,
+// Expect, trailers on the request, HTTPS backends, backend URLs with a
+// path) takes httputil.ReverseProxy, unchanged.
+//
+// What it keeps from the standard path: the inbound request was parsed and
+// checked by net/http's server (smuggling defences: conflicting
+// Content-Length/Transfer-Encoding, invalid header bytes); the outbound
+// header block is checked again here (names are tokens, values have no
+// CR, LF or NUL) and the request falls back to the standard path if
+// anything is odd; hop-by-hop headers are removed both ways, as
+// httputil.ReverseProxy does; X-Forwarded-* are set as by the Rewrite
+// hook; the response is parsed by http.ReadResponse; 1xx answers are
+// passed on; trailers, streaming (flush per write) and close-delimited
+// bodies behave as with ReverseProxy. A request on a reused connection that
+// fails before any byte of the answer arrived is retried once on a new
+// connection (GET and HEAD are idempotent), as http.Transport does.
+
+// fastConn is one keep-alive connection to the backend.
+type fastConn struct {
+	c    net.Conn
+	br   *bufio.Reader
+	bw   *bufio.Writer
+	used time.Time // when it went idle
+}
+
+// fastPool holds the idle connections to the backend, most recent first.
+type fastPool struct {
+	addr        string
+	dial        func(ctx context.Context, network, addr string) (net.Conn, error)
+	max         int
+	idleTimeout time.Duration
+
+	mu     sync.Mutex
+	idle   []*fastConn
+	closed bool
+}
+
+// get returns an idle connection, or nil when there is none.
+func (fp *fastPool) get(now time.Time) *fastConn {
+	fp.mu.Lock()
+	for n := len(fp.idle); n > 0; n = len(fp.idle) {
+		fc := fp.idle[n-1]
+		fp.idle[n-1] = nil
+		fp.idle = fp.idle[:n-1]
+		if now.Sub(fc.used) < fp.idleTimeout {
+			fp.mu.Unlock()
+			return fc
+		}
+		fc.c.Close() // idle too long: the backend has probably closed it
+	}
+	fp.mu.Unlock()
+	return nil
+}
+
+// put makes fc idle, or closes it when the pool is full or closed.
+func (fp *fastPool) put(fc *fastConn, now time.Time) {
+	fc.used = now
+	fp.mu.Lock()
+	if fp.closed || len(fp.idle) >= fp.max {
+		fp.mu.Unlock()
+		fc.c.Close()
+		return
+	}
+	fp.idle = append(fp.idle, fc)
+	fp.mu.Unlock()
+}
+
+func (fp *fastPool) dialConn(ctx context.Context) (*fastConn, error) {
+	c, err := fp.dial(ctx, "tcp", fp.addr)
+	if err != nil {
+		return nil, err
+	}
+	return &fastConn{c: c, br: bufio.NewReaderSize(c, 4<<10), bw: bufio.NewWriterSize(c, 4<<10)}, nil
+}
+
+// close closes the idle connections; later puts close theirs.
+func (fp *fastPool) close() {
+	fp.mu.Lock()
+	idle := fp.idle
+	fp.idle, fp.closed = nil, true
+	fp.mu.Unlock()
+	for _, fc := range idle {
+		fc.c.Close()
+	}
+}
+
+// fastEligible reports whether r can take the fast path.
+func fastEligible(r *http.Request) bool {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		return false
+	}
+	if (r.Body != nil && r.Body != http.NoBody) || r.ContentLength != 0 || len(r.TransferEncoding) != 0 || r.Trailer != nil {
+		return false
+	}
+	if r.URL.Opaque != "" || r.URL.Path == "" || r.URL.Path[0] != '/' {
+		return false
+	}
+	_, upgrade := r.Header["Upgrade"]
+	_, expect := r.Header["Expect"]
+	return !upgrade && !expect
+}
+
+// hopHeaders are removed by proxies (RFC 9110, 7.6.1), as in
+// httputil.ReverseProxy.
+var hopHeaders = [...]string{
+	"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
+	"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade",
+}
+
+func isHopHeader(k string) bool {
+	for _, h := range hopHeaders {
+		if k == h {
+			return true
+		}
+	}
+	return false
+}
+
+// inConnectionHeader reports whether the Connection header lists k.
+func inConnectionHeader(conn []string, k string) bool {
+	for _, v := range conn {
+		for f := range strings.SplitSeq(v, ",") {
+			if f = textproto.TrimString(f); f != "" && http.CanonicalHeaderKey(f) == k {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// errFallback says the request must take the standard path: something in
+// it is unusual enough not to be written by hand.
+var errFallback = errors.New("proxy: request needs the standard path")
+
+// writeRequest writes r for the backend to bw: request line, Host, the
+// client's end-to-end headers, X-Forwarded-*, the fencing header.
+func (p *Proxy) writeRequest(bw *bufio.Writer, r *http.Request, term uint64) error {
+	if !validHeaderValue(r.Host) || r.Host == "" {
+		return errFallback
+	}
+	conn := r.Header["Connection"]
+	peer := r.Header.Get(ForwardedHeader) != ""
+	bw.WriteString(r.Method)
+	bw.WriteByte(' ')
+	bw.WriteString(r.URL.RequestURI())
+	bw.WriteString(" HTTP/1.1\r\nHost: ")
+	bw.WriteString(r.Host)
+	bw.WriteString("\r\n")
+	for k, vv := range r.Header {
+		switch k {
+		case "Host", "Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", ForwardedHeader, p.fenceKey:
+			continue
+		}
+		if isHopHeader(k) {
+			if k == "Te" && teTrailers(vv) {
+				bw.WriteString("Te: trailers\r\n") // as ReverseProxy: the one TE a backend may need
+			}
+			continue
+		}
+		if len(conn) > 0 && inConnectionHeader(conn, k) {
+			continue
+		}
+		if !validHeaderName(k) {
+			return errFallback
+		}
+		for _, v := range vv {
+			if !validHeaderValue(v) {
+				return errFallback
+			}
+			bw.WriteString(k)
+			bw.WriteString(": ")
+			bw.WriteString(v)
+			bw.WriteString("\r\n")
+		}
+	}
+	// X-Forwarded-*, as setXForwarded (the Rewrite hook) does.
+	if clientIP, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+		bw.WriteString("X-Forwarded-For: ")
+		if prior := r.Header["X-Forwarded-For"]; peer && len(prior) > 0 {
+			for _, v := range prior {
+				if !validHeaderValue(v) {
+					return errFallback
+				}
+				bw.WriteString(v)
+				bw.WriteString(", ")
+			}
+		}
+		bw.WriteString(clientIP)
+		bw.WriteString("\r\n")
+	}
+	bw.WriteString("X-Forwarded-Host: ")
+	bw.WriteString(r.Host)
+	if r.TLS != nil {
+		bw.WriteString("\r\nX-Forwarded-Proto: https\r\n")
+	} else {
+		bw.WriteString("\r\nX-Forwarded-Proto: http\r\n")
+	}
+	if p.fenceKey != "" {
+		bw.WriteString(p.fenceKey)
+		bw.WriteString(": ")
+		bw.WriteString(p.termHeader(term)[0])
+		bw.WriteString("\r\n")
+	}
+	_, err := bw.WriteString("\r\n")
+	return err
+}
+
+func teTrailers(vv []string) bool {
+	for _, v := range vv {
+		for f := range strings.SplitSeq(v, ",") {
+			if strings.EqualFold(textproto.TrimString(f), "trailers") {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// validHeaderName: a non-empty token (RFC 9110, 5.6.2).
+func validHeaderName(k string) bool {
+	if k == "" {
+		return false
+	}
+	for i := 0; i < len(k); i++ {
+		c := k[i]
+		if c <= ' ' || c >= 0x7f || strings.IndexByte(`"(),/:;<=>?@[\]{}`, c) >= 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// validHeaderValue: no control bytes but horizontal tab (RFC 9110, 5.5).
+func validHeaderValue(v string) bool {
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; (c < ' ' && c != '\t') || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// serveFast proxies r on the fast path. It returns errFallback, before
+// anything was sent to the backend, when r must take the standard path.
+func (p *Proxy) serveFast(w http.ResponseWriter, r *http.Request, term uint64) error {
+	ctx := r.Context()
+	fc, reused := p.fast.get(time.Now()), true
+	for attempt := 0; ; attempt++ {
+		if fc == nil {
+			var err error
+			if fc, err = p.fast.dialConn(ctx); err != nil {
+				p.errorHandler(w, r, err)
+				return nil
+			}
+			reused = false
+		}
+		if err := p.writeRequest(fc.bw, r, term); err != nil {
+			fc.bw.Reset(fc.c)
+			p.fast.put(fc, time.Now())
+			return errFallback
+		}
+		// The client going away interrupts the exchange, as it cancels
+		// http.Transport's round trip: the connection is then spoiled.
+		stop := context.AfterFunc(ctx, func() { fc.c.SetDeadline(time.Unix(1, 0)) })
+		res, err := p.readHeader(w, fc, r)
+		if err == nil {
+			p.relay(w, fc, res, stop)
+			return nil
+		}
+		stop()
+		fc.c.Close()
+		fc = nil
+		if attempt == 0 && reused && ctx.Err() == nil && retryable(err) {
+			p.log.Debug("idle backend connection was closed; retrying on a new one", zap.Error(err))
+			continue
+		}
+		p.errorHandler(w, r, err)
+		return nil
+	}
+}
+
+// retryable: the backend closed a reused connection before answering.
+func retryable(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+}
+
+// readHeader sends the buffered request and reads the answer's header
+// within the response-header timeout, passing 1xx informational answers
+// on to the client.
+func (p *Proxy) readHeader(w http.ResponseWriter, fc *fastConn, r *http.Request) (*http.Response, error) {
+	if err := fc.bw.Flush(); err != nil {
+		return nil, err
+	}
+	fc.c.SetReadDeadline(time.Now().Add(p.opts.ResponseHeaderTimeout))
+	// Wait for the first byte apart: an io.EOF here means the backend had
+	// closed the connection before it saw the request (retryable), which
+	// http.ReadResponse would report as io.ErrUnexpectedEOF.
+	if _, err := fc.br.Peek(1); err != nil {
+		return nil, err
+	}
+	for {
+		res, err := http.ReadResponse(fc.br, r)
+		if err != nil {
+			return nil, err
+		}
+		switch {
+		case res.StatusCode >= 200:
+			fc.c.SetReadDeadline(time.Time{})
+			return res, nil
+		case res.StatusCode == http.StatusSwitchingProtocols:
+			return nil, errors.New("backend switched protocols without an Upgrade request")
+		}
+		// 1xx: pass it on, as httputil.ReverseProxy does.
+		h := w.Header()
+		removeHopHeaders(res.Header)
+		for k, vv := range res.Header {
+			h[k] = vv
+		}
+		w.WriteHeader(res.StatusCode)
+		clear(h)
+	}
+}
+
+// removeHopHeaders removes the hop-by-hop headers of a response, and those
+// its Connection header names.
+func removeHopHeaders(h http.Header) {
+	for _, v := range h["Connection"] {
+		for f := range strings.SplitSeq(v, ",") {
+			if f = textproto.TrimString(f); f != "" {
+				delete(h, http.CanonicalHeaderKey(f))
+			}
+		}
+	}
+	for _, k := range hopHeaders {
+		delete(h, k)
+	}
+}
+
+// relay sends the backend's answer to the client, then returns the
+// connection to the pool if it can carry another request. stop ends the
+// client-gone watch of serveFast.
+func (p *Proxy) relay(w http.ResponseWriter, fc *fastConn, res *http.Response, stop func() bool) {
+	removeHopHeaders(res.Header)
+	p.modifyResponse(res)
+	h := w.Header()
+	for k, vv := range res.Header {
+		if prior, ok := h[k]; ok {
+			vv = append(prior[:len(prior):len(prior)], vv...)
+		}
+		h[k] = vv
+	}
+	announced := len(res.Trailer)
+	if announced > 0 {
+		keys := make([]string, 0, announced)
+		for k := range res.Trailer {
+			keys = append(keys, k)
+		}
+		h.Add("Trailer", strings.Join(keys, ", "))
+	}
+	w.WriteHeader(res.StatusCode)
+	flush := streaming(res)
+	if flush {
+		// As httputil.ReverseProxy: the header goes out at once, even if
+		// the first piece of the body comes much later.
+		http.NewResponseController(w).Flush()
+	}
+	err := copyBody(w, res.Body, flush)
+	watched := stop()
+	if err != nil {
+		fc.c.Close()
+		p.log.Debug("response body copy failed", zap.Error(err))
+		// As httputil.ReverseProxy: all that can be done is to abort
+		// the client's request, so it does not take a cut body for whole.
+		panic(http.ErrAbortHandler)
+	}
+	if !watched || res.Close || fc.br.Buffered() != 0 {
+		// The client went away (the connection's deadline is spoiled),
+		// the backend closes, or it sent bytes nobody asked for.
+		fc.c.Close()
+	} else {
+		p.fast.put(fc, time.Now())
+	}
+	if len(res.Trailer) > 0 {
+		// Force chunking, so net/http does not compute a Content-Length
+		// for a short body and drop the trailers.
+		http.NewResponseController(w).Flush()
+		if len(res.Trailer) == announced {
+			for k, vv := range res.Trailer {
+				h[k] = vv
+			}
+		} else {
+			for k, vv := range res.Trailer {
+				h[http.TrailerPrefix+k] = vv
+			}
+		}
+	}
+}
+
+// streaming reports whether each piece of the body is flushed at once, as
+// httputil.ReverseProxy does for server-sent events and bodies of unknown
+// length.
+func streaming(res *http.Response) bool {
+	if res.ContentLength == -1 {
+		return true
+	}
+	ct := res.Header.Get("Content-Type")
+	return len(ct) >= len("text/event-stream") && strings.EqualFold(ct[:len("text/event-stream")], "text/event-stream")
+}
+
+// copyBody copies the body to the client, flushing after each write when
+// streaming. It reads to EOF, so the connection can be reused.
+func copyBody(w http.ResponseWriter, body io.Reader, flush bool) error {
+	bp := buffers.Get().(*[]byte)
+	defer buffers.Put(bp)
+	buf := *bp
+	for {
+		n, rerr := body.Read(buf)
+		if n > 0 {
+			if _, err := w.Write(buf[:n]); err != nil {
+				return err
+			}
+			if flush {
+				if err := http.NewResponseController(w).Flush(); err != nil {
+					return err
+				}
+			}
+		}
+		if rerr == io.EOF {
+			return nil
+		}
+		if rerr != nil {
+			return rerr
+		}
+	}
+}

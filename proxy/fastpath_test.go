@@ -1,0 +1,460 @@
+package proxy
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httptrace"
+	"net/textproto"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// scriptBackend is a raw HTTP/1.1 origin: it records each request's header
+// block as it arrived and answers with a canned byte string chosen by the
+// request's path (close: the connection is closed after the answer).
+type scriptBackend struct {
+	ln      net.Listener
+	answers map[string]scriptAnswer
+	wg      sync.WaitGroup
+
+	mu    sync.Mutex
+	seen  []string // request line + sorted header lines, one entry per request
+	conns int
+	open  map[net.Conn]struct{}
+}
+
+type scriptAnswer struct {
+	raw   string
+	close bool
+}
+
+func newScriptBackend(t *testing.T, answers map[string]scriptAnswer) *scriptBackend {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sb := &scriptBackend{ln: ln, answers: answers, open: map[net.Conn]struct{}{}}
+	sb.wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			sb.mu.Lock()
+			sb.conns++
+			sb.open[c] = struct{}{}
+			sb.mu.Unlock()
+			sb.wg.Go(func() { sb.serve(c) })
+		}
+	})
+	t.Cleanup(func() {
+		ln.Close()
+		sb.mu.Lock()
+		for c := range sb.open {
+			c.Close()
+		}
+		sb.mu.Unlock()
+		sb.wg.Wait()
+	})
+	return sb
+}
+
+func (sb *scriptBackend) serve(c net.Conn) {
+	defer func() {
+		sb.mu.Lock()
+		delete(sb.open, c)
+		sb.mu.Unlock()
+		c.Close()
+	}()
+	tp := textproto.NewReader(bufio.NewReader(c))
+	for {
+		line, err := tp.ReadLine()
+		if err != nil {
+			return
+		}
+		var hdr []string
+		for {
+			h, err := tp.ReadLine()
+			if err != nil {
+				return
+			}
+			if h == "" {
+				break
+			}
+			hdr = append(hdr, h)
+		}
+		slices.Sort(hdr)
+		sb.mu.Lock()
+		sb.seen = append(sb.seen, line+"\n"+strings.Join(hdr, "\n"))
+		sb.mu.Unlock()
+		path := strings.Fields(line)[1]
+		path, _, _ = strings.Cut(path, "?")
+		a, ok := sb.answers[path]
+		if !ok {
+			a = scriptAnswer{raw: "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"}
+		}
+		if _, err := io.WriteString(c, a.raw); err != nil || a.close {
+			return
+		}
+	}
+}
+
+func (sb *scriptBackend) last() string {
+	sb.mu.Lock()
+	defer sb.mu.Unlock()
+	if len(sb.seen) == 0 {
+		return ""
+	}
+	return sb.seen[len(sb.seen)-1]
+}
+
+func (sb *scriptBackend) connCount() int {
+	sb.mu.Lock()
+	defer sb.mu.Unlock()
+	return sb.conns
+}
+
+// frontFor serves p on a test server.
+func frontFor(t *testing.T, p *Proxy) *httptest.Server {
+	t.Helper()
+	front := httptest.NewUnstartedServer(p)
+	front.Config = NewServer(p, zap.NewNop())
+	front.Start()
+	t.Cleanup(front.Close)
+	return front
+}
+
+func proxyTo(t *testing.T, backend string, fast bool) *Proxy {
+	t.Helper()
+	u, _ := url.Parse(backend)
+	f := &fakeFence{}
+	f.term.Store(7)
+	f.ok.Store(true)
+	p, err := New(Options{Backend: u, FencingHeader: "Baton-Term", Fence: f, RetryAfter: time.Second}, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !fast {
+		p.fast = nil
+	}
+	t.Cleanup(p.Close)
+	return p
+}
+
+// observed is what a client sees of one answer.
+type observed struct {
+	status      int
+	header      http.Header
+	length      int64
+	chunked     bool
+	body        string
+	trailer     http.Header
+	informative []string
+}
+
+func fetch(t *testing.T, c *http.Client, method, u string, hdr http.Header) observed {
+	t.Helper()
+	var info []string
+	ctx := httptrace.WithClientTrace(context.Background(), &httptrace.ClientTrace{
+		Got1xxResponse: func(code int, h textproto.MIMEHeader) error {
+			info = append(info, fmt.Sprint(code, " ", h.Get("Link")))
+			return nil
+		},
+	})
+	req, _ := http.NewRequestWithContext(ctx, method, u, nil)
+	for k, vv := range hdr {
+		req.Header[k] = vv
+	}
+	req.Host = "app.example.com" // the same for both fronts
+	if h := hdr.Get("Host"); h != "" {
+		req.Host = h
+	}
+	res, err := c.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, u, err)
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatalf("%s %s: body: %v", method, u, err)
+	}
+	res.Header.Del("Date")
+	return observed{status: res.StatusCode, header: res.Header, length: res.ContentLength,
+		chunked: slices.Contains(res.TransferEncoding, "chunked"), body: string(b), trailer: res.Trailer, informative: info}
+}
+
+// TestFastPathMatchesStandardPath sends the same requests through the fast
+// path and through httputil.ReverseProxy and compares what the backend
+// received and what the client got.
+func TestFastPathMatchesStandardPath(t *testing.T) {
+	const ok13 = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 13\r\n\r\nHello, World\n"
+	sb := newScriptBackend(t, map[string]scriptAnswer{
+		"/":       {raw: ok13},
+		"/a%2Fb/": {raw: ok13},
+		"/hop": {raw: "HTTP/1.1 200 OK\r\nConnection: X-Resp-Hop\r\nX-Resp-Hop: 1\r\nKeep-Alive: timeout=5\r\n" +
+			"Proxy-Authenticate: Basic\r\nSet-Cookie: a=1\r\nSet-Cookie: b=2\r\nX-End: kept\r\nContent-Length: 2\r\n\r\nok"},
+		"/chunked": {raw: "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: X-Sum\r\n\r\n" +
+			"5\r\nhello\r\n6\r\n world\r\n0\r\nX-Sum: abc\r\n\r\n"},
+		"/undeclared-trailer": {raw: "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" +
+			"2\r\nhi\r\n0\r\nX-Late: yes\r\n\r\n"},
+		"/204":    {raw: "HTTP/1.1 204 No Content\r\nX-A: b\r\n\r\n"},
+		"/304":    {raw: "HTTP/1.1 304 Not Modified\r\nETag: \"x\"\r\n\r\n"},
+		"/hints":  {raw: "HTTP/1.1 103 Early Hints\r\nLink: </s.css>; rel=preload\r\n\r\n" + ok13},
+		"/eof":    {raw: "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nuntil the end", close: true},
+		"/close":  {raw: "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 3\r\n\r\nbye", close: true},
+		"/http10": {raw: "HTTP/1.0 200 OK\r\nContent-Length: 4\r\n\r\nold!", close: true},
+		"/sse":    {raw: "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nContent-Length: 11\r\n\r\ndata: one\n\n"},
+		"/head":   {raw: "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 13\r\n\r\n"},
+	})
+	fast, std := frontFor(t, proxyTo(t, "http://"+sb.ln.Addr().String(), true)), frontFor(t, proxyTo(t, "http://"+sb.ln.Addr().String(), false))
+	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableCompression: true}}
+	defer client.CloseIdleConnections()
+
+	for _, tc := range []struct {
+		name, method, path string
+		hdr                http.Header
+	}{
+		{"plain", "GET", "/", nil},
+		{"query and escaped path", "GET", "/a%2Fb/?x=1&y=%20z&x=2", nil},
+		{"head", "HEAD", "/head", nil},
+		{"hop-by-hop request headers", "GET", "/", http.Header{
+			"Connection": {"X-Custom, keep-alive"}, "X-Custom": {"secret"}, "Keep-Alive": {"5"}, "Te": {"trailers, deflate"},
+			"Proxy-Authorization": {"Basic x"}, "Proxy-Connection": {"keep-alive"}, "X-Other": {"a", "b"}}},
+		{"client cannot set forwarding or fencing headers", "GET", "/", http.Header{
+			"X-Forwarded-For": {"1.2.3.4"}, "Forwarded": {"for=1.2.3.4"}, "X-Forwarded-Host": {"evil"},
+			"X-Forwarded-Proto": {"https"}, "Baton-Term": {"999"}}},
+		{"forwarded by a peer keeps the chain", "GET", "/", http.Header{
+			ForwardedHeader: {"node-b"}, "X-Forwarded-For": {"10.0.0.1, 10.0.0.2", "10.0.0.3"}}},
+		{"host kept", "GET", "/", http.Header{"Host": {"app.example.com:8443"}}},
+		{"hop-by-hop response headers", "GET", "/hop", nil},
+		{"chunked with trailer", "GET", "/chunked", nil},
+		{"undeclared trailer", "GET", "/undeclared-trailer", nil},
+		{"204", "GET", "/204", nil},
+		{"304", "GET", "/304", http.Header{"If-None-Match": {`"x"`}}},
+		{"103 early hints", "GET", "/hints", nil},
+		{"close-delimited body", "GET", "/eof", nil},
+		{"connection close", "GET", "/close", nil},
+		{"HTTP/1.0 backend", "GET", "/http10", nil},
+		{"event stream", "GET", "/sse", nil},
+		{"not found", "GET", "/nothing", nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			gotFast := fetch(t, client, tc.method, fast.URL+tc.path, tc.hdr)
+			sawFast := sb.last()
+			gotStd := fetch(t, client, tc.method, std.URL+tc.path, tc.hdr)
+			sawStd := sb.last()
+			if sawFast != sawStd {
+				t.Errorf("backend saw\n--- fast path ---\n%s\n--- standard path ---\n%s", sawFast, sawStd)
+			}
+			if fmt.Sprint(gotFast) != fmt.Sprint(gotStd) {
+				t.Errorf("client got\n--- fast path ---\n%+v\n--- standard path ---\n%+v", gotFast, gotStd)
+			}
+			if gotFast.status == 0 || (tc.method == "GET" && gotFast.status == 200 && gotFast.body == "") || gotStd.status == 0 {
+				t.Errorf("nothing useful came back: %+v", gotFast)
+			}
+		})
+	}
+	// The fast path really was taken: one pooled connection carried the
+	// keep-alive answers (the standard path has its own).
+	if sb.connCount() > 16 {
+		t.Errorf("backend saw %d connections: keep-alive is not reused", sb.connCount())
+	}
+}
+
+// TestFastPathRetriesAClosedIdleConnection: a backend that closes idle
+// connections behind the proxy's back costs no request.
+func TestFastPathRetriesAClosedIdleConnection(t *testing.T) {
+	sb := newScriptBackend(t, map[string]scriptAnswer{
+		// No Connection: close - the backend just hangs up after answering.
+		"/": {raw: "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", close: true},
+	})
+	p := proxyTo(t, "http://"+sb.ln.Addr().String(), true)
+	front := frontFor(t, p)
+	for i := range 5 {
+		res, err := http.Get(front.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		if res.StatusCode != 200 {
+			t.Fatalf("request %d: status %d, want 200", i, res.StatusCode)
+		}
+		// Wait until the backend has hung up, so the next request finds
+		// a dead connection in the pool.
+		waitFor(t, func() bool { sb.mu.Lock(); defer sb.mu.Unlock(); return len(sb.open) == 0 })
+	}
+	if n := sb.connCount(); n < 5 {
+		t.Errorf("backend saw %d connections for 5 requests on hung-up connections", n)
+	}
+	if c := p.StatusCounts()[PathLocal]; c[5] != 0 {
+		t.Errorf("%d requests failed", c[5])
+	}
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within 5s")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestFastPathUnsolicitedBytes: bytes after an answer spoil the
+// connection; it is not reused, so they never become the next answer.
+func TestFastPathUnsolicitedBytes(t *testing.T) {
+	sb := newScriptBackend(t, map[string]scriptAnswer{
+		"/": {raw: "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok" + "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nevil"},
+	})
+	front := frontFor(t, proxyTo(t, "http://"+sb.ln.Addr().String(), true))
+	for range 3 {
+		res, err := http.Get(front.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if string(b) != "ok" {
+			t.Fatalf("body %q, want ok", b)
+		}
+	}
+	if n := sb.connCount(); n != 3 {
+		t.Errorf("backend saw %d connections, want 3 (none reused)", n)
+	}
+}
+
+// TestFastPathRefusesToWriteBadHeaders: a header the server should never
+// have let through (a handler further up could build one) is not written
+// by hand; the standard path then refuses it too.
+func TestFastPathRefusesToWriteBadHeaders(t *testing.T) {
+	sb := newScriptBackend(t, map[string]scriptAnswer{"/": {raw: "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"}})
+	p := proxyTo(t, "http://"+sb.ln.Addr().String(), true)
+	for _, h := range []http.Header{
+		{"X-A": {"a\r\nX-Injected: 1"}},
+		{"X-A\r\nX-Injected": {"1"}},
+		{"X-A": {"nul\x00"}},
+	} {
+		r := httptest.NewRequest("GET", "http://app.example.com/", nil)
+		r.Header = h
+		w := httptest.NewRecorder()
+		p.ServeHTTP(w, r)
+		if w.Code != http.StatusBadGateway {
+			t.Errorf("%q: status %d, want 502", h, w.Code)
+		}
+	}
+	if seen := sb.last(); seen != "" {
+		t.Errorf("the backend received a request: %q", seen)
+	}
+}
+
+// TestFastPathClientGoneWhileWaiting: the client hanging up while the
+// backend thinks ends the exchange (499 to the observer, the connection
+// dropped), as with http.Transport.
+func TestFastPathClientGoneWhileWaiting(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	closed := make(chan struct{})
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		io.Copy(io.Discard, c) // never answers; returns when the proxy hangs up
+		close(closed)
+	}()
+	obs := &countingObserver{}
+	p := proxyTo(t, "http://"+ln.Addr().String(), true)
+	p.opts.Observer = obs
+	ctx, cancel := context.WithCancel(context.Background())
+	r := httptest.NewRequest("GET", "http://app.example.com/", nil).WithContext(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); p.ServeHTTP(httptest.NewRecorder(), r) }()
+	waitFor(t, func() bool { return p.InFlight() == 1 })
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the request did not end when the client went away")
+	}
+	select {
+	case <-closed:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the backend connection was not closed")
+	}
+	obs.mu.Lock()
+	defer obs.mu.Unlock()
+	if len(obs.done) != 1 || obs.done[0] != StatusClientClosedRequest || obs.errs != 0 {
+		t.Errorf("observer saw %v (%d errors), want one 499 that is not a backend error", obs.done, obs.errs)
+	}
+}
+
+func TestFastEligible(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		mut  func(r *http.Request)
+		want bool
+	}{
+		{"GET", func(r *http.Request) {}, true},
+		{"HEAD", func(r *http.Request) { r.Method = "HEAD" }, true},
+		{"POST", func(r *http.Request) { r.Method = "POST" }, false},
+		{"GET with a body", func(r *http.Request) { r.Body = io.NopCloser(strings.NewReader("x")); r.ContentLength = 1 }, false},
+		{"GET chunked", func(r *http.Request) { r.TransferEncoding = []string{"chunked"}; r.ContentLength = -1 }, false},
+		{"upgrade", func(r *http.Request) { r.Header.Set("Upgrade", "websocket") }, false},
+		{"expect", func(r *http.Request) { r.Header.Set("Expect", "100-continue") }, false},
+		{"trailer", func(r *http.Request) { r.Trailer = http.Header{} }, false},
+		{"opaque", func(r *http.Request) { r.URL.Opaque = "//x/y" }, false},
+		{"OPTIONS *", func(r *http.Request) { r.Method = "OPTIONS"; r.URL.Path = "*" }, false},
+	} {
+		r := httptest.NewRequest("GET", "http://app.example.com/x", nil)
+		tc.mut(r)
+		if got := fastEligible(r); got != tc.want {
+			t.Errorf("%s: fastEligible = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
+
+// TestStreamingHeaderIsFlushed: an event stream's header reaches the
+// client before its first event, as with httputil.ReverseProxy.
+func TestStreamingHeaderIsFlushed(t *testing.T) {
+	for _, fast := range []bool{true, false} {
+		release := make(chan struct{})
+		be := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "text/event-stream")
+			w.WriteHeader(http.StatusOK)
+			w.(http.Flusher).Flush()
+			select {
+			case <-release:
+			case <-r.Context().Done():
+			}
+		}))
+		front := frontFor(t, proxyTo(t, be.URL, fast))
+		c := &http.Client{Timeout: 5 * time.Second}
+		res, err := c.Get(front.URL)
+		close(release)
+		if err != nil {
+			t.Fatalf("fast=%v: the header did not come before the body: %v", fast, err)
+		}
+		res.Body.Close()
+		c.CloseIdleConnections()
+		be.Close()
+	}
+}
