@@ -83,6 +83,10 @@ test-packages: ## .deb and .msi tests (root: dpkg -i/upgrade/purge here; lintian
 test-systemd: build deb ## boot Debian 12 (debootstrap, systemd-nspawn) and run the .deb under systemd (root)
 	VERSION='$(VERSION)' GO='$(GO)' bash packaging/test/test-systemd.sh
 
+.PHONY: bench
+bench: build ## data plane vs HAProxy and Caddy (wrk, loopback, ~7 min) and the Go benchmarks
+	bash bench/bench.sh
+
 .PHONY: tls-audit
 tls-audit: build ## run testssl.sh against a local baton with a test certificate
 	bash scripts/tls-audit.sh

@@ -95,6 +95,9 @@ func (st *state) defaults(c *Config) {
 	setDur(&b.DialTimeout, st.has("backend", "dial_timeout"), 2*time.Second)
 	setDur(&b.ResponseHeaderTimeout, st.has("backend", "response_header_timeout"), 60*time.Second)
 	setInt(&b.MaxIdleConns, st.has("backend", "max_idle_conns"), defaultMaxIdleConns)
+	if b.FastPath == nil {
+		b.FastPath = ptr(true)
+	}
 
 	p := &c.Probe
 	setStr(&p.Listen, DefaultProbeListen)

@@ -26,6 +26,7 @@ func TestDefaults(t *testing.T) {
 			DialTimeout:           Duration(2 * time.Second),
 			ResponseHeaderTimeout: Duration(60 * time.Second),
 			MaxIdleConns:          256,
+			FastPath:              ptr(true),
 		},
 		Probe: Probe{Listen: ":8081", Path: "/probe", Mode: "http", Allow: []string{}, LBInterval: Duration(5 * time.Second), LBThreshold: 1},
 		Admin: Admin{Listen: "127.0.0.1:8082"},
@@ -110,6 +111,11 @@ func TestDefaultsDependOnOtherKeys(t *testing.T) {
 		{"probe allow-list normalised to prefixes", fileLease + "[probe]\nallow = [\"168.63.129.16\", \"fe80::1234:5678:9abc\", \"10.1.2.3/8\", \"::ffff:10.0.0.1\"]\n",
 			func(t *testing.T, c *Config) {
 				eq(t, strings.Join(c.Probe.Allow, " "), "168.63.129.16/32 fe80::1234:5678:9abc/128 10.0.0.0/8 10.0.0.1/32")
+			}},
+		{"fast path off", fileLease + "[backend]\nfast_path = false\nresponse_header_timeout = \"0s\"\n",
+			func(t *testing.T, c *Config) {
+				eq(t, *c.Backend.FastPath, false)
+				eq(t, c.Backend.ResponseHeaderTimeout.D(), 0)
 			}},
 		{"optional check", fileLease + "[[health.check]]\nname = \"a\"\nrequired = false\n",
 			func(t *testing.T, c *Config) { eq(t, *c.Health.Checks[0].Required, false) }},

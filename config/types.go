@@ -47,6 +47,11 @@ type Backend struct {
 	DialTimeout           Duration `toml:"dial_timeout"`            // default 2s
 	ResponseHeaderTimeout Duration `toml:"response_header_timeout"` // default 60s
 	MaxIdleConns          int      `toml:"max_idle_conns"`          // default 256
+	// FastPath serves GET and HEAD requests without a body over baton's
+	// own keep-alive connections instead of net/http's Transport (much
+	// less CPU per request); false sends everything through the
+	// Transport. Default true.
+	FastPath *bool `toml:"fast_path"`
 }
 
 type Probe struct {

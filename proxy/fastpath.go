@@ -284,7 +284,8 @@ func (p *Proxy) serveFast(w http.ResponseWriter, r *http.Request, term uint64) e
 		}
 		// The client going away interrupts the exchange, as it cancels
 		// http.Transport's round trip: the connection is then spoiled.
-		stop := context.AfterFunc(ctx, func() { fc.c.SetDeadline(time.Unix(1, 0)) })
+		c := fc.c
+		stop := context.AfterFunc(ctx, func() { c.SetDeadline(time.Unix(1, 0)) })
 		res, err := p.readHeader(w, fc, r)
 		if err == nil {
 			p.relay(w, fc, res, stop)
@@ -314,7 +315,9 @@ func (p *Proxy) readHeader(w http.ResponseWriter, fc *fastConn, r *http.Request)
 	if err := fc.bw.Flush(); err != nil {
 		return nil, err
 	}
-	fc.c.SetReadDeadline(time.Now().Add(p.opts.ResponseHeaderTimeout))
+	if p.opts.ResponseHeaderTimeout > 0 {
+		fc.c.SetReadDeadline(time.Now().Add(p.opts.ResponseHeaderTimeout))
+	}
 	// Wait for the first byte apart: an io.EOF here means the backend had
 	// closed the connection before it saw the request (retryable), which
 	// http.ReadResponse would report as io.ErrUnexpectedEOF.
@@ -328,7 +331,9 @@ func (p *Proxy) readHeader(w http.ResponseWriter, fc *fastConn, r *http.Request)
 		}
 		switch {
 		case res.StatusCode >= 200:
-			fc.c.SetReadDeadline(time.Time{})
+			if p.opts.ResponseHeaderTimeout > 0 {
+				fc.c.SetReadDeadline(time.Time{})
+			}
 			return res, nil
 		case res.StatusCode == http.StatusSwitchingProtocols:
 			return nil, errors.New("backend switched protocols without an Upgrade request")

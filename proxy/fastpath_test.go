@@ -458,3 +458,62 @@ func TestStreamingHeaderIsFlushed(t *testing.T) {
 		be.Close()
 	}
 }
+
+func TestFastPathOnlyForPlainBackendRoots(t *testing.T) {
+	for _, tc := range []struct {
+		backend string
+		no      bool
+		want    bool
+	}{
+		{"http://127.0.0.1:8080", false, true},
+		{"http://127.0.0.1:8080/", false, true},
+		{"http://app.local", false, true},
+		{"http://127.0.0.1:8080", true, false},
+		{"https://127.0.0.1:8443", false, false},
+		{"http://127.0.0.1:8080/base", false, false},
+		{"http://127.0.0.1:8080/?a=b", false, false},
+	} {
+		u, _ := url.Parse(tc.backend)
+		p, err := New(Options{Backend: u, Fence: &fakeFence{}, NoFastPath: tc.no}, zap.NewNop())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := p.fast != nil; got != tc.want {
+			t.Errorf("%s (NoFastPath %v): fast path %v, want %v", tc.backend, tc.no, got, tc.want)
+		}
+		if p.fast != nil && u.Port() == "" && p.fast.addr != "app.local:80" {
+			t.Errorf("%s: dials %s", tc.backend, p.fast.addr)
+		}
+		p.Close()
+	}
+}
+
+// TestNoResponseHeaderTimeout: a negative timeout is no limit on both
+// paths (backend.response_header_timeout = "0s").
+func TestNoResponseHeaderTimeout(t *testing.T) {
+	for _, fast := range []bool{true, false} {
+		be := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			time.Sleep(150 * time.Millisecond) // longer than the short timeout below
+			io.WriteString(w, "late")
+		}))
+		u, _ := url.Parse(be.URL)
+		f := &fakeFence{}
+		f.ok.Store(true)
+		for _, tc := range []struct {
+			timeout time.Duration
+			want    int
+		}{{-1, 200}, {50 * time.Millisecond, 504}} {
+			p, err := New(Options{Backend: u, Fence: f, ResponseHeaderTimeout: tc.timeout, NoFastPath: !fast}, zap.NewNop())
+			if err != nil {
+				t.Fatal(err)
+			}
+			w := httptest.NewRecorder()
+			p.ServeHTTP(w, httptest.NewRequest("GET", "http://app.example.com/", nil))
+			if w.Code != tc.want {
+				t.Errorf("fast=%v timeout %v: status %d, want %d", fast, tc.timeout, w.Code, tc.want)
+			}
+			p.Close()
+		}
+		be.Close()
+	}
+}

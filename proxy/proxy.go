@@ -54,10 +54,13 @@ type Options struct {
 	// DialTimeout bounds connecting to the backend; default 2s.
 	DialTimeout time.Duration
 	// ResponseHeaderTimeout bounds the wait for the backend's response
-	// headers; default 60s. A timeout answers 504.
+	// headers; 0: 60s, negative: no limit. A timeout answers 504.
 	ResponseHeaderTimeout time.Duration
 	// MaxIdleConns sizes the idle pool to the backend; default 256.
 	MaxIdleConns int
+	// NoFastPath sends every request through httputil.ReverseProxy and
+	// http.Transport (see fastpath.go for what the fast path takes).
+	NoFastPath bool
 
 	// Standby is what a node that may not serve locally does with a
 	// request: StandbyForward (to Leader's ActiveURL) or StandbyReject.
@@ -115,7 +118,7 @@ func New(o Options, log *zap.Logger) (*Proxy, error) {
 	if o.DialTimeout <= 0 {
 		o.DialTimeout = 2 * time.Second
 	}
-	if o.ResponseHeaderTimeout <= 0 {
+	if o.ResponseHeaderTimeout == 0 {
 		o.ResponseHeaderTimeout = 60 * time.Second
 	}
 	if o.MaxIdleConns <= 0 {
@@ -140,7 +143,7 @@ func New(o Options, log *zap.Logger) (*Proxy, error) {
 		MaxIdleConns:          o.MaxIdleConns,
 		MaxIdleConnsPerHost:   o.MaxIdleConns, // one backend: the whole pool is its
 		IdleConnTimeout:       90 * time.Second,
-		ResponseHeaderTimeout: o.ResponseHeaderTimeout,
+		ResponseHeaderTimeout: max(o.ResponseHeaderTimeout, 0), // 0: no limit
 		ExpectContinueTimeout: time.Second,
 		TLSHandshakeTimeout:   o.DialTimeout,
 		// Pass the client's Accept-Encoding through as it is: without
@@ -156,7 +159,7 @@ func New(o Options, log *zap.Logger) (*Proxy, error) {
 		ModifyResponse: p.modifyResponse,
 		ErrorHandler:   p.errorHandler,
 	}
-	if o.Backend.Scheme == "http" && (o.Backend.Path == "" || o.Backend.Path == "/") && o.Backend.RawQuery == "" {
+	if !o.NoFastPath && o.Backend.Scheme == "http" && (o.Backend.Path == "" || o.Backend.Path == "/") && o.Backend.RawQuery == "" {
 		p.fast = &fastPool{addr: canonicalAddr(o.Backend), dial: p.transport.DialContext,
 			max: o.MaxIdleConns, idleTimeout: p.transport.IdleConnTimeout}
 	}

@@ -185,6 +185,8 @@ func BenchmarkServeLocal(b *testing.B) {
 		{name: "node"}, // fencing header + observer, no metrics
 		{name: "node+metrics", mut: func(o *Options) { o.OnDuration = histogramObserver() }},
 		{name: "node+metrics+accesslog", mut: func(o *Options) { o.OnDuration = histogramObserver() }, al: true},
+		// The same through httputil.ReverseProxy and http.Transport.
+		{name: "node+metrics/transport", mut: func(o *Options) { o.OnDuration = histogramObserver(); o.NoFastPath = true }},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
 			be := newRawBackend(b, smallBody)
@@ -219,6 +221,8 @@ func BenchmarkE2E(b *testing.B) {
 		{name: "13B", body: smallBody},
 		{name: "13B+metrics", body: smallBody, mut: func(o *Options) { o.OnDuration = histogramObserver() }},
 		{name: "64KiB", body: string(bytes.Repeat([]byte("x"), 64<<10))},
+		{name: "13B/transport", body: smallBody, mut: func(o *Options) { o.NoFastPath = true }},
+		{name: "64KiB/transport", body: string(bytes.Repeat([]byte("x"), 64<<10)), mut: func(o *Options) { o.NoFastPath = true }},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
 			be := newRawBackend(b, tc.body)

@@ -110,8 +110,9 @@ func New(cfg *config.Config, log *zap.Logger, version string) (*Node, error) {
 		Observer:              liveObserver{n},
 		RetryAfter:            cfg.Lease.RetryInterval.D() + cfg.Probe.LBInterval.D(),
 		DialTimeout:           cfg.Backend.DialTimeout.D(),
-		ResponseHeaderTimeout: cfg.Backend.ResponseHeaderTimeout.D(),
+		ResponseHeaderTimeout: headerTimeout(cfg.Backend.ResponseHeaderTimeout.D()),
 		MaxIdleConns:          cfg.Backend.MaxIdleConns,
+		NoFastPath:            cfg.Backend.FastPath != nil && !*cfg.Backend.FastPath,
 		Standby:               cfg.Drain.Standby,
 		Hold:                  cfg.Drain.Hold.D(),
 		Leader:                leader{n.elector, cfg.NodeName},
@@ -455,4 +456,13 @@ func parseAllow(cidrs []string) ([]netip.Prefix, error) {
 		out = append(out, p.Masked())
 	}
 	return out, nil
+}
+
+// headerTimeout maps backend.response_header_timeout ("0s": no limit) to
+// proxy.Options (0: the default, negative: no limit).
+func headerTimeout(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
 }
