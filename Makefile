@@ -84,12 +84,16 @@ test-systemd: build deb ## boot Debian 12 (debootstrap, systemd-nspawn) and run 
 	VERSION='$(VERSION)' GO='$(GO)' bash packaging/test/test-systemd.sh
 
 .PHONY: bench
-bench: build ## data plane vs HAProxy and Caddy (wrk, loopback, ~7 min) and the Go benchmarks
+bench: build ## data plane vs HAProxy and Caddy (wrk, loopback, ~9 min) and the Go benchmarks
 	bash bench/bench.sh
 
 .PHONY: tls-audit
 tls-audit: build ## run testssl.sh against a local baton with a test certificate
 	bash scripts/tls-audit.sh
+
+.PHONY: h2spec
+h2spec: build ## run h2spec (HTTP/2 conformance) against a local baton's HTTPS listener
+	bash scripts/h2spec.sh
 
 .PHONY: clean
 clean: ## remove build output

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # bench.sh: baton's side-by-side data-plane benchmark (make bench).
 #
-# One run, loopback only, bounded (BENCH_TIMEOUT, default 12m; it takes
-# about 7 minutes): the benchmark origin (Go net/http, /small = 13 bytes,
+# One run, loopback only, bounded (BENCH_TIMEOUT, default 15m; it takes
+# about 9 minutes): the benchmark origin (Go net/http, /small = 13 bytes,
 # /large = 64 KiB), baton (active, file lease, HTTP and HTTPS), a second
 # baton with the access log on, two more batons with other settings
 # (BENCH_VARIANTS, default GOGC=100 - the Go default; baton's is 400 - and
@@ -23,7 +23,7 @@ go build -o bin/benchtool ./bench/benchtool
 variants=()
 for v in ${BENCH_VARIANTS-gogc100:GOGC=100 std:backend.fast_path=false}; do variants+=(-variant "$v"); done
 # shellcheck disable=SC2086
-timeout --foreground "${BENCH_TIMEOUT:-12m}" bin/benchtool run "${variants[@]}" ${BENCH_FLAGS:-} | tee bin/bench.txt
+timeout --foreground "${BENCH_TIMEOUT:-15m}" bin/benchtool run "${variants[@]}" ${BENCH_FLAGS:-} | tee bin/bench.txt
 
 echo
 echo "== Go benchmarks of the request path (go test -bench, -benchmem) =="

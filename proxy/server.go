@@ -21,6 +21,9 @@ func NewServer(h http.Handler, log *zap.Logger) *http.Server {
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    1 << 20,
 		ErrorLog:          stdLog(log, zap.WarnLevel),
+		// HTTP/2: frames no larger than the protocol's default (Go
+		// advertises 1 MiB otherwise); a bigger one is a FRAME_SIZE_ERROR.
+		HTTP2: &http.HTTP2Config{MaxReadFrameSize: 16 << 10},
 	}
 }
 
