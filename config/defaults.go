@@ -18,6 +18,8 @@ const (
 	DefaultContainer      = "baton"
 	DefaultBlob           = "leader"
 	DefaultACMECA         = "https://acme-v02.api.letsencrypt.org/directory"
+	ChallengeHTTP01       = "http-01"
+	ChallengeTLSALPN01    = "tls-alpn-01"
 	DefaultStoragePrefix  = "certmagic/"
 	DefaultCheckName      = "backend"
 	DefaultMaxBodyBytes   = 64 << 10
@@ -151,6 +153,12 @@ func (st *state) defaults(c *Config) {
 	}
 	a := &t.ACME
 	setStr(&a.CA, DefaultACMECA)
+	if a.Challenges == nil {
+		a.Challenges = []string{ChallengeTLSALPN01}
+		if c.Listen.HTTP != "" {
+			a.Challenges = []string{ChallengeHTTP01, ChallengeTLSALPN01}
+		}
+	}
 	setStr(&a.Storage, "file")
 	setStr(&a.StoragePath, DefaultACMEStorage())
 	setStr(&a.StoragePrefix, DefaultStoragePrefix)

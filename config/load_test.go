@@ -64,6 +64,7 @@ func TestDefaults(t *testing.T) {
 				Domains: []string{},
 				CA:      "https://acme-v02.api.letsencrypt.org/directory", Storage: "file",
 				StoragePath: DefaultACMEStorage(), StoragePrefix: "certmagic/",
+				Challenges: []string{"http-01", "tls-alpn-01"},
 			},
 		},
 		Log:   Log{Level: "info", Format: "json"},
@@ -112,6 +113,8 @@ func TestDefaultsDependOnOtherKeys(t *testing.T) {
 			func(t *testing.T, c *Config) {
 				eq(t, strings.Join(c.Probe.Allow, " "), "168.63.129.16/32 fe80::1234:5678:9abc/128 10.0.0.0/8 10.0.0.1/32")
 			}},
+		{"ACME without listen.http: TLS-ALPN-01 only", "[listen]\nhttp = \"\"\nhttps = \":443\"\n[drain]\nstandby = \"reject\"\n" + fileLease + "[tls.acme]\ndomains = [\"a.example.com\"]\n",
+			func(t *testing.T, c *Config) { eq(t, strings.Join(c.TLS.ACME.Challenges, " "), "tls-alpn-01") }},
 		{"fast path off", fileLease + "[backend]\nfast_path = false\nresponse_header_timeout = \"0s\"\n",
 			func(t *testing.T, c *Config) {
 				eq(t, *c.Backend.FastPath, false)

@@ -186,6 +186,9 @@ type ACME struct {
 	Storage       string   `toml:"storage"`        // "file" (default) | "azblob"
 	StoragePath   string   `toml:"storage_path"`   // file storage folder; default /var/lib/baton/certmagic
 	StoragePrefix string   `toml:"storage_prefix"` // azblob: blob name prefix; default "certmagic/"
+	// Challenges the CA may use: "http-01" (on listen.http's port) and
+	// "tls-alpn-01" (on listen.https's port). Default: both.
+	Challenges []string `toml:"challenges"`
 }
 
 type Log struct {

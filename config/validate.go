@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -751,6 +752,20 @@ func (st *state) validateTLS(c *Config) {
 	}
 	if a.CARoot != "" {
 		st.fileExists("tls.acme.ca_root", a.CARoot)
+	}
+	if len(a.Challenges) == 0 {
+		st.errorf("tls.acme.challenges", "must name at least one of %q, %q", ChallengeHTTP01, ChallengeTLSALPN01)
+	}
+	for i, ch := range a.Challenges {
+		key := "tls.acme.challenges[" + strconv.Itoa(i) + "]"
+		switch {
+		case ch != ChallengeHTTP01 && ch != ChallengeTLSALPN01:
+			st.errorf(key, "%q: want %q or %q (DNS-01 is not supported)", ch, ChallengeHTTP01, ChallengeTLSALPN01)
+		case slices.Index(a.Challenges, ch) != i:
+			st.errorf(key, "%q is listed twice", ch)
+		case ch == ChallengeHTTP01 && c.Listen.HTTP == "":
+			st.errorf(key, "%q is answered on listen.http, which is off", ch)
+		}
 	}
 	if st.oneOf("tls.acme.storage", a.Storage, acmeStorages) {
 		switch a.Storage {

@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math/big"
 	"net"
 	"os"
@@ -124,11 +125,18 @@ func servedSerial(addr, name string) (*big.Int, error) {
 
 // TestACMESharedCertificate: two nodes share certmagic's storage on Azure
 // Blob (Azurite). One certificate is ordered from a real ACME server
-// (Pebble, validating HTTP-01 against node-b's port, whichever node
-// ordered), and after a switchover the new active serves the same
-// certificate without a second order.
+// (Pebble, validating the challenge against node-b's ports, whichever node
+// ordered: distributed solving through the storage), and after a
+// switchover the new active serves the same certificate without a second
+// order. Once with each challenge type.
 func TestACMESharedCertificate(t *testing.T) {
 	skipShort(t)
+	for _, challenge := range []string{"http-01", "tls-alpn-01"} {
+		t.Run(challenge, func(t *testing.T) { testACMESharedCertificate(t, challenge) })
+	}
+}
+
+func testACMESharedCertificate(t *testing.T, challenge string) {
 	dir := t.TempDir()
 	token := filepath.Join(dir, "token")
 	os.WriteFile(token, []byte("test-token\n"), 0o600)
@@ -137,7 +145,11 @@ func TestACMESharedCertificate(t *testing.T) {
 	appA, appB := startApp(t, "app-a"), startApp(t, "app-b")
 	nb := &batonNode{name: "node-b", http: freePort(t), probe: freePort(t), admin: freePort(t)}
 	httpsA, httpsB := freePort(t), freePort(t)
-	peb := startPebble(t, nb.http, httpsB)
+	// Pebble validates through forwarders to node-b's ports, which hold
+	// a connection until node-b listens: node-b is started only once
+	// node-a holds certmagic's issuance lock, so node-a orders and node-b
+	// answers the challenge from the shared storage.
+	peb := startPebble(t, lateForwarder(t, nb.http), lateForwarder(t, httpsB))
 	const domain = "app.baton.test"
 	tlsCfg := func(https int) string {
 		return fmt.Sprintf(`[tls]
@@ -148,14 +160,16 @@ email = "ops@baton.test"
 ca = %q
 ca_root = %q
 storage = "azblob"
-`, domain, peb.dir, peb.caRoot)
+challenges = [%q]
+`, domain, peb.dir, peb.caRoot, challenge)
 	}
 	a := startNodeWith(t, &batonNode{name: "node-a", http: freePort(t), probe: freePort(t), admin: freePort(t)}, httpsA,
 		nodeOpts{azurite: az.URL, backendPort: appA.port, tokenFile: token, extra: tlsCfg(httpsA)})
+	waitLog(t, a, `"msg":"lock acquired","identifier":"`+domain+`"`, 15*time.Second)
 	b := startNodeWith(t, nb, httpsB, nodeOpts{azurite: az.URL, backendPort: appB.port, tokenFile: token, extra: tlsCfg(httpsB)})
 	// Both start together, so either may win the lease; the test holds
-	// for both outcomes (Pebble validates HTTP-01 on node-b's port, which
-	// is the standby's or the active's depending on the race).
+	// for both outcomes (Pebble validates on node-b's ports, which are the
+	// standby's or the active's depending on the race).
 	active := waitActive(t, 15*time.Second, a, b)
 	standby, activeApp := b, "app-a"
 	if active == b {
@@ -214,12 +228,55 @@ storage = "azblob"
 	if after := strings.Count(peb.out.String(), "POST /order-plz"); after != ordersBefore {
 		t.Errorf("%d new orders reached Pebble after the switchover", after-ordersBefore)
 	}
-	orderedBy := "node-a"
-	if strings.Contains(b.out.String(), "certificate obtained successfully") {
-		orderedBy = "node-b"
+	if strings.Contains(b.out.String(), "certificate obtained successfully") || !strings.Contains(a.out.String(), "certificate obtained successfully") {
+		t.Errorf("node-a should have ordered (it held the lock first) and node-b not")
 	}
-	t.Logf("FIGURE ACME: one certificate (serial %x, ordered by %s, HTTP-01 validated on node-b's port, first active %s) served by both nodes; %d order(s) in all, none after the switchover",
-		serial1, orderedBy, active.name, ordersBefore)
+	if want := fmt.Sprintf(`"challenge_type":%q`, challenge); !strings.Contains(a.out.String(), want) {
+		t.Errorf("the order was not solved with %s: no %s in node-a's log", challenge, want)
+	}
+	t.Logf("FIGURE ACME %s: one certificate (serial %x), ordered by node-a, the challenge answered by node-b from the shared storage; first active %s; served by both nodes; %d order(s) in all, none after the switchover",
+		challenge, serial1, active.name, ordersBefore)
+}
+
+// lateForwarder listens on a free port and forwards each connection to
+// 127.0.0.1:port, holding it (up to 10 s) until something listens there.
+func lateForwarder(t *testing.T, port int) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	t.Cleanup(func() { ln.Close(); wg.Wait() })
+	wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Go(func() {
+				defer c.Close()
+				var up net.Conn
+				for deadline := time.Now().Add(10 * time.Second); up == nil && time.Now().Before(deadline); {
+					if up, err = net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port)); err != nil {
+						time.Sleep(20 * time.Millisecond)
+					}
+				}
+				if up == nil {
+					return
+				}
+				defer up.Close()
+				c.SetDeadline(time.Now().Add(30 * time.Second))
+				up.SetDeadline(time.Now().Add(30 * time.Second))
+				done := make(chan struct{})
+				go func() { io.Copy(up, c); up.(*net.TCPConn).CloseWrite(); close(done) }()
+				io.Copy(c, up)
+				c.Close() // ends the other copy
+				<-done
+			})
+		}
+	})
+	return ln.Addr().(*net.TCPAddr).Port
 }
 
 func issuedByPebble(t *testing.T, addr, name string) bool {

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/caddyserver/certmagic"
@@ -93,13 +94,15 @@ func newTLS(cfg *config.Config, log *zap.Logger) (*tlsSource, error) {
 	})
 	t.magic = certmagic.New(t.cache, certmagic.Config{Storage: storage, Logger: mlog})
 	t.issuer = certmagic.NewACMEIssuer(t.magic, certmagic.ACMEIssuer{
-		CA:             a.CA,
-		Email:          a.Email,
-		Agreed:         true,
-		TrustedRoots:   roots,
-		AltHTTPPort:    portOf(cfg.Listen.HTTP),
-		AltTLSALPNPort: portOf(cfg.Listen.HTTPS),
-		Logger:         mlog,
+		CA:                      a.CA,
+		Email:                   a.Email,
+		Agreed:                  true,
+		TrustedRoots:            roots,
+		AltHTTPPort:             portOf(cfg.Listen.HTTP),
+		AltTLSALPNPort:          portOf(cfg.Listen.HTTPS),
+		Logger:                  mlog,
+		DisableHTTPChallenge:    !slices.Contains(a.Challenges, config.ChallengeHTTP01),
+		DisableTLSALPNChallenge: !slices.Contains(a.Challenges, config.ChallengeTLSALPN01),
 	})
 	t.magic.Issuers = []certmagic.Issuer{t.issuer}
 	t.domains = a.Domains
@@ -147,6 +150,9 @@ func (t *tlsSource) stop() {
 func (t *tlsSource) config(minVersion string) *tls.Config {
 	if t.static != nil {
 		return proxy.TLSConfig(minVersion, t.static.GetCertificate)
+	}
+	if t.issuer.DisableTLSALPNChallenge {
+		return proxy.TLSConfig(minVersion, t.magic.GetCertificate)
 	}
 	return proxy.TLSConfig(minVersion, t.magic.GetCertificate, "acme-tls/1")
 }
