@@ -113,9 +113,12 @@ func TestLB4BackendKilled(t *testing.T) {
 	if sum.NewInstance != "app-b" {
 		t.Errorf("new active's backend %q, want app-b", sum.NewInstance)
 	}
-	if code, role := s.top.a.probeCode(); code != http.StatusServiceUnavailable || role != "unhealthy" {
-		t.Errorf("node-a probe %d %q, want 503 unhealthy", code, role)
+	// node-a drains first (it keeps its clients for the exit delay), then
+	// settles as unhealthy.
+	if code, role := s.top.a.probeCode(); code != http.StatusServiceUnavailable || (role != "unhealthy" && role != "draining") {
+		t.Errorf("node-a probe %d %q, want 503 draining or unhealthy", code, role)
 	}
+	s.top.a.waitProbe(t, http.StatusServiceUnavailable, "unhealthy", 10*time.Second)
 }
 
 // 5. The active frozen (SIGSTOP) for longer than the lease: node-b takes
