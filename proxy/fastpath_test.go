@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -515,5 +516,34 @@ func TestNoResponseHeaderTimeout(t *testing.T) {
 			p.Close()
 		}
 		be.Close()
+	}
+}
+
+// TestFastPathMatchesStandardPathRandomHeaders: random header sets
+// (hop-by-hop, Connection lists, forwarding headers, repeats) reach the
+// backend the same way on both paths.
+func TestFastPathMatchesStandardPathRandomHeaders(t *testing.T) {
+	sb := newScriptBackend(t, map[string]scriptAnswer{"/": {raw: "HTTP/1.1 204 No Content\r\n\r\n"}})
+	fast, std := frontFor(t, proxyTo(t, "http://"+sb.ln.Addr().String(), true)), frontFor(t, proxyTo(t, "http://"+sb.ln.Addr().String(), false))
+	client := &http.Client{Timeout: 5 * time.Second}
+	defer client.CloseIdleConnections()
+	names := []string{"Connection", "Keep-Alive", "Te", "Trailer", "Proxy-Authorization", "Proxy-Connection",
+		"X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "Forwarded", "Baton-Term", ForwardedHeader,
+		"X-A", "X-B", "Accept", "Cookie", "Authorization", "Cache-Control"}
+	values := []string{"a", "x-a", "X-B, close", "trailers", "gzip, trailers", "10.1.2.3", "1.1.1.1, 2.2.2.2",
+		"keep-alive, X-A", "", "  spaced  ", "v=1; w=2", "Te"}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := range 200 {
+		h := http.Header{}
+		for range rng.IntN(8) {
+			k := names[rng.IntN(len(names))]
+			h[k] = append(h[k], values[rng.IntN(len(values))])
+		}
+		fetch(t, client, "GET", fast.URL+"/", h)
+		sawFast := sb.last()
+		fetch(t, client, "GET", std.URL+"/", h)
+		if sawStd := sb.last(); sawFast != sawStd {
+			t.Fatalf("case %d %q: backend saw\n--- fast path ---\n%s\n--- standard path ---\n%s", i, h, sawFast, sawStd)
+		}
 	}
 }

@@ -176,8 +176,8 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	if pr.In.Header.Get(ForwardedHeader) != "" {
 		// Forwarded by a peer: keep the client's address chain.
 		pr.Out.Header["X-Forwarded-For"] = pr.In.Header["X-Forwarded-For"]
-		pr.Out.Header.Del(ForwardedHeader)
 	}
+	delete(pr.Out.Header, ForwardedHeader) // between peers only, even when empty
 	setXForwarded(pr)
 	pr.Out.Host = pr.In.Host // the app sees the name the client asked for
 }
