@@ -32,8 +32,10 @@ const (
 	// collects very often; 400 trades a little memory for CPU.
 	DefaultGCPercent = 400
 	// DefaultMemoryLimit is [runtime] memory_limit when neither the file nor
-	// GOMEMLIMIT sets it ("0": no limit).
-	DefaultMemoryLimit = "0"
+	// GOMEMLIMIT sets it: with gc_percent 400 the heap may grow to five
+	// times the live data; past this soft limit the GC works harder
+	// instead (about 10,000 connections' worth; "0": no limit).
+	DefaultMemoryLimit = "256MiB"
 )
 
 // DefaultLeaseFile is the default [lease.file] path for this OS.
