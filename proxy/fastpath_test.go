@@ -547,3 +547,113 @@ func TestFastPathMatchesStandardPathRandomHeaders(t *testing.T) {
 		}
 	}
 }
+
+// TestSmugglingAttemptsThroughTheFrontDoor sends ambiguous or malformed
+// requests on a raw connection through the whole front door (net/http's
+// server, then the fast path or the standard path). Malformed ones are
+// refused by the server and never reach the backend; and the requests the
+// backend receives whole are exactly those the client got a 200 for: baton
+// and the backend never disagree on where a request ends. A last request
+// with Connection: close ends each exchange.
+func TestSmugglingAttemptsThroughTheFrontDoor(t *testing.T) {
+	const end = "GET /end HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"
+	for _, tc := range []struct {
+		name    string
+		raw     string
+		refused bool // the server answers 4xx/5xx itself and nothing is proxied
+	}{
+		// TE wins over CL (RFC 9112, 6.3): the empty chunked body ends the
+		// first request and /smuggled is a request of its own, to both.
+		{"CL and TE", "GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 44\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: a\r\n\r\n" + end, false},
+		{"two different CLs", "GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\nContent-Length: 30\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: a\r\n\r\n" + end, true},
+		{"TE other than chunked", "GET / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, identity\r\n\r\n0\r\n\r\n" + end, true},
+		{"NUL in a value", "GET / HTTP/1.1\r\nHost: a\r\nX-A: a\x00b\r\n\r\n" + end, true},
+		{"CR in a value", "GET / HTTP/1.1\r\nHost: a\r\nX-A: a\rX-B: b\r\n\r\n" + end, true},
+		{"space before colon", "GET / HTTP/1.1\r\nHost: a\r\nX-A : b\r\n\r\n" + end, true},
+		{"two Hosts", "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n" + end, true},
+		// Folded lines are unfolded (RFC 9112, 5.2 allows it).
+		{"obsolete line folding", "GET / HTTP/1.1\r\nHost: a\r\nX-A: a\r\n b\r\n\r\n" + end, false},
+		{"bad chunk size", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n" + end, false},
+		{"pipelined GETs", "GET /1 HTTP/1.1\r\nHost: a\r\n\r\nGET /2 HTTP/1.1\r\nHost: a\r\n\r\n" + end, false},
+	} {
+		for _, fast := range []bool{true, false} {
+			t.Run(fmt.Sprintf("%s/fast=%v", tc.name, fast), func(t *testing.T) {
+				var mu sync.Mutex
+				var whole []string // requests the backend read completely
+				be := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					b, err := io.ReadAll(r.Body)
+					if err == nil {
+						mu.Lock()
+						whole = append(whole, r.Method+" "+r.URL.Path+" "+string(b))
+						mu.Unlock()
+					}
+					io.WriteString(w, "ok")
+				}))
+				defer be.Close()
+				front := frontFor(t, proxyTo(t, be.URL, fast))
+				c, err := net.Dial("tcp", front.Listener.Addr().String())
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer c.Close()
+				c.SetDeadline(time.Now().Add(3 * time.Second))
+				io.WriteString(c, tc.raw)
+				br := bufio.NewReader(c)
+				var codes []int
+				for {
+					res, err := http.ReadResponse(br, nil)
+					if err != nil {
+						break
+					}
+					io.Copy(io.Discard, res.Body)
+					res.Body.Close()
+					codes = append(codes, res.StatusCode)
+				}
+				mu.Lock()
+				defer mu.Unlock()
+				if len(codes) == 0 {
+					t.Fatal("no answer at all")
+				}
+				if tc.refused {
+					if codes[0] < 400 || len(whole) != 0 {
+						t.Errorf("client got %v, backend saw %q: want the server to refuse it and nothing proxied", codes, whole)
+					}
+					return
+				}
+				if n := strings.Count(fmt.Sprint(codes), "200"); n != len(whole) || (n > 0 && whole[n-1] != "GET /end ") {
+					t.Errorf("backend read %q whole, the client got %v: out of step", whole, codes)
+				}
+			})
+		}
+	}
+}
+
+// TestHalfClosedClientGetsNoEmptyOK: net/http cancels a request whose
+// client half-closed its connection after sending; the client, which may
+// still read, must not get the server's implicit empty 200 for a request
+// that was never answered.
+func TestHalfClosedClientGetsNoEmptyOK(t *testing.T) {
+	for _, fast := range []bool{true, false} {
+		be := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			<-r.Context().Done() // answers only when the proxy gave up
+		}))
+		front := frontFor(t, proxyTo(t, be.URL, fast))
+		c, err := net.Dial("tcp", front.Listener.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		io.WriteString(c, "GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+		c.(*net.TCPConn).CloseWrite()
+		res, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			t.Fatalf("fast=%v: %v", fast, err)
+		}
+		b, _ := io.ReadAll(res.Body)
+		if res.StatusCode != http.StatusBadGateway || !res.Close {
+			t.Errorf("fast=%v: %d %q, want 502 with Connection: close", fast, res.StatusCode, b)
+		}
+		c.Close()
+		be.Close()
+	}
+}

@@ -33,9 +33,8 @@ type Observer interface {
 	RequestDone(status int, proxyErr bool)
 }
 
-// StatusClientClosedRequest is the non-standard status recorded (never sent:
-// the client is gone) when the client cancels a request before the backend
-// answered.
+// StatusClientClosedRequest is the non-standard status recorded (never sent)
+// when the client cancels a request before the backend answered.
 const StatusClientClosedRequest = 499
 
 // Options configures a Proxy.
@@ -311,7 +310,8 @@ func (p *Proxy) errorHandler(w http.ResponseWriter, r *http.Request, err error) 
 	}
 	if code == StatusClientClosedRequest {
 		p.log.Debug("client closed request", zap.String("path", r.URL.Path), zap.Error(err))
-		return // nobody to answer
+		clientGone(w)
+		return
 	}
 	if p.backendFailing.CompareAndSwap(false, true) {
 		p.log.Warn("backend request failed", zap.Int("status", code), zap.Error(err))
@@ -327,6 +327,7 @@ func (p *Proxy) forwardError(w http.ResponseWriter, r *http.Request, target stri
 	code := ErrorStatus(r.Context(), err)
 	if code == StatusClientClosedRequest {
 		p.count(PathForwarded, code)
+		clientGone(w)
 		return
 	}
 	p.log.Debug("forward to the active node failed", zap.String("target", target), zap.Error(err))
@@ -338,6 +339,22 @@ func (p *Proxy) forwardError(w http.ResponseWriter, r *http.Request, target stri
 	w.Header().Set("Connection", "close")
 	w.WriteHeader(code)
 	io.WriteString(w, http.StatusText(code)+"\n")
+}
+
+// clientGone answers a request whose context was cancelled because the
+// client's connection reached EOF. Usually nobody reads this; but net/http
+// cannot tell a client that went away from one that only half-closed its
+// side after sending, and such a client would otherwise get the server's
+// implicit empty "200 OK" for a request that was never answered.
+func clientGone(w http.ResponseWriter) {
+	if aw, ok := w.(*accessWriter); ok {
+		aw.gone = true
+	}
+	h := w.Header()
+	h.Set("Connection", "close")
+	h.Set("Content-Type", "text/plain; charset=utf-8")
+	w.WriteHeader(http.StatusBadGateway)
+	io.WriteString(w, "baton: request cancelled\n")
 }
 
 // ErrorStatus maps a proxy error to the status the client gets: 499 when the

@@ -70,6 +70,7 @@ type accessWriter struct {
 	bytes  int64
 	path   Path
 	term   uint64
+	gone   bool // the client went away (see clientGone): logged as 499
 }
 
 func (a *accessWriter) WriteHeader(code int) {
@@ -92,7 +93,7 @@ func (a *accessWriter) Unwrap() http.ResponseWriter { return a.ResponseWriter }
 
 func (a *accessWriter) log(l *zap.Logger, r *http.Request) {
 	status := a.status
-	if status == 0 {
+	if status == 0 || a.gone {
 		status = StatusClientClosedRequest // nothing was written: the client went away
 	}
 	l.Info("request",
