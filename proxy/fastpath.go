@@ -278,8 +278,9 @@ func (p *Proxy) serveFast(w http.ResponseWriter, r *http.Request, term uint64) e
 			reused = false
 		}
 		if err := p.writeRequest(fc.bw, r, term); err != nil {
-			fc.bw.Reset(fc.c)
-			p.fast.put(fc, time.Now())
+			// Part of a big header block may have been flushed already:
+			// the connection cannot carry another request.
+			fc.c.Close()
 			return errFallback
 		}
 		// The client going away interrupts the exchange, as it cancels

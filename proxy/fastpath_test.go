@@ -657,3 +657,33 @@ func TestHalfClosedClientGetsNoEmptyOK(t *testing.T) {
 		be.Close()
 	}
 }
+
+// TestFastPathFallbackAfterAPartialWrite: a bad header after a request
+// line longer than the write buffer (so part of the request was flushed)
+// does not leave a half-written request on a pooled connection.
+func TestFastPathFallbackAfterAPartialWrite(t *testing.T) {
+	sb := newScriptBackend(t, map[string]scriptAnswer{"/": {raw: "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"}})
+	p := proxyTo(t, "http://"+sb.ln.Addr().String(), true)
+	long := "/" + strings.Repeat("x", 8<<10)
+	r := httptest.NewRequest("GET", "http://app.example.com"+long, nil)
+	r.Header = http.Header{"X-Bad": {"a\nb"}}
+	w := httptest.NewRecorder()
+	p.ServeHTTP(w, r) // the standard path refuses the header: 502
+	if w.Code != http.StatusBadGateway {
+		t.Fatalf("status %d, want 502", w.Code)
+	}
+	for range 3 {
+		w := httptest.NewRecorder()
+		p.ServeHTTP(w, httptest.NewRequest("GET", "http://app.example.com/", nil))
+		if w.Code != http.StatusOK || w.Body.String() != "ok" {
+			t.Fatalf("next request: %d %q", w.Code, w.Body.String())
+		}
+	}
+	sb.mu.Lock()
+	defer sb.mu.Unlock()
+	for _, seen := range sb.seen {
+		if strings.Contains(seen, long[:1024]) {
+			t.Errorf("the backend got part of the refused request: %.80q...", seen)
+		}
+	}
+}
