@@ -86,7 +86,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
@@ -130,35 +129,14 @@ const (
 	metaAcquiredAt = "acquired_at"
 )
 
-// AzBlobOptions configures NewAzBlobLock. Secret fields hold the secret
-// values themselves (already read from a file or the environment by the
-// caller); they never appear in logs or errors.
+// AzBlobOptions configures NewAzBlobLock: the storage account and its
+// authentication (azclient.Options: secret fields hold the secret values
+// themselves, already read from a file or the environment by the caller;
+// they never appear in logs or errors), and the blob that holds the lease.
 type AzBlobOptions struct {
-	// AccountURL is the blob service endpoint:
-	// https://ACCOUNT.blob.core.windows.net, another cloud's suffix, or
-	// Azurite's http://127.0.0.1:10000/devstoreaccount1. Not used with
-	// connection-string auth (the connection string names the endpoint).
-	AccountURL string
-	Container  string
-	Blob       string
-	// Auth is one of "default" (DefaultAzureCredential), "managed-identity",
-	// "connection-string", "shared-key" or "sas".
-	Auth string
-	// ClientID selects a user-assigned managed identity (managed-identity
-	// auth only); empty means the system-assigned identity.
-	ClientID string
-
-	ConnectionString string // connection-string auth
-	AccountName      string // shared-key auth; default: from AccountURL
-	AccountKey       string // shared-key auth
-	SASToken         string // sas auth, with or without the leading "?"
-
-	// CallTimeout bounds one try of one storage call; a call makes at most
-	// three tries and never outlives its context. Default 2 s.
-	CallTimeout time.Duration
-	// Transport replaces the HTTP transport (tests: fakes, counting). nil
-	// uses the Azure SDK's default.
-	Transport http.RoundTripper
+	azclient.Options
+	Container string
+	Blob      string
 }
 
 // AzBlobLock is a Lock kept in an Azure Blob Storage blob lease. Each
@@ -211,19 +189,7 @@ func configErr(format string, args ...any) error {
 }
 
 // clientOptions returns the storage account part of o.
-func (o AzBlobOptions) clientOptions() azclient.Options {
-	return azclient.Options{
-		AccountURL:       o.AccountURL,
-		Auth:             o.Auth,
-		ClientID:         o.ClientID,
-		ConnectionString: o.ConnectionString,
-		AccountName:      o.AccountName,
-		AccountKey:       o.AccountKey,
-		SASToken:         o.SASToken,
-		CallTimeout:      o.CallTimeout,
-		Transport:        o.Transport,
-	}
-}
+func (o AzBlobOptions) clientOptions() azclient.Options { return o.Options }
 
 func (l *AzBlobLock) build() error {
 	o := l.opts

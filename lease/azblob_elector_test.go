@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/batonproxy/baton/lease/azclient"
 	"github.com/batonproxy/baton/lease/azuritetest"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
@@ -232,10 +233,9 @@ func TestAzBlobElectorChild(t *testing.T) {
 		os.Exit(4)
 	}()
 	connStr, blob, _ := strings.Cut(spec, "|")
-	l, err := NewAzBlobLock(AzBlobOptions{
-		Container: "baton", Blob: blob, Auth: AzBlobAuthConnectionString,
-		ConnectionString: connStr, CallTimeout: time.Second,
-	}, zap.NewNop())
+	l, err := NewAzBlobLock(AzBlobOptions{Container: "baton", Blob: blob, Options: azclient.Options{
+		Auth: AzBlobAuthConnectionString, ConnectionString: connStr, CallTimeout: time.Second,
+	}}, zap.NewNop())
 	if err != nil {
 		fmt.Println("error", err)
 		os.Exit(3)

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
+	"github.com/batonproxy/baton/lease/azclient"
 	"go.uber.org/zap"
 )
 
@@ -154,15 +155,13 @@ var holderMeta = map[string]string{
 
 func scriptedLock(t *testing.T, s *scriptTransport, mod ...lockOpt) *AzBlobLock {
 	t.Helper()
-	o := AzBlobOptions{
+	o := AzBlobOptions{Container: "baton", Blob: "leader", Options: azclient.Options{
 		AccountURL:  "https://acct.blob.core.windows.net",
-		Container:   "baton",
-		Blob:        "leader",
 		Auth:        AzBlobAuthSharedKey,
 		AccountKey:  "a2V5LWZvci11bml0LXRlc3Rz",
 		CallTimeout: time.Second,
 		Transport:   s,
-	}
+	}}
 	for _, f := range mod {
 		f(&o)
 	}
@@ -472,9 +471,9 @@ func TestAzBlobNoSecretsInErrors(t *testing.T) {
 	}
 
 	for _, o := range []AzBlobOptions{
-		{Auth: AzBlobAuthConnectionString, ConnectionString: "AccountName=a;AccountKey=" + sig + ";Bogus"},
-		{Auth: AzBlobAuthSharedKey, AccountURL: "https://a.blob.core.windows.net", AccountKey: "not base64 " + sig},
-		{Auth: AzBlobAuthSAS, AccountURL: "https://a.blob.core.windows.net", SASToken: "%zz" + sig},
+		{Options: azclient.Options{Auth: AzBlobAuthConnectionString, ConnectionString: "AccountName=a;AccountKey=" + sig + ";Bogus"}},
+		{Options: azclient.Options{Auth: AzBlobAuthSharedKey, AccountURL: "https://a.blob.core.windows.net", AccountKey: "not base64 " + sig}},
+		{Options: azclient.Options{Auth: AzBlobAuthSAS, AccountURL: "https://a.blob.core.windows.net", SASToken: "%zz" + sig}},
 	} {
 		_, err := NewAzBlobLock(o, zap.NewNop())
 		if !errors.Is(err, ErrConfig) || strings.Contains(err.Error(), sig) {
@@ -484,7 +483,7 @@ func TestAzBlobNoSecretsInErrors(t *testing.T) {
 }
 
 func TestNewAzBlobLockOptions(t *testing.T) {
-	valid := AzBlobOptions{AccountURL: "https://acct.blob.core.windows.net", Auth: AzBlobAuthSharedKey, AccountKey: "a2V5"}
+	valid := AzBlobOptions{Options: azclient.Options{AccountURL: "https://acct.blob.core.windows.net", Auth: AzBlobAuthSharedKey, AccountKey: "a2V5"}}
 	tests := []struct {
 		name string
 		mod  func(*AzBlobOptions)

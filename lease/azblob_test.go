@@ -15,6 +15,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/sas"
+	"github.com/batonproxy/baton/lease/azclient"
 	"github.com/batonproxy/baton/lease/azuritetest"
 	"go.uber.org/zap/zaptest"
 )
@@ -76,14 +77,12 @@ type lockOpt func(*AzBlobOptions)
 func newAzuriteLock(t testing.TB, az *azuritetest.Azurite, blob string, opts ...lockOpt) (*AzBlobLock, *countingTransport) {
 	t.Helper()
 	ct := testTransport(t)
-	o := AzBlobOptions{
-		Container:        "baton",
-		Blob:             blob,
+	o := AzBlobOptions{Container: "baton", Blob: blob, Options: azclient.Options{
 		Auth:             AzBlobAuthConnectionString,
 		ConnectionString: az.ConnectionString(),
 		CallTimeout:      time.Second,
 		Transport:        ct,
-	}
+	}}
 	for _, f := range opts {
 		f(&o)
 	}

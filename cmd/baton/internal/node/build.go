@@ -28,11 +28,7 @@ func newLock(cfg *config.Config, log *zap.Logger) (lease.Lock, error) {
 			return nil, err
 		}
 		a := cfg.Lease.AzBlob
-		return lease.NewAzBlobLock(lease.AzBlobOptions{
-			AccountURL: c.AccountURL, Container: a.Container, Blob: a.Blob, Auth: c.Auth, ClientID: c.ClientID,
-			ConnectionString: c.ConnectionString, AccountName: c.AccountName, AccountKey: c.AccountKey,
-			SASToken: c.SASToken, CallTimeout: c.CallTimeout,
-		}, log)
+		return lease.NewAzBlobLock(lease.AzBlobOptions{Options: c, Container: a.Container, Blob: a.Blob}, log)
 	default:
 		return nil, fmt.Errorf("lease.backend: unknown backend %q", cfg.Lease.Backend)
 	}
