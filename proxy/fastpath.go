@@ -44,6 +44,38 @@ type fastConn struct {
 	br   *bufio.Reader
 	bw   *bufio.Writer
 	used time.Time // when it went idle
+	left int64     // bytes the reader may still take (header limit)
+
+	mu      sync.Mutex
+	spoiled bool // the client went away: the past deadline must stay
+}
+
+func (fc *fastConn) Read(b []byte) (int, error) {
+	if fc.left <= 0 {
+		return 0, errors.New("proxy: backend response header too large")
+	}
+	if int64(len(b)) > fc.left {
+		b = b[:fc.left]
+	}
+	n, err := fc.c.Read(b)
+	fc.left -= int64(n)
+	return n, err
+}
+
+// spoil sets a past deadline that setReadDeadline will not undo.
+func (fc *fastConn) spoil() {
+	fc.mu.Lock()
+	fc.spoiled = true
+	fc.c.SetDeadline(time.Unix(1, 0))
+	fc.mu.Unlock()
+}
+
+func (fc *fastConn) setReadDeadline(t time.Time) {
+	fc.mu.Lock()
+	if !fc.spoiled {
+		fc.c.SetReadDeadline(t)
+	}
+	fc.mu.Unlock()
 }
 
 // fastPool holds the idle connections to the backend, most recent first.
@@ -54,8 +86,25 @@ type fastPool struct {
 	idleTimeout time.Duration
 
 	mu     sync.Mutex
-	idle   []*fastConn
+	idle   []*fastConn // oldest first
 	closed bool
+	reaper *time.Timer // runs while idle is not empty
+}
+
+// reap closes the connections idle for too long.
+func (fp *fastPool) reap() {
+	now := time.Now()
+	fp.mu.Lock()
+	n := 0
+	for n < len(fp.idle) && now.Sub(fp.idle[n].used) >= fp.idleTimeout {
+		fp.idle[n].c.Close()
+		n++
+	}
+	fp.idle = append(fp.idle[:0], fp.idle[n:]...)
+	if len(fp.idle) > 0 && !fp.closed {
+		fp.reaper.Reset(fp.idle[0].used.Add(fp.idleTimeout).Sub(now))
+	}
+	fp.mu.Unlock()
 }
 
 // get returns an idle connection, or nil when there is none.
@@ -65,7 +114,7 @@ func (fp *fastPool) get(now time.Time) *fastConn {
 		fc := fp.idle[n-1]
 		fp.idle[n-1] = nil
 		fp.idle = fp.idle[:n-1]
-		if now.Sub(fc.used) < fp.idleTimeout {
+		if now.Sub(fc.used) < fp.idleTimeout && idleClean(fc.c) {
 			fp.mu.Unlock()
 			return fc
 		}
@@ -85,6 +134,13 @@ func (fp *fastPool) put(fc *fastConn, now time.Time) {
 		return
 	}
 	fp.idle = append(fp.idle, fc)
+	if len(fp.idle) == 1 {
+		if fp.reaper == nil {
+			fp.reaper = time.AfterFunc(fp.idleTimeout, fp.reap)
+		} else {
+			fp.reaper.Reset(fp.idleTimeout)
+		}
+	}
 	fp.mu.Unlock()
 }
 
@@ -93,7 +149,9 @@ func (fp *fastPool) dialConn(ctx context.Context) (*fastConn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &fastConn{c: c, br: bufio.NewReaderSize(c, 4<<10), bw: bufio.NewWriterSize(c, 4<<10)}, nil
+	fc := &fastConn{c: c, bw: bufio.NewWriterSize(c, 4<<10)}
+	fc.br = bufio.NewReaderSize(fc, 4<<10)
+	return fc, nil
 }
 
 // close closes the idle connections; later puts close theirs.
@@ -101,6 +159,9 @@ func (fp *fastPool) close() {
 	fp.mu.Lock()
 	idle := fp.idle
 	fp.idle, fp.closed = nil, true
+	if fp.reaper != nil {
+		fp.reaper.Stop()
+	}
 	fp.mu.Unlock()
 	for _, fc := range idle {
 		fc.c.Close()
@@ -118,9 +179,36 @@ func fastEligible(r *http.Request) bool {
 	if r.URL.Opaque != "" || r.URL.Path == "" || r.URL.Path[0] != '/' {
 		return false
 	}
+	if !cleanQuery(r.URL.RawQuery) {
+		return false // ReverseProxy (Rewrite) re-encodes it: let it
+	}
 	_, upgrade := r.Header["Upgrade"]
 	_, expect := r.Header["Expect"]
 	return !upgrade && !expect
+}
+
+// cleanQuery reports whether httputil.ReverseProxy would pass q as it is
+// (see cleanQueryParams there).
+func cleanQuery(q string) bool {
+	if strings.Count(q, "&") >= 10000 {
+		return false
+	}
+	for i := 0; i < len(q); i++ {
+		switch q[i] {
+		case ';':
+			return false
+		case '%':
+			if i+2 >= len(q) || !ishex(q[i+1]) || !ishex(q[i+2]) {
+				return false
+			}
+			i += 2
+		}
+	}
+	return true
+}
+
+func ishex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
 }
 
 // hopHeaders are removed by proxies (RFC 9110, 7.6.1), as in
@@ -285,8 +373,7 @@ func (p *Proxy) serveFast(w http.ResponseWriter, r *http.Request, term uint64) e
 		}
 		// The client going away interrupts the exchange, as it cancels
 		// http.Transport's round trip: the connection is then spoiled.
-		c := fc.c
-		stop := context.AfterFunc(ctx, func() { c.SetDeadline(time.Unix(1, 0)) })
+		stop := context.AfterFunc(ctx, fc.spoil)
 		res, err := p.readHeader(w, fc, r)
 		if err == nil {
 			p.relay(w, fc, res, stop)
@@ -295,7 +382,8 @@ func (p *Proxy) serveFast(w http.ResponseWriter, r *http.Request, term uint64) e
 		stop()
 		fc.c.Close()
 		fc = nil
-		if attempt == 0 && reused && ctx.Err() == nil && retryable(err) {
+		var nr nothingRead
+		if attempt == 0 && reused && ctx.Err() == nil && errors.As(err, &nr) && retryable(nr.err) {
 			p.log.Debug("idle backend connection was closed; retrying on a new one", zap.Error(err))
 			continue
 		}
@@ -309,6 +397,12 @@ func retryable(err error) bool {
 	return errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
 }
 
+// nothingRead: the backend sent no byte of an answer.
+type nothingRead struct{ err error }
+
+func (e nothingRead) Error() string { return e.err.Error() }
+func (e nothingRead) Unwrap() error { return e.err }
+
 // readHeader sends the buffered request and reads the answer's header
 // within the response-header timeout, passing 1xx informational answers
 // on to the client.
@@ -317,13 +411,17 @@ func (p *Proxy) readHeader(w http.ResponseWriter, fc *fastConn, r *http.Request)
 		return nil, err
 	}
 	if p.opts.ResponseHeaderTimeout > 0 {
-		fc.c.SetReadDeadline(time.Now().Add(p.opts.ResponseHeaderTimeout))
+		fc.setReadDeadline(time.Now().Add(p.opts.ResponseHeaderTimeout))
+	}
+	fc.left = p.transport.MaxResponseHeaderBytes
+	if fc.left <= 0 {
+		fc.left = 10 << 20
 	}
 	// Wait for the first byte apart: an io.EOF here means the backend had
 	// closed the connection before it saw the request (retryable), which
 	// http.ReadResponse would report as io.ErrUnexpectedEOF.
 	if _, err := fc.br.Peek(1); err != nil {
-		return nil, err
+		return nil, nothingRead{err}
 	}
 	for {
 		res, err := http.ReadResponse(fc.br, r)
@@ -333,8 +431,9 @@ func (p *Proxy) readHeader(w http.ResponseWriter, fc *fastConn, r *http.Request)
 		switch {
 		case res.StatusCode >= 200:
 			if p.opts.ResponseHeaderTimeout > 0 {
-				fc.c.SetReadDeadline(time.Time{})
+				fc.setReadDeadline(time.Time{})
 			}
+			fc.left = 1<<63 - 1
 			return res, nil
 		case res.StatusCode == http.StatusSwitchingProtocols:
 			return nil, errors.New("backend switched protocols without an Upgrade request")
@@ -347,6 +446,10 @@ func (p *Proxy) readHeader(w http.ResponseWriter, fc *fastConn, r *http.Request)
 		}
 		w.WriteHeader(res.StatusCode)
 		clear(h)
+		fc.left = p.transport.MaxResponseHeaderBytes
+		if fc.left <= 0 {
+			fc.left = 10 << 20
+		}
 	}
 }
 

@@ -179,6 +179,11 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	delete(pr.Out.Header, ForwardedHeader) // between peers only, even when empty
 	setXForwarded(pr)
 	pr.Out.Host = pr.In.Host // the app sees the name the client asked for
+	if p.fenceKey != "" {
+		// Again after the hop-by-hop removal: a client listing it in
+		// Connection must not keep it from the backend.
+		pr.Out.Header[p.fenceKey] = pr.In.Header[p.fenceKey]
+	}
 }
 
 // setXForwarded does exactly what httputil.ProxyRequest.SetXForwarded does
