@@ -40,11 +40,12 @@ import (
 
 // fastConn is one keep-alive connection to the backend.
 type fastConn struct {
-	c    net.Conn
-	br   *bufio.Reader
-	bw   *bufio.Writer
-	used time.Time // when it went idle
-	left int64     // bytes the reader may still take (header limit)
+	c     net.Conn
+	br    *bufio.Reader
+	bw    *bufio.Writer
+	used  time.Time // when it went idle
+	left  int64     // bytes the reader may still take (header limit)
+	probe *idleProbe
 
 	mu      sync.Mutex
 	spoiled bool // the client went away: the past deadline must stay
@@ -109,19 +110,24 @@ func (fp *fastPool) reap() {
 
 // get returns an idle connection, or nil when there is none.
 func (fp *fastPool) get(now time.Time) *fastConn {
-	fp.mu.Lock()
-	for n := len(fp.idle); n > 0; n = len(fp.idle) {
+	for {
+		fp.mu.Lock()
+		n := len(fp.idle)
+		if n == 0 {
+			fp.mu.Unlock()
+			return nil
+		}
 		fc := fp.idle[n-1]
 		fp.idle[n-1] = nil
 		fp.idle = fp.idle[:n-1]
-		if now.Sub(fc.used) < fp.idleTimeout && idleClean(fc.c) {
-			fp.mu.Unlock()
+		fp.mu.Unlock()
+		if now.Sub(fc.used) < fp.idleTimeout && fc.probe.clean() {
 			return fc
 		}
-		fc.c.Close() // idle too long: the backend has probably closed it
+		// Idle too long (the backend has probably closed it), closed by
+		// the backend, or it sent bytes nobody asked for.
+		fc.c.Close()
 	}
-	fp.mu.Unlock()
-	return nil
 }
 
 // put makes fc idle, or closes it when the pool is full or closed.
@@ -149,7 +155,7 @@ func (fp *fastPool) dialConn(ctx context.Context) (*fastConn, error) {
 	if err != nil {
 		return nil, err
 	}
-	fc := &fastConn{c: c, bw: bufio.NewWriterSize(c, 4<<10)}
+	fc := &fastConn{c: c, bw: bufio.NewWriterSize(c, 4<<10), probe: newIdleProbe(c)}
 	fc.br = bufio.NewReaderSize(fc, 4<<10)
 	return fc, nil
 }

@@ -7,26 +7,39 @@ import (
 	"syscall"
 )
 
-// idleClean reports whether the idle connection has nothing to read: no
-// unsolicited bytes and no EOF from the backend.
-func idleClean(c net.Conn) bool {
+// idleProbe looks at an idle connection's socket without reading from it
+// (recv with MSG_PEEK): one system call, no allocation.
+type idleProbe struct {
+	rc      syscall.RawConn // nil: cannot look
+	fn      func(fd uintptr) bool
+	b       [1]byte
+	nothing bool
+}
+
+func newIdleProbe(c net.Conn) *idleProbe {
 	if tc, ok := c.(*trackedConn); ok {
 		c = tc.Conn
 	}
-	sc, ok := c.(syscall.Conn)
-	if !ok {
+	p := &idleProbe{}
+	if sc, ok := c.(syscall.Conn); ok {
+		p.rc, _ = sc.SyscallConn()
+	}
+	p.fn = p.peek
+	return p
+}
+
+func (p *idleProbe) peek(fd uintptr) bool {
+	n, _, err := syscall.Recvfrom(int(fd), p.b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+	p.nothing = n < 0 && (err == syscall.EAGAIN || err == syscall.EWOULDBLOCK)
+	return true
+}
+
+// clean reports whether the idle connection has nothing to read: no
+// unsolicited bytes and no EOF from the backend.
+func (p *idleProbe) clean() bool {
+	if p.rc == nil {
 		return true
 	}
-	rc, err := sc.SyscallConn()
-	if err != nil {
-		return false
-	}
-	clean := false
-	var b [1]byte
-	err = rc.Read(func(fd uintptr) bool {
-		n, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-		clean = n < 0 && (err == syscall.EAGAIN || err == syscall.EWOULDBLOCK)
-		return true
-	})
-	return err == nil && clean
+	p.nothing = false
+	return p.rc.Read(p.fn) == nil && p.nothing
 }
