@@ -12,6 +12,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 )
 
 // TestFastPathUnsolicitedBytesOnIdleConn: bytes a backend sends on a
@@ -304,5 +307,26 @@ func TestIdleBackendConnsAreClosed(t *testing.T) {
 		}
 		p.Close()
 		waitFor(t, func() bool { sb.mu.Lock(); defer sb.mu.Unlock(); return len(sb.open) == 0 })
+	}
+}
+
+// TestAccessLogSkipsInformationalAnswers: a 103 before the answer does not
+// become the status in the access log.
+func TestAccessLogSkipsInformationalAnswers(t *testing.T) {
+	sb := newScriptBackend(t, map[string]scriptAnswer{"/": {raw: "HTTP/1.1 103 Early Hints\r\nLink: </s.css>\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"}})
+	for _, fast := range []bool{true, false} {
+		p := proxyTo(t, "http://"+sb.ln.Addr().String(), fast)
+		core, logs := observer.New(zap.InfoLevel)
+		p.SetAccessLog(zap.New(core))
+		front := frontFor(t, p)
+		res, err := http.Get(front.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		entries := logs.All()
+		if len(entries) != 1 || entries[0].ContextMap()["status"] != int64(200) {
+			t.Errorf("fast=%v: access log %v, want one line with status 200", fast, entries)
+		}
 	}
 }

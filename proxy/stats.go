@@ -74,8 +74,8 @@ type accessWriter struct {
 }
 
 func (a *accessWriter) WriteHeader(code int) {
-	if a.status == 0 {
-		a.status = code
+	if a.status == 0 && (code >= 200 || code == http.StatusSwitchingProtocols) {
+		a.status = code // informational answers (103) come before the real one
 	}
 	a.ResponseWriter.WriteHeader(code)
 }
