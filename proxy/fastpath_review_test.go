@@ -17,6 +17,51 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 )
 
+// rawOrigin is a backend that hands each request it reads to answer,
+// which writes the raw answer on c (false: hang up). It and its
+// connections are closed when the test ends.
+func rawOrigin(t *testing.T, answer func(c net.Conn, req *http.Request) bool) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	conns := map[net.Conn]struct{}{}
+	wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns[c] = struct{}{}
+			mu.Unlock()
+			wg.Go(func() {
+				defer c.Close()
+				br := bufio.NewReader(c)
+				for {
+					req, err := http.ReadRequest(br)
+					if err != nil || !answer(c, req) {
+						return
+					}
+				}
+			})
+		}
+	})
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		for c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
+	return "http://" + ln.Addr().String()
+}
+
 // TestFastPathUnsolicitedBytesOnIdleConn: bytes a backend sends on a
 // connection while it sits idle in the pool (a body on a 204/304/HEAD
 // answer written late, an answer longer than its Content-Length, ...)
@@ -25,58 +70,33 @@ import (
 // such a connection on its own schedule, so the standard path is not
 // tested here.)
 func TestFastPathUnsolicitedBytesOnIdleConn(t *testing.T) {
-	for _, fast := range []bool{true} {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
+	answered := make(chan struct{})
+	sendEvil, evilSent := make(chan struct{}), make(chan struct{})
+	origin := rawOrigin(t, func(c net.Conn, req *http.Request) bool {
+		if req.URL.Path == "/first" {
+			c.Write([]byte("HTTP/1.1 204 No Content\r\n\r\n"))
+			close(answered)
+			<-sendEvil
+			c.Write([]byte("HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nevil"))
+			close(evilSent) // on loopback, in the proxy's socket buffer now
+			return true
 		}
-		answered := make(chan struct{})
-		sendEvil, evilSent := make(chan struct{}), make(chan struct{})
-		var wg sync.WaitGroup
-		wg.Go(func() {
-			for {
-				c, err := ln.Accept()
-				if err != nil {
-					return
-				}
-				wg.Go(func() {
-					defer c.Close()
-					br := bufio.NewReader(c)
-					for i := 0; ; i++ {
-						req, err := http.ReadRequest(br)
-						if err != nil {
-							return
-						}
-						if req.URL.Path == "/first" {
-							c.Write([]byte("HTTP/1.1 204 No Content\r\n\r\n"))
-							close(answered)
-							<-sendEvil
-							c.Write([]byte("HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nevil"))
-							close(evilSent) // on loopback, in the proxy's socket buffer now
-							continue
-						}
-						c.Write([]byte("HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\ngood"))
-					}
-				})
-			}
-		})
-		p := proxyTo(t, "http://"+ln.Addr().String(), fast)
-		w := httptest.NewRecorder()
-		p.ServeHTTP(w, httptest.NewRequest("GET", "http://app.example.com/first", nil))
-		<-answered
-		if w.Code != 204 {
-			t.Fatalf("fast=%v: first: %d", fast, w.Code)
-		}
-		close(sendEvil)
-		<-evilSent
-		w = httptest.NewRecorder()
-		p.ServeHTTP(w, httptest.NewRequest("GET", "http://app.example.com/second", nil))
-		if got := w.Body.String(); got != "good" {
-			t.Errorf("fast=%v: second request got %d %q, want the answer to itself (good)", fast, w.Code, got)
-		}
-		p.Close()
-		ln.Close()
-		wg.Wait()
+		c.Write([]byte("HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\ngood"))
+		return true
+	})
+	p := proxyTo(t, origin, true)
+	w := httptest.NewRecorder()
+	p.ServeHTTP(w, httptest.NewRequest("GET", "http://app.example.com/first", nil))
+	<-answered
+	if w.Code != 204 {
+		t.Fatalf("first: %d", w.Code)
+	}
+	close(sendEvil)
+	<-evilSent
+	w = httptest.NewRecorder()
+	p.ServeHTTP(w, httptest.NewRequest("GET", "http://app.example.com/second", nil))
+	if got := w.Body.String(); got != "good" {
+		t.Errorf("second request got %d %q, want the answer to itself (good)", w.Code, got)
 	}
 }
 
@@ -139,52 +159,31 @@ func TestQueryCleanedAsReverseProxyDoes(t *testing.T) {
 // 502, as with http.Transport.
 func TestNoRetryAfterPartOfAnAnswer(t *testing.T) {
 	for _, fast := range []bool{true, false} {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
 		got103 := make(chan struct{}, 4)
 		var mu sync.Mutex
 		requests := 0
-		var wg sync.WaitGroup
-		wg.Go(func() {
-			for {
-				c, err := ln.Accept()
-				if err != nil {
-					return
-				}
-				wg.Go(func() {
-					defer c.Close()
-					br := bufio.NewReader(c)
-					for {
-						req, err := http.ReadRequest(br)
-						if err != nil {
-							return
-						}
-						mu.Lock()
-						requests++
-						n := requests
-						mu.Unlock()
-						if req.URL.Path == "/warm" {
-							c.Write([]byte("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"))
-							continue
-						}
-						c.Write([]byte("HTTP/1.1 103 Early Hints\r\nLink: </s.css>\r\n\r\n"))
-						if n == 2 { // the first try of /hint, on the reused connection: reset
-							select {
-							case <-got103:
-							case <-time.After(5 * time.Second):
-							}
-							c.(*net.TCPConn).SetLinger(0)
-							return
-						}
-						c.Write([]byte("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"))
-					}
-				})
+		origin := rawOrigin(t, func(c net.Conn, req *http.Request) bool {
+			mu.Lock()
+			requests++
+			n := requests
+			mu.Unlock()
+			if req.URL.Path == "/warm" {
+				c.Write([]byte("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"))
+				return true
 			}
+			c.Write([]byte("HTTP/1.1 103 Early Hints\r\nLink: </s.css>\r\n\r\n"))
+			if n == 2 { // the first try of /hint, on the reused connection: reset
+				select {
+				case <-got103:
+				case <-time.After(5 * time.Second):
+				}
+				c.(*net.TCPConn).SetLinger(0)
+				return false
+			}
+			c.Write([]byte("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"))
+			return true
 		})
-		p := proxyTo(t, "http://"+ln.Addr().String(), fast)
-		front := frontFor(t, p)
+		front := frontFor(t, proxyTo(t, origin, fast))
 		client := &http.Client{Timeout: 5 * time.Second}
 		fetch(t, client, "GET", front.URL+"/warm", nil)
 		var hints int
@@ -201,16 +200,13 @@ func TestNoRetryAfterPartOfAnAnswer(t *testing.T) {
 			t.Fatal(err)
 		}
 		res.Body.Close()
+		client.CloseIdleConnections()
 		mu.Lock()
 		n := requests
 		mu.Unlock()
 		if n != 2 || hints != 1 {
 			t.Errorf("fast=%v: backend saw %d requests, client got %d 103s and a %d; want 2 requests, one 103 (then 502)", fast, n, hints, res.StatusCode)
 		}
-		client.CloseIdleConnections()
-		p.Close()
-		ln.Close()
-		wg.Wait()
 	}
 }
 
@@ -221,38 +217,16 @@ func TestNoRetryAfterPartOfAnAnswer(t *testing.T) {
 // connection and the in-flight count (WaitIdle, drains).
 func TestGoneClientCannotHangTheHandler(t *testing.T) {
 	for _, fast := range []bool{true, false} {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		quit := make(chan struct{})
-		var wg sync.WaitGroup
-		wg.Go(func() {
-			for {
-				c, err := ln.Accept()
-				if err != nil {
-					return
-				}
-				wg.Go(func() {
-					defer c.Close()
-					go func() { <-quit; c.Close() }()
-					br := bufio.NewReader(c)
-					for {
-						req, err := http.ReadRequest(br)
-						if err != nil {
-							return
-						}
-						if req.URL.Path == "/warm" {
-							c.Write([]byte("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"))
-							continue
-						}
-						// A stream that has nothing to say for now.
-						c.Write([]byte("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"))
-					}
-				})
+		origin := rawOrigin(t, func(c net.Conn, req *http.Request) bool {
+			if req.URL.Path == "/warm" {
+				c.Write([]byte("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"))
+				return true
 			}
+			// A stream that has nothing to say for now.
+			c.Write([]byte("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"))
+			return true
 		})
-		p := proxyTo(t, "http://"+ln.Addr().String(), fast)
+		p := proxyTo(t, origin, fast)
 		stuck := 0
 		for range 50 {
 			p.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "http://app.example.com/warm", nil))
@@ -273,10 +247,6 @@ func TestGoneClientCannotHangTheHandler(t *testing.T) {
 		if stuck > 0 {
 			t.Errorf("fast=%v: %d of 50 requests of gone clients still running after 200ms (in flight: %d)", fast, stuck, p.InFlight())
 		}
-		close(quit)
-		p.Close()
-		ln.Close()
-		wg.Wait()
 	}
 }
 
