@@ -34,9 +34,14 @@ import (
 // httputil.ReverseProxy does; X-Forwarded-* are set as by the Rewrite
 // hook; the response is parsed by http.ReadResponse; 1xx answers are
 // passed on; trailers, streaming (flush per write) and close-delimited
-// bodies behave as with ReverseProxy. A request on a reused connection that
-// fails before any byte of the answer arrived is retried once on a new
-// connection (GET and HEAD are idempotent), as http.Transport does.
+// bodies behave as with ReverseProxy; queries ReverseProxy would clean go
+// to it. As http.Transport: a response header block is bounded
+// (MaxResponseHeaderBytes), an idle connection is looked at before reuse
+// (bytes nobody asked for, or the backend's EOF, retire it) and closed
+// after IdleConnTimeout, and a request on a reused connection that fails
+// before any byte of the answer arrived is retried once on a new
+// connection (GET and HEAD are idempotent). HTTP/2 clients never take it:
+// net/http's HTTP/2 server always gives a request a body stream.
 
 // fastConn is one keep-alive connection to the backend.
 type fastConn struct {
@@ -51,6 +56,8 @@ type fastConn struct {
 	spoiled bool // the client went away: the past deadline must stay
 }
 
+// Read reads from the connection within the header budget (left), as
+// http.Transport's persistConn does.
 func (fc *fastConn) Read(b []byte) (int, error) {
 	if fc.left <= 0 {
 		return 0, errors.New("proxy: backend response header too large")
