@@ -172,6 +172,22 @@ func newBenchRequest(target string) *http.Request {
 	return r
 }
 
+// serveLoop serves a GET of /small through p b.N times, checking the status
+// and, unless wantLen < 0, the body length of every answer.
+func serveLoop(b *testing.B, p *Proxy, wantStatus, wantLen int) {
+	b.Helper()
+	req := newBenchRequest("http://app.example.com/small")
+	w := &benchWriter{h: http.Header{}}
+	b.ReportAllocs()
+	for b.Loop() {
+		w.reset()
+		p.ServeHTTP(w, req)
+		if w.status != wantStatus || (wantLen >= 0 && w.n != wantLen) {
+			b.Fatalf("status %d, %d bytes", w.status, w.n)
+		}
+	}
+}
+
 // BenchmarkServeLocal is Proxy.ServeHTTP for a request served by the local
 // backend (fence on), called directly: the handler, the ReverseProxy and the
 // Transport's round trip over loopback, without net/http's server side.
@@ -195,16 +211,7 @@ func BenchmarkServeLocal(b *testing.B) {
 				p.SetAccessLog(zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()),
 					zapcore.AddSync(io.Discard), zap.InfoLevel)))
 			}
-			req := newBenchRequest("http://app.example.com/small")
-			w := &benchWriter{h: http.Header{}}
-			b.ReportAllocs()
-			for b.Loop() {
-				w.reset()
-				p.ServeHTTP(w, req)
-				if w.status != http.StatusOK || w.n != len(smallBody) {
-					b.Fatalf("status %d, %d bytes", w.status, w.n)
-				}
-			}
+			serveLoop(b, p, http.StatusOK, len(smallBody))
 		})
 	}
 }
@@ -316,16 +323,7 @@ func BenchmarkStandby(b *testing.B) {
 		u, _ := url.Parse("http://127.0.0.1:1")
 		p, f := benchProxy(b, u, func(o *Options) { o.Standby = StandbyReject })
 		f.ok.Store(false)
-		req := newBenchRequest("http://app.example.com/small")
-		w := &benchWriter{h: http.Header{}}
-		b.ReportAllocs()
-		for b.Loop() {
-			w.reset()
-			p.ServeHTTP(w, req)
-			if w.status != http.StatusServiceUnavailable {
-				b.Fatalf("status %d", w.status)
-			}
-		}
+		serveLoop(b, p, http.StatusServiceUnavailable, -1)
 	})
 	// decision: fence off, an active node known: waitForActive alone.
 	b.Run("decision", func(b *testing.B) {
@@ -351,16 +349,7 @@ func BenchmarkStandby(b *testing.B) {
 		l.set(active.url().String())
 		p, f := benchProxy(b, u, func(o *Options) { o.Standby = StandbyForward; o.Leader = l; o.Hold = time.Second })
 		f.ok.Store(false)
-		req := newBenchRequest("http://app.example.com/small")
-		w := &benchWriter{h: http.Header{}}
-		b.ReportAllocs()
-		for b.Loop() {
-			w.reset()
-			p.ServeHTTP(w, req)
-			if w.status != http.StatusOK {
-				b.Fatalf("status %d", w.status)
-			}
-		}
+		serveLoop(b, p, http.StatusOK, len(smallBody))
 	})
 }
 
