@@ -42,13 +42,13 @@ func NewStaticCerts(pairs []CertPair, log *zap.Logger) (*StaticCerts, error) {
 	if len(pairs) == 0 {
 		return nil, errors.New("no certificates")
 	}
-	s := &StaticCerts{pairs: pairs, log: log.Named("tls"), mtime: map[string]time.Time{}}
+	s := &StaticCerts{pairs: pairs, log: log.Named("tls")}
+	s.mtime = s.stat() // before reading: a write during the read shows as a change
 	set, err := loadCertSet(pairs)
 	if err != nil {
 		return nil, err
 	}
 	s.set.Store(set)
-	s.mtime = s.stat()
 	return s, nil
 }
 
@@ -111,8 +111,12 @@ func (s *StaticCerts) Expires() time.Time { return s.set.Load().expires }
 func (s *StaticCerts) Reload() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	set, err := loadCertSet(s.pairs)
+	// The times are taken before the files are read, so a file written
+	// while they are read (a renewal tool writes the certificate, then the
+	// key) still differs from them and the next Watch tick reloads again.
 	s.mtime = s.stat()
+	set, err := loadCertSet(s.pairs)
+	testHookCertsRead()
 	if err != nil {
 		s.log.Error("certificate reload failed, keeping the certificates in force", zap.Error(err))
 		return err
@@ -121,6 +125,9 @@ func (s *StaticCerts) Reload() error {
 	s.log.Info("certificates reloaded", zap.Time("expires", set.expires))
 	return nil
 }
+
+// testHookCertsRead runs in Reload once the files are read.
+var testHookCertsRead = func() {}
 
 func (s *StaticCerts) stat() map[string]time.Time {
 	m := map[string]time.Time{}
@@ -145,19 +152,27 @@ func (s *StaticCerts) Watch(ctx context.Context, interval time.Duration) {
 			return
 		case <-t.C:
 		}
-		s.mu.Lock()
-		now := s.stat()
-		changed := len(now) != len(s.mtime)
-		for f, m := range now {
-			if !s.mtime[f].Equal(m) {
-				changed = true
-			}
-		}
-		s.mu.Unlock()
-		if changed {
+		if s.changed() {
 			s.Reload()
 		}
 	}
+}
+
+// changed reports whether a file's modification time differs from the one
+// taken at the last load.
+func (s *StaticCerts) changed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.stat()
+	if len(now) != len(s.mtime) {
+		return true
+	}
+	for f, m := range now {
+		if !s.mtime[f].Equal(m) {
+			return true
+		}
+	}
+	return false
 }
 
 // TLSConfig is the server TLS configuration: TLS 1.2 minimum (or 1.3),

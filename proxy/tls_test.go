@@ -89,6 +89,47 @@ func TestStaticCertsReload(t *testing.T) {
 	}
 }
 
+// A renewal tool writes the certificate, then the key. A reload that read
+// the new certificate with the old key fails; the key written just after
+// that read must still count as a change, so the next check reloads.
+func TestStaticCertsKeyWrittenDuringReload(t *testing.T) {
+	dir := t.TempDir()
+	p := writePair(t, dir, "a", 1, "a.example.com")
+	s, err := NewStaticCerts([]CertPair{p}, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	next := writePair(t, t.TempDir(), "a", 9, "a.example.com")
+	copyFile := func(from, to string) {
+		b, err := os.ReadFile(from)
+		if err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(10 * time.Millisecond) // a distinct modification time
+		if err := os.WriteFile(to, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	copyFile(next.CertFile, p.CertFile)
+	testHookCertsRead = func() {
+		testHookCertsRead = func() {}
+		copyFile(next.KeyFile, p.KeyFile)
+	}
+	t.Cleanup(func() { testHookCertsRead = func() {} })
+	if err := s.Reload(); err == nil {
+		t.Fatal("the new certificate with the old key loaded")
+	}
+	if !s.changed() {
+		t.Fatal("the key written during the reload is not seen as a change")
+	}
+	if err := s.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if got := serialFor(t, s, "a.example.com"); got != 9 {
+		t.Fatalf("serial %d, want 9", got)
+	}
+}
+
 func TestStaticCertsWatchAndServe(t *testing.T) {
 	dir := t.TempDir()
 	p := writePair(t, dir, "a", 1, "a.example.com")
