@@ -225,14 +225,56 @@ func RedirectHTTPS(httpsPort string) http.Handler {
 	})
 }
 
-// HSTS adds Strict-Transport-Security with the given max-age.
+// HSTS adds Strict-Transport-Security with the given max-age to every
+// final answer that does not carry the header already (the app's own
+// header wins). It is added when the answer is written, not before the
+// handler runs, so the 1xx answers passed on from the backend, which clear
+// the header map, cannot drop it.
 func HSTS(h http.Handler, maxAge time.Duration) http.Handler {
 	if maxAge <= 0 {
 		return h
 	}
-	v := "max-age=" + strconv.FormatInt(int64(maxAge/time.Second), 10)
+	v := []string{"max-age=" + strconv.FormatInt(int64(maxAge/time.Second), 10)}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Strict-Transport-Security", v)
-		h.ServeHTTP(w, r)
+		h.ServeHTTP(&hstsWriter{ResponseWriter: w, value: v}, r)
 	})
 }
+
+type hstsWriter struct {
+	http.ResponseWriter
+	value []string // shared by all requests: never modified
+	done  bool
+}
+
+func (w *hstsWriter) WriteHeader(code int) {
+	if !w.done && code >= 200 {
+		w.add()
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *hstsWriter) Write(b []byte) (int, error) {
+	if !w.done {
+		w.add() // an implicit 200
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// FlushError is what http.ResponseController.Flush calls: a flush before
+// the first write sends the header too.
+func (w *hstsWriter) FlushError() error {
+	if !w.done {
+		w.add()
+	}
+	return http.NewResponseController(w.ResponseWriter).Flush()
+}
+
+func (w *hstsWriter) add() {
+	w.done = true
+	h := w.Header()
+	if _, ok := h["Strict-Transport-Security"]; !ok {
+		h["Strict-Transport-Security"] = w.value[:1:1]
+	}
+}
+
+func (w *hstsWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

@@ -11,6 +11,8 @@ import (
 	"math/big"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httptrace"
+	"net/textproto"
 	"os"
 	"path/filepath"
 	"testing"
@@ -186,5 +188,42 @@ func TestRedirectAndHSTS(t *testing.T) {
 	HSTS(http.NotFoundHandler(), 365*24*time.Hour).ServeHTTP(rec, httptest.NewRequest("GET", "/", nil))
 	if rec.Header().Get("Strict-Transport-Security") != "max-age=31536000" {
 		t.Errorf("HSTS %q", rec.Header().Get("Strict-Transport-Security"))
+	}
+}
+
+// TestHSTSSurvivesEarlyHints: a 103 from the backend clears the header map
+// (net/http does not); the final answer must still carry HSTS, once, and
+// the app's own HSTS header wins over baton's. Both request paths.
+func TestHSTSSurvivesEarlyHints(t *testing.T) {
+	const hint = "HTTP/1.1 103 Early Hints\r\nLink: </s.css>\r\n\r\n"
+	sb := newScriptBackend(t, map[string]scriptAnswer{
+		"/hint": {raw: hint + "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"},
+		"/own":  {raw: hint + "HTTP/1.1 200 OK\r\nStrict-Transport-Security: max-age=5\r\nContent-Length: 2\r\n\r\nok"},
+		"/app":  {raw: "HTTP/1.1 200 OK\r\nStrict-Transport-Security: max-age=5\r\nContent-Length: 2\r\n\r\nok"},
+	})
+	for _, fast := range []bool{true, false} {
+		p := proxyTo(t, "http://"+sb.ln.Addr().String(), fast)
+		front := httptest.NewUnstartedServer(nil)
+		front.Config = NewServer(HSTS(p, time.Minute), zap.NewNop())
+		front.Start()
+		t.Cleanup(front.Close)
+		for path, want := range map[string]string{"/hint": "max-age=60", "/own": "max-age=5", "/app": "max-age=5"} {
+			var hintHSTS []string
+			ctx := httptrace.WithClientTrace(t.Context(), &httptrace.ClientTrace{
+				Got1xxResponse: func(code int, h textproto.MIMEHeader) error {
+					hintHSTS = append(hintHSTS, h.Values("Strict-Transport-Security")...)
+					return nil
+				},
+			})
+			req, _ := http.NewRequestWithContext(ctx, "GET", front.URL+path, nil)
+			res, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			res.Body.Close()
+			if got := res.Header.Values("Strict-Transport-Security"); len(got) != 1 || got[0] != want || len(hintHSTS) != 0 {
+				t.Errorf("fast=%v %s: HSTS %q on the answer (want %q) and %q on the 103 (want none)", fast, path, got, want, hintHSTS)
+			}
+		}
 	}
 }
