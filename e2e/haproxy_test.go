@@ -100,8 +100,8 @@ func startHAProxy(t *testing.T, interval time.Duration, servers []lbServer) *hap
 		t.Fatal(err)
 	}
 	check := startProc(t, "haproxy -c", nil, false, haproxyBin, "-c", "-q", "-f", h.cfg)
-	if code := check.wait(t, 10*time.Second); code != 0 {
-		t.Fatalf("haproxy rejects its config (exit %d):\n%s\n%s", code, check.out.String(), b.String())
+	if code := check.Wait(t, 10*time.Second); code != 0 {
+		t.Fatalf("haproxy rejects its config (exit %d):\n%s\n%s", code, check.Output(), b.String())
 	}
 	h.proc = startProc(t, "haproxy", nil, true, haproxyBin, "-db", "-f", h.cfg)
 	deadline := time.Now().Add(10 * time.Second)
@@ -109,12 +109,12 @@ func startHAProxy(t *testing.T, interval time.Duration, servers []lbServer) *hap
 		if _, err := h.servers(); err == nil {
 			return h
 		}
-		if h.exited() {
-			t.Fatalf("haproxy exited at start:\n%s", h.out.String())
+		if h.Exited() {
+			t.Fatalf("haproxy exited at start:\n%s", h.Output())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	t.Fatalf("haproxy's stats socket did not answer within 10s:\n%s", h.out.String())
+	t.Fatalf("haproxy's stats socket did not answer within 10s:\n%s", h.Output())
 	return nil
 }
 
@@ -198,7 +198,7 @@ type lbEvent struct {
 // HAProxy also writes to stderr, "[WARNING] (pid) : ...", are skipped).
 func (h *haproxy) events() []lbEvent {
 	var out []lbEvent
-	for line := range strings.SplitSeq(h.out.String(), "\n") {
+	for line := range strings.SplitSeq(h.Output(), "\n") {
 		if len(line) <= len(stampLayout)+1 {
 			continue
 		}

@@ -7,11 +7,12 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"go.uber.org/goleak"
+
+	"github.com/batonproxy/baton/internal/testproc"
 )
 
 // binDir holds bin/baton and bin/demoapp built from this tree by TestMain;
@@ -34,15 +35,9 @@ func testMain(m *testing.M) int {
 		}
 		defer os.RemoveAll(dir)
 		binDir = dir
-		for out, pkg := range map[string]string{"baton": "./cmd/baton", "demoapp": "./demo/app"} {
-			cmd := exec.Command("go", "build", "-o", filepath.Join(dir, out), pkg)
-			cmd.Dir = ".." // the module root
-			cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-			cmd.Stderr = os.Stderr
-			if err := cmd.Run(); err != nil {
-				fmt.Fprintf(os.Stderr, "e2e: build %s: %v\n", pkg, err)
-				return 1
-			}
+		if err := testproc.Build("..", dir, map[string]string{"baton": "./cmd/baton", "demoapp": "./demo/app"}); err != nil {
+			fmt.Fprintf(os.Stderr, "e2e: %v\n", err)
+			return 1
 		}
 		haproxyBin, haproxyErr = findHAProxy()
 		// The header of the table `make e2e` collects from the "E2E |"

@@ -27,8 +27,8 @@ func TestLB1StepDown(t *testing.T) {
 	sleepUntil(at) // the slow requests are in flight on app-a
 	s.event()
 	cli := startProc(t, "baton step-down", nil, false, bin("baton"), "step-down", "-admin", s.top.a.adminURL(), "-token-file", s.top.token)
-	if code := cli.wait(t, 10*time.Second); code != 0 {
-		t.Fatalf("baton step-down exited %d: %s", code, cli.out.String())
+	if code := cli.Wait(t, 10*time.Second); code != 0 {
+		t.Fatalf("baton step-down exited %d: %s", code, cli.Output())
 	}
 	sum := s.finish(retryInterval+s.top.lbInt+2*time.Second, 1500*time.Millisecond)
 	if sum.Failed != 0 {
@@ -57,9 +57,9 @@ func TestLB2SIGTERM(t *testing.T) {
 	slow := slowRequests(t, s.top.lb.url(), 2, 1500)
 	sleepUntil(at)
 	s.event()
-	s.top.a.signal(syscall.SIGTERM)
+	s.top.a.Signal(syscall.SIGTERM)
 	sum := s.finish(retryInterval+s.top.lbInt+2*time.Second, 1500*time.Millisecond)
-	if code := s.top.a.wait(t, exitDelay(s.top.lbInt)+drainTimeout+5*time.Second); code != 0 {
+	if code := s.top.a.Wait(t, exitDelay(s.top.lbInt)+drainTimeout+5*time.Second); code != 0 {
 		t.Errorf("node-a exited %d after SIGTERM, want 0", code)
 	}
 	if sum.Failed != 0 {
@@ -89,7 +89,7 @@ func TestLB3Kill9(t *testing.T) {
 	s.fromLog = false
 	sleepUntil(s.eventAt(0))
 	s.event()
-	s.top.a.signal(syscall.SIGKILL)
+	s.top.a.Signal(syscall.SIGKILL)
 	lo, hi := crashLimits(s.top.lbInt)
 	sum := s.finish(hi, time.Second)
 	if sum.Recovery < lo {
@@ -107,7 +107,7 @@ func TestLB4BackendKilled(t *testing.T) {
 	s := begin(t, "4 backend killed", phaseRandom, topoOpts{}, 60*time.Second)
 	sleepUntil(s.eventAt(0))
 	s.event()
-	s.top.appA.signal(syscall.SIGKILL)
+	s.top.appA.Signal(syscall.SIGKILL)
 	limit := checkFall*checkInterval + checkTimeout + retryInterval + s.top.lbInt + 2*time.Second
 	sum := s.finish(limit, time.Second)
 	if sum.NewInstance != "app-b" {
@@ -133,9 +133,9 @@ func TestLB5Freeze(t *testing.T) {
 	a := s.top.a
 	sleepUntil(s.eventAt(0))
 	s.event()
-	a.signal(syscall.SIGSTOP) // proc.kill continues it at cleanup, if the test ends early
+	a.Signal(syscall.SIGSTOP) // proc.kill continues it at cleanup, if the test ends early
 	time.Sleep(freeze)
-	a.signal(syscall.SIGCONT)
+	a.Signal(syscall.SIGCONT)
 	woke := time.Now()
 
 	// The woken node's probe, sampled as fast as the harness can.
@@ -250,14 +250,14 @@ func TestLB8BothBackendsDown(t *testing.T) {
 	s := begin(t, fmt.Sprintf("8 both backends down %v", down), phaseRandom, topoOpts{}, 60*time.Second)
 	sleepUntil(s.eventAt(0))
 	s.event()
-	s.top.appA.signal(syscall.SIGKILL)
-	s.top.appB.signal(syscall.SIGKILL)
+	s.top.appA.Signal(syscall.SIGKILL)
+	s.top.appB.Signal(syscall.SIGKILL)
 	s.top.a.waitProbe(t, http.StatusServiceUnavailable, "", 5*time.Second)
 	time.Sleep(time.Until(s.w.Event.Add(down)))
 	if code, role := s.top.b.probeCode(); code != http.StatusServiceUnavailable || role != "unhealthy" {
 		t.Errorf("node-b with its backend down: probe %d %q, want 503 unhealthy", code, role)
 	}
-	s.top.appB.kill()
+	s.top.appB.Kill()
 	s.top.appB.start(t)
 	s.repaired()
 	fromRepair := checkInterval + checkTimeout + retryInterval + s.top.lbInt + 2*time.Second

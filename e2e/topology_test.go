@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -51,16 +50,6 @@ func lbInterval(t *testing.T) time.Duration {
 // exitDelay must exceed the load balancer's interval plus a margin: the
 // stopping node keeps forwarding until HAProxy has seen its 503.
 func exitDelay(lb time.Duration) time.Duration { return lb + time.Second }
-
-func freePort(t *testing.T, ip string) int {
-	t.Helper()
-	l, err := net.Listen("tcp", ip+":0")
-	if err != nil {
-		t.Fatalf("free port on %s: %v", ip, err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
 
 // quick is for the harness's own one-off requests (probe, status, direct).
 var quick = &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
@@ -247,7 +236,7 @@ func (n *batonNode) waitProbe(t *testing.T, want int, role string, limit time.Du
 // fenced itself off (and, when voluntary, released the lease), so no
 // request is started locally after the returned time.
 func (n *batonNode) leftActive(since time.Time) (time.Time, string, bool) {
-	for line := range strings.SplitSeq(n.out.String(), "\n") {
+	for line := range strings.SplitSeq(n.Output(), "\n") {
 		if !strings.Contains(line, `"role changed"`) {
 			continue
 		}

@@ -94,7 +94,7 @@ func startPebble(t *testing.T, httpPort, tlsPort int) *pebble {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	t.Fatalf("pebble did not start:\n%s", p.out.String())
+	t.Fatalf("pebble did not start:\n%s", p.Output())
 	return nil
 }
 
@@ -187,7 +187,7 @@ challenges = [%q]
 		time.Sleep(200 * time.Millisecond)
 	}
 	if serial1 == nil {
-		t.Fatalf("%s never served a certificate from Pebble\n--- pebble ---\n%s", active.name, peb.out.String())
+		t.Fatalf("%s never served a certificate from Pebble\n--- pebble ---\n%s", active.name, peb.Output())
 	}
 	// HTTPS through the active works end to end, and HTTP redirects.
 	c := httpsClient(domain, active.https)
@@ -211,10 +211,10 @@ challenges = [%q]
 		time.Sleep(200 * time.Millisecond)
 	}
 	// Switch over: the standby serves the same certificate.
-	ordersBefore := strings.Count(peb.out.String(), "POST /order-plz")
+	ordersBefore := strings.Count(peb.Output(), "POST /order-plz")
 	out := start(t, "step-down", "baton", "step-down", "-admin", fmt.Sprintf("http://127.0.0.1:%d", active.admin), "-token-file", token)
-	if code := out.wait(t, 10*time.Second); code != 0 {
-		t.Fatalf("step-down: %s", out.out.String())
+	if code := out.Wait(t, 10*time.Second); code != 0 {
+		t.Fatalf("step-down: %s", out.Output())
 	}
 	waitProbe(t, standby, 200, 5*time.Second)
 	serial2, err := servedSerial(standbyAddr, domain)
@@ -222,16 +222,16 @@ challenges = [%q]
 		t.Fatalf("%s serves serial %v (%v), %s served %v: want the same certificate", standby.name, serial2, err, active.name, serial1)
 	}
 	time.Sleep(500 * time.Millisecond)
-	if n := strings.Count(peb.out.String(), "Issued certificate serial"); n != 1 {
-		t.Errorf("Pebble issued %d certificates, want exactly 1\n%s", n, peb.out.String())
+	if n := strings.Count(peb.Output(), "Issued certificate serial"); n != 1 {
+		t.Errorf("Pebble issued %d certificates, want exactly 1\n%s", n, peb.Output())
 	}
-	if after := strings.Count(peb.out.String(), "POST /order-plz"); after != ordersBefore {
+	if after := strings.Count(peb.Output(), "POST /order-plz"); after != ordersBefore {
 		t.Errorf("%d new orders reached Pebble after the switchover", after-ordersBefore)
 	}
-	if strings.Contains(b.out.String(), "certificate obtained successfully") || !strings.Contains(a.out.String(), "certificate obtained successfully") {
+	if strings.Contains(b.Output(), "certificate obtained successfully") || !strings.Contains(a.Output(), "certificate obtained successfully") {
 		t.Errorf("node-a should have ordered (it held the lock first) and node-b not")
 	}
-	if want := fmt.Sprintf(`"challenge_type":%q`, challenge); !strings.Contains(a.out.String(), want) {
+	if want := fmt.Sprintf(`"challenge_type":%q`, challenge); !strings.Contains(a.Output(), want) {
 		t.Errorf("the order was not solved with %s: no %s in node-a's log", challenge, want)
 	}
 	t.Logf("FIGURE ACME %s: one certificate (serial %x), ordered by node-a, the challenge answered by node-b from the shared storage; first active %s; served by both nodes; %d order(s) in all, none after the switchover",

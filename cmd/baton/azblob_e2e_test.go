@@ -82,17 +82,17 @@ func TestCheckConfigReadsStorage(t *testing.T) {
 
 	t.Setenv("BATON_TEST_CS", az.ConnectionString())
 	p := start(t, "check", "baton", "check-config", "-config", path)
-	if code := p.wait(t, 20*time.Second); code != 0 || !strings.Contains(p.out.String(), "lease storage reachable") {
-		t.Fatalf("exit %d:\n%s", code, p.out.String())
+	if code := p.Wait(t, 20*time.Second); code != 0 || !strings.Contains(p.Output(), "lease storage reachable") {
+		t.Fatalf("exit %d:\n%s", code, p.Output())
 	}
 
 	bad := strings.Replace(az.ConnectionString(), "AccountKey=", "AccountKey=AAAA", 1)
 	t.Setenv("BATON_TEST_CS", bad)
 	p = start(t, "check-bad", "baton", "check-config", "-config", path)
-	if code := p.wait(t, 20*time.Second); code != 2 {
-		t.Fatalf("bad key: exit %d, want 2:\n%s", code, p.out.String())
+	if code := p.Wait(t, 20*time.Second); code != 2 {
+		t.Fatalf("bad key: exit %d, want 2:\n%s", code, p.Output())
 	}
-	out := p.out.String()
+	out := p.Output()
 	if !strings.Contains(out, "lease storage") || strings.Contains(out, "AAAA") {
 		t.Errorf("bad key message:\n%s", out)
 	}

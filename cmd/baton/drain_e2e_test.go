@@ -125,8 +125,8 @@ func TestStepDownLosesNothing(t *testing.T) {
 	time.Sleep(100 * time.Millisecond) // the slow requests are in flight on a
 	stepped := time.Now()
 	out := start(t, "step-down", "baton", "step-down", "-admin", fmt.Sprintf("http://127.0.0.1:%d", p.a.admin), "-token-file", p.token)
-	if code := out.wait(t, 10*time.Second); code != 0 {
-		t.Fatalf("baton step-down exited %d: %s", code, out.out.String())
+	if code := out.Wait(t, 10*time.Second); code != 0 {
+		t.Fatalf("baton step-down exited %d: %s", code, out.Output())
 	}
 	returned := time.Now()
 	<-done
@@ -198,9 +198,9 @@ func TestSIGTERMLosesNothing(t *testing.T) {
 	}()
 	time.Sleep(700 * time.Millisecond)
 	sent := time.Now()
-	p.a.signal(syscall.SIGTERM)
+	p.a.Signal(syscall.SIGTERM)
 	<-done
-	if code := p.a.wait(t, 10*time.Second); code != 0 {
+	if code := p.a.Wait(t, 10*time.Second); code != 0 {
 		t.Errorf("node-a exited %d", code)
 	}
 	n, first := failures(rs)
@@ -243,8 +243,8 @@ func TestWebSocketClosedByDrainDeadline(t *testing.T) {
 	}
 	stepped := time.Now()
 	out := start(t, "step-down", "baton", "step-down", "-admin", fmt.Sprintf("http://127.0.0.1:%d", p.a.admin), "-token-file", p.token)
-	if code := out.wait(t, 10*time.Second); code != 0 {
-		t.Fatalf("step-down exited %d: %s", code, out.out.String())
+	if code := out.Wait(t, 10*time.Second); code != 0 {
+		t.Fatalf("step-down exited %d: %s", code, out.Output())
 	}
 	// The connection still works during the drain...
 	fmt.Fprintf(conn, "still there\n")
@@ -265,7 +265,7 @@ func TestWebSocketClosedByDrainDeadline(t *testing.T) {
 	if st.Drain.LastCutUpgraded != 1 {
 		t.Errorf("status drain %+v, want one upgraded connection cut", st.Drain)
 	}
-	if !strings.Contains(p.a.out.String(), "drain deadline passed") {
+	if !strings.Contains(p.a.Output(), "drain deadline passed") {
 		t.Error("the cut was not logged")
 	}
 }

@@ -60,7 +60,7 @@ func TestFailoverBetweenTwoProcesses(t *testing.T) {
 
 	// Kill the active's backend: the other node takes over within
 	// fall*interval + retry_interval + 1s.
-	apps[active.name].kill()
+	apps[active.name].Kill()
 	limit := 2*250*time.Millisecond + 500*time.Millisecond + time.Second
 	took := waitProbe(t, standby, 200, limit+2*time.Second)
 	t.Logf("FIGURE backend-kill failover: %s took over %v after its peer's backend died (limit %v)", standby.name, took.Round(time.Millisecond), limit)
@@ -92,7 +92,7 @@ func TestFailoverBetweenTwoProcesses(t *testing.T) {
 	// over within retry_interval + 1s, the process exits 0.
 	active, standby = standby, old
 	t0 := time.Now()
-	active.signal(syscall.SIGTERM)
+	active.Signal(syscall.SIGTERM)
 	flip := waitProbe(t, active, 503, time.Second)
 	t.Logf("FIGURE probe flip on SIGTERM: %v", flip.Round(100*time.Microsecond))
 	if flip > 100*time.Millisecond {
@@ -107,10 +107,10 @@ func TestFailoverBetweenTwoProcesses(t *testing.T) {
 	if term3 := standby.status(t).Term; term3 != term2+1 {
 		t.Errorf("term after SIGTERM failover = %d, want %d", term3, term2+1)
 	}
-	if code := active.wait(t, 10*time.Second); code != 0 {
+	if code := active.Wait(t, 10*time.Second); code != 0 {
 		t.Errorf("baton exited %d after SIGTERM, want 0", code)
 	}
-	out := active.out.String()
+	out := active.Output()
 	for _, want := range []string{`"to":"stopping"`, "lease released"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("log of the stopped node lacks %q", want)
@@ -150,9 +150,9 @@ func TestBackendRefusingStaysOutOfCandidacy(t *testing.T) {
 			t.Errorf("an unhealthy node took the lease: %s", b)
 		}
 	}
-	n.signal(syscall.SIGTERM)
-	n.wait(t, 10*time.Second)
-	out := n.out.String()
+	n.Signal(syscall.SIGTERM)
+	n.Wait(t, 10*time.Second)
+	out := n.Output()
 	if c := strings.Count(out, "backend unhealthy"); c != 1 {
 		t.Errorf("%q logged %d times over ~8 failing checks, want once per change:\n%s", "backend unhealthy", c, out)
 	}
@@ -170,11 +170,11 @@ func TestPortInUse(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "busy.toml")
 	os.WriteFile(path, []byte(nodeConfig("busy", n, nodeOpts{leaseFile: filepath.Join(t.TempDir(), "l"), backendPort: freePort(t)})), 0o600)
 	p := start(t, "busy", "baton", "run", "-config", path)
-	if code := p.wait(t, 10*time.Second); code != 1 {
+	if code := p.Wait(t, 10*time.Second); code != 1 {
 		t.Errorf("exit code %d, want 1", code)
 	}
 	want := fmt.Sprintf("listen.http: cannot listen on 127.0.0.1:%d", busy)
-	if out := p.out.String(); !strings.Contains(out, want) || !strings.Contains(out, "address already in use") {
+	if out := p.Output(); !strings.Contains(out, want) || !strings.Contains(out, "address already in use") {
 		t.Errorf("output lacks %q:\n%s", want, out)
 	}
 }
@@ -198,10 +198,10 @@ func TestBadConfigExitsTwo(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			p := start(t, c.name, "baton", c.args...)
-			if code := p.wait(t, 10*time.Second); code != 2 {
+			if code := p.Wait(t, 10*time.Second); code != 2 {
 				t.Errorf("exit code %d, want 2", code)
 			}
-			out := p.out.String()
+			out := p.Output()
 			for _, w := range c.want {
 				if !strings.Contains(out, w) {
 					t.Errorf("output lacks %q:\n%s", w, out)
@@ -217,10 +217,10 @@ func TestCheckConfigPrintsTimingContract(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "ok.toml")
 	os.WriteFile(path, []byte(nodeConfig("ok", n, nodeOpts{leaseFile: "/tmp/x", backendPort: 8080})), 0o600)
 	p := start(t, "check", "baton", "check-config", "-config", path)
-	if code := p.wait(t, 10*time.Second); code != 0 {
-		t.Fatalf("exit %d:\n%s", code, p.out.String())
+	if code := p.Wait(t, 10*time.Second); code != 0 {
+		t.Fatalf("exit %d:\n%s", code, p.Output())
 	}
-	out := p.out.String()
+	out := p.Output()
 	for _, w := range []string{"renew deadline", "planned switchover", "process killed", "ONE host"} {
 		if !strings.Contains(out, w) {
 			t.Errorf("check-config output lacks %q:\n%s", w, out)

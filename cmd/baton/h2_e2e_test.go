@@ -70,8 +70,8 @@ func TestHTTP2DrainGOAWAY(t *testing.T) {
 		t.Fatalf("%d connections before the step-down, want 1 (HTTP/2 reuse)", conns)
 	}
 	out := start(t, "step-down", "baton", "step-down", "-admin", fmt.Sprintf("http://127.0.0.1:%d", a.admin), "-token-file", token)
-	if code := out.wait(t, 10*time.Second); code != 0 {
-		t.Fatalf("step-down: %s", out.out.String())
+	if code := out.Wait(t, 10*time.Second); code != 0 {
+		t.Fatalf("step-down: %s", out.Output())
 	}
 	waitProbe(t, b, 200, 5*time.Second)
 	// For drain.exit_delay (500ms) the demoted node keeps clients connected

@@ -3,7 +3,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/json"
@@ -12,15 +11,14 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/batonproxy/baton/cmd/baton/internal/node"
+	"github.com/batonproxy/baton/internal/testproc"
 )
 
 // The end-to-end tests run real baton and demoapp processes on loopback.
@@ -39,92 +37,24 @@ func testMain(m *testing.M) int {
 	}
 	defer os.RemoveAll(dir)
 	binDir = dir
-	for pkg, out := range map[string]string{".": "baton", "../../demo/app": "demoapp"} {
-		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, out), pkg)
-		cmd.Stderr = os.Stderr
-		if err := cmd.Run(); err != nil {
-			fmt.Fprintf(os.Stderr, "build %s: %v\n", pkg, err)
-			return 1
-		}
+	if err := testproc.Build("../..", dir, map[string]string{"baton": "./cmd/baton", "demoapp": "./demo/app"}); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
 	}
 	return m.Run()
 }
 
 // proc is a child process whose output is kept for failure reports.
-type proc struct {
-	name string
-	cmd  *exec.Cmd
-	out  *syncBuffer
-	done chan struct{}
-	err  error
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+type proc = testproc.Proc
 
 // start runs a binary from binDir; it is killed at the end of the test and
 // its output is printed if the test failed.
 func start(t *testing.T, name, bin string, args ...string) *proc {
 	t.Helper()
-	p := &proc{name: name, out: &syncBuffer{}, done: make(chan struct{})}
-	p.cmd = exec.Command(filepath.Join(binDir, bin), args...)
-	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := p.cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", name, err)
-	}
-	go func() { p.err = p.cmd.Wait(); close(p.done) }()
-	t.Cleanup(func() {
-		p.kill()
-		if t.Failed() {
-			t.Logf("--- output of %s ---\n%s", name, p.out.String())
-		}
-	})
-	return p
+	return testproc.Start(t, name, testproc.Options{}, filepath.Join(binDir, bin), args...)
 }
 
-func (p *proc) signal(sig syscall.Signal) { syscall.Kill(-p.cmd.Process.Pid, sig) }
-
-func (p *proc) kill() {
-	p.signal(syscall.SIGKILL)
-	<-p.done
-}
-
-// wait waits for the process to exit and returns its exit code.
-func (p *proc) wait(t *testing.T, limit time.Duration) int {
-	t.Helper()
-	select {
-	case <-p.done:
-		return p.cmd.ProcessState.ExitCode()
-	case <-time.After(limit):
-		t.Fatalf("%s did not exit within %s", p.name, limit)
-		return -1
-	}
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
+func freePort(t *testing.T) int { return testproc.FreePort(t, "127.0.0.1") }
 
 // app is a running demo backend.
 type app struct {
@@ -144,8 +74,8 @@ func startApp(t *testing.T, name string) *app {
 // restart starts the app again on the same port.
 func (a *app) restart(t *testing.T) {
 	t.Helper()
-	a.kill()
-	a.proc = start(t, a.name, "demoapp", "-name", a.name, "-listen", fmt.Sprintf("127.0.0.1:%d", a.port))
+	a.Kill()
+	a.proc = start(t, a.Name, "demoapp", "-name", a.Name, "-listen", fmt.Sprintf("127.0.0.1:%d", a.port))
 	waitHTTP(t, fmt.Sprintf("http://127.0.0.1:%d/healthz", a.port), 5*time.Second)
 }
 

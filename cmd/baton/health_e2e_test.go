@@ -52,8 +52,8 @@ func TestBackendErrorsMoveTheRole(t *testing.T) {
 		t.Fatalf("node-a back-off until %v; want about 2s after its demotion at %v", backoffUntil, demoted)
 	}
 	out := start(t, "step-down", "baton", "step-down", "-admin", fmt.Sprintf("http://127.0.0.1:%d", b.admin), "-token-file", p.token)
-	if code := out.wait(t, 10*time.Second); code != 0 {
-		t.Fatalf("step-down of node-b exited %d: %s", code, out.out.String())
+	if code := out.Wait(t, 10*time.Second); code != 0 {
+		t.Fatalf("step-down of node-b exited %d: %s", code, out.Output())
 	}
 	if time.Until(backoffUntil) < 300*time.Millisecond {
 		t.Fatalf("too slow to test the back-off: it ends in %v", time.Until(backoffUntil))

@@ -20,32 +20,32 @@ func TestStatusCommand(t *testing.T) {
 	admin := func(n *batonNode) string { return fmt.Sprintf("http://127.0.0.1:%d", n.admin) }
 	for _, n := range []*batonNode{p.a, p.b} {
 		s := start(t, "status", "baton", "status", "-admin", admin(n))
-		if code := s.wait(t, 10*time.Second); code != 0 {
-			t.Errorf("status of %s exited %d:\n%s", n.name, code, s.out.String())
+		if code := s.Wait(t, 10*time.Second); code != 0 {
+			t.Errorf("status of %s exited %d:\n%s", n.name, code, s.Output())
 		}
-		if !strings.Contains(s.out.String(), "role") || !strings.Contains(s.out.String(), n.name) {
-			t.Errorf("status table:\n%s", s.out.String())
+		if !strings.Contains(s.Output(), "role") || !strings.Contains(s.Output(), n.name) {
+			t.Errorf("status table:\n%s", s.Output())
 		}
 	}
 	s := start(t, "status-json", "baton", "status", "-json", "-admin", admin(p.a))
-	if code := s.wait(t, 10*time.Second); code != 0 {
+	if code := s.Wait(t, 10*time.Second); code != 0 {
 		t.Fatalf("status -json exited %d", code)
 	}
 	var doc map[string]any
-	if err := json.Unmarshal([]byte(s.out.String()), &doc); err != nil || doc["role"] != "active" || doc["node"] != "node-a" {
-		t.Errorf("status -json: %v %v\n%s", doc["role"], err, s.out.String())
+	if err := json.Unmarshal([]byte(s.Output()), &doc); err != nil || doc["role"] != "active" || doc["node"] != "node-a" {
+		t.Errorf("status -json: %v %v\n%s", doc["role"], err, s.Output())
 	}
 	// An unhealthy node: exit 1.
-	p.appB.kill()
+	p.appB.Kill()
 	waitRole(t, p.b, "unhealthy", 5*time.Second)
 	s = start(t, "status-unhealthy", "baton", "status", "-admin", admin(p.b))
-	if code := s.wait(t, 10*time.Second); code != 1 {
+	if code := s.Wait(t, 10*time.Second); code != 1 {
 		t.Errorf("status of an unhealthy node exited %d, want 1", code)
 	}
 	// No node there: exit 1 with the reason.
 	s = start(t, "status-none", "baton", "status", "-admin", "http://127.0.0.1:1")
-	if code := s.wait(t, 10*time.Second); code != 1 || !strings.Contains(s.out.String(), "refused") {
-		t.Errorf("status without a node: %d %s", code, s.out.String())
+	if code := s.Wait(t, 10*time.Second); code != 1 || !strings.Contains(s.Output(), "refused") {
+		t.Errorf("status without a node: %d %s", code, s.Output())
 	}
 }
 
@@ -56,23 +56,23 @@ func TestSIGHUPReload(t *testing.T) {
 	p := startPair(t)
 	orig, _ := os.ReadFile(p.a.configPath)
 	os.WriteFile(p.a.configPath, []byte(strings.Replace(string(orig), `interval = "250ms"`, `interval = "300ms"`, 1)), 0o600)
-	p.a.signal(syscall.SIGHUP)
+	p.a.Signal(syscall.SIGHUP)
 	waitLog(t, p.a, "configuration reloaded", 5*time.Second)
 	os.WriteFile(p.a.configPath, []byte(string(orig)+"\nnot_a_key = 1\n"), 0o600)
-	p.a.signal(syscall.SIGHUP)
+	p.a.Signal(syscall.SIGHUP)
 	waitLog(t, p.a, "reload rejected", 5*time.Second)
 	if code, role := p.a.probeCode(); code != 200 || role != "active" {
 		t.Errorf("after reloads: probe %d %s", code, role)
 	}
 	// `baton reload` through the admin API says the same.
 	r := start(t, "reload", "baton", "reload", "-admin", fmt.Sprintf("http://127.0.0.1:%d", p.a.admin), "-token-file", p.token)
-	if code := r.wait(t, 10*time.Second); code != 1 || !strings.Contains(r.out.String(), "not_a_key") {
-		t.Errorf("baton reload of a bad file: exit %d\n%s", code, r.out.String())
+	if code := r.Wait(t, 10*time.Second); code != 1 || !strings.Contains(r.Output(), "not_a_key") {
+		t.Errorf("baton reload of a bad file: exit %d\n%s", code, r.Output())
 	}
 	os.WriteFile(p.a.configPath, orig, 0o600)
 	r = start(t, "reload-ok", "baton", "reload", "-admin", fmt.Sprintf("http://127.0.0.1:%d", p.a.admin), "-token-file", p.token)
-	if code := r.wait(t, 10*time.Second); code != 0 || !strings.Contains(r.out.String(), "health") {
-		t.Errorf("baton reload: exit %d\n%s", code, r.out.String())
+	if code := r.Wait(t, 10*time.Second); code != 0 || !strings.Contains(r.Output(), "health") {
+		t.Errorf("baton reload: exit %d\n%s", code, r.Output())
 	}
 }
 
@@ -80,10 +80,10 @@ func waitLog(t *testing.T, n *batonNode, msg string, limit time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(limit)
 	for time.Now().Before(deadline) {
-		if strings.Contains(n.out.String(), msg) {
+		if strings.Contains(n.Output(), msg) {
 			return
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	t.Fatalf("%s never logged %q:\n%s", n.name, msg, n.out.String())
+	t.Fatalf("%s never logged %q:\n%s", n.name, msg, n.Output())
 }

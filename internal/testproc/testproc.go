@@ -1,0 +1,178 @@
+//go:build unix
+
+package testproc
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// StampLayout is the time prefix of a line of a stamped output.
+const StampLayout = "2006-01-02 15:04:05.000"
+
+// Build builds each package of targets (output name -> package path, as go
+// build takes it from modDir) into outDir, without cgo.
+func Build(modDir, outDir string, targets map[string]string) error {
+	for out, pkg := range targets {
+		cmd := exec.Command("go", "build", "-o", filepath.Join(outDir, out), pkg)
+		cmd.Dir = modDir
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		cmd.Stderr = os.Stderr
+		if err := cmd.Run(); err != nil {
+			return fmt.Errorf("build %s: %w", pkg, err)
+		}
+	}
+	return nil
+}
+
+// Options are the optional settings of Start.
+type Options struct {
+	Env   []string // added to the test's environment
+	Stamp bool     // prefix each output line with the wall-clock time it arrived
+}
+
+// Proc is a child process in its own process group.
+type Proc struct {
+	Name string
+	Cmd  *exec.Cmd
+	out  *Buffer
+	done chan struct{}
+}
+
+// Start runs path with args. The process group is killed when t ends; if t
+// failed, the last 300 lines of the output are logged.
+func Start(t testing.TB, name string, o Options, path string, args ...string) *Proc {
+	t.Helper()
+	p := &Proc{Name: name, out: &Buffer{stamp: o.Stamp, bol: true}, done: make(chan struct{})}
+	p.Cmd = exec.Command(path, args...)
+	p.Cmd.Env = append(os.Environ(), o.Env...)
+	p.Cmd.Stdout, p.Cmd.Stderr = p.out, p.out
+	p.Cmd.SysProcAttr = sysProcAttr()
+	if err := p.Cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", name, err)
+	}
+	go func() { p.Cmd.Wait(); close(p.done) }()
+	t.Cleanup(func() {
+		if !p.Kill() {
+			t.Errorf("%s (pid %d) did not die within 5s of SIGKILL", name, p.Pid())
+		}
+		if t.Failed() {
+			t.Logf("--- output of %s ---\n%s", name, TailLines(p.Output(), 300))
+		}
+	})
+	return p
+}
+
+// Output is what the process wrote to stdout and stderr so far.
+func (p *Proc) Output() string { return p.out.String() }
+
+// Pid is the process's ID (also its process group's).
+func (p *Proc) Pid() int { return p.Cmd.Process.Pid }
+
+// Signal sends sig to the process itself (not its group).
+func (p *Proc) Signal(sig syscall.Signal) { syscall.Kill(p.Pid(), sig) }
+
+// Kill ends the whole process group, also when it is stopped, and waits (at
+// most 5s) for the process to be reaped. It reports whether it was.
+func (p *Proc) Kill() bool {
+	if p.Exited() {
+		return true
+	}
+	syscall.Kill(-p.Pid(), syscall.SIGKILL)
+	syscall.Kill(-p.Pid(), syscall.SIGCONT)
+	select {
+	case <-p.done:
+		return true
+	case <-time.After(5 * time.Second):
+		return false
+	}
+}
+
+// Exited reports whether the process has exited and been reaped.
+func (p *Proc) Exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// Wait waits for the process to exit and returns its exit code; the test
+// fails if that takes longer than limit.
+func (p *Proc) Wait(t testing.TB, limit time.Duration) int {
+	t.Helper()
+	select {
+	case <-p.done:
+		return p.Cmd.ProcessState.ExitCode()
+	case <-time.After(limit):
+		t.Fatalf("%s did not exit within %s", p.Name, limit)
+		return -1
+	}
+}
+
+// Buffer is an output buffer safe for concurrent writes and reads.
+type Buffer struct {
+	mu    sync.Mutex
+	b     bytes.Buffer
+	stamp bool // prefix each line with the wall-clock time it arrived
+	bol   bool // at the beginning of a line
+}
+
+func (s *Buffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.stamp {
+		return s.b.Write(p)
+	}
+	now := time.Now().Format(StampLayout + " ")
+	for _, line := range bytes.SplitAfter(p, []byte("\n")) {
+		if len(line) == 0 {
+			continue
+		}
+		if s.bol {
+			s.b.WriteString(now)
+		}
+		s.b.Write(line)
+		s.bol = line[len(line)-1] == '\n'
+	}
+	return len(p), nil
+}
+
+func (s *Buffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TailLines is the last n lines of s.
+func TailLines(s string, n int) string {
+	lines := strings.SplitAfter(s, "\n")
+	if lines[len(lines)-1] == "" {
+		lines = lines[:len(lines)-1] // s ends with a newline
+	}
+	if len(lines) > n {
+		lines = append([]string{"...\n"}, lines[len(lines)-n:]...)
+	}
+	return strings.Join(lines, "")
+}
+
+// FreePort is a TCP port that was free on ip when FreePort returned.
+func FreePort(t testing.TB, ip string) int {
+	t.Helper()
+	l, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
