@@ -27,8 +27,17 @@ type StaticCerts struct {
 	pairs []CertPair
 	log   *zap.Logger
 	set   atomic.Pointer[certSet]
-	mu    sync.Mutex // serialises Reload
-	mtime map[string]time.Time
+	mu    sync.Mutex           // serialises Reload
+	seen  map[string]fileStamp // at the last load
+}
+
+// fileStamp tells a file's versions apart. The size is there because a
+// modification time is one clock tick coarse: a file seen just after its
+// truncation and again after its new content was written, within one tick,
+// differs only in size.
+type fileStamp struct {
+	mtime time.Time
+	size  int64
 }
 
 type certSet struct {
@@ -43,7 +52,7 @@ func NewStaticCerts(pairs []CertPair, log *zap.Logger) (*StaticCerts, error) {
 		return nil, errors.New("no certificates")
 	}
 	s := &StaticCerts{pairs: pairs, log: log.Named("tls")}
-	s.mtime = s.stat() // before reading: a write during the read shows as a change
+	s.seen = s.stat() // before reading: a write during the read shows as a change
 	set, err := loadCertSet(pairs)
 	if err != nil {
 		return nil, err
@@ -114,7 +123,7 @@ func (s *StaticCerts) Reload() error {
 	// The times are taken before the files are read, so a file written
 	// while they are read (a renewal tool writes the certificate, then the
 	// key) still differs from them and the next Watch tick reloads again.
-	s.mtime = s.stat()
+	s.seen = s.stat()
 	set, err := loadCertSet(s.pairs)
 	testHookCertsRead()
 	if err != nil {
@@ -129,20 +138,21 @@ func (s *StaticCerts) Reload() error {
 // testHookCertsRead runs in Reload once the files are read.
 var testHookCertsRead = func() {}
 
-func (s *StaticCerts) stat() map[string]time.Time {
-	m := map[string]time.Time{}
+func (s *StaticCerts) stat() map[string]fileStamp {
+	m := map[string]fileStamp{}
 	for _, p := range s.pairs {
 		for _, f := range []string{p.CertFile, p.KeyFile} {
 			if fi, err := os.Stat(f); err == nil {
-				m[f] = fi.ModTime()
+				m[f] = fileStamp{fi.ModTime(), fi.Size()}
 			}
 		}
 	}
 	return m
 }
 
-// Watch reloads the certificates when a file's modification time changes,
-// checking every interval until ctx ends. It blocks; run it in a goroutine.
+// Watch reloads the certificates when a file's modification time or size
+// changes, checking every interval until ctx ends. It blocks; run it in a
+// goroutine.
 func (s *StaticCerts) Watch(ctx context.Context, interval time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
@@ -158,17 +168,17 @@ func (s *StaticCerts) Watch(ctx context.Context, interval time.Duration) {
 	}
 }
 
-// changed reports whether a file's modification time differs from the one
-// taken at the last load.
+// changed reports whether a file's modification time or size differs from
+// the one taken at the last load.
 func (s *StaticCerts) changed() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.stat()
-	if len(now) != len(s.mtime) {
+	if len(now) != len(s.seen) {
 		return true
 	}
-	for f, m := range now {
-		if !s.mtime[f].Equal(m) {
+	for f, st := range now {
+		if was, ok := s.seen[f]; !ok || !was.mtime.Equal(st.mtime) || was.size != st.size {
 			return true
 		}
 	}

@@ -132,6 +132,32 @@ func TestStaticCertsKeyWrittenDuringReload(t *testing.T) {
 	}
 }
 
+// A file read between its truncation and its new content, both within one
+// tick of the file system's clock: same modification time, other size.
+func TestStaticCertsSeeASizeChange(t *testing.T) {
+	dir := t.TempDir()
+	p := writePair(t, dir, "a", 1, "a.example.com")
+	s, err := NewStaticCerts([]CertPair{p}, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := os.ReadFile(p.KeyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tick := time.Now().Add(time.Minute).Truncate(time.Second)
+	os.WriteFile(p.KeyFile, nil, 0o600)
+	os.Chtimes(p.KeyFile, tick, tick)
+	if err := s.Reload(); err == nil {
+		t.Fatal("an empty key loaded")
+	}
+	os.WriteFile(p.KeyFile, key, 0o600)
+	os.Chtimes(p.KeyFile, tick, tick)
+	if !s.changed() {
+		t.Fatal("new content with the same modification time is not seen as a change")
+	}
+}
+
 func TestStaticCertsWatchAndServe(t *testing.T) {
 	dir := t.TempDir()
 	p := writePair(t, dir, "a", 1, "a.example.com")
