@@ -24,6 +24,7 @@ func TestLB1StepDown(t *testing.T) {
 	at := s.eventAt(300 * time.Millisecond)
 	sleepUntil(at.Add(-200 * time.Millisecond))
 	slow := slowRequests(t, s.top.lb.url(), 2, 1500)
+	s.top.appA.waitSlow(t, 2)
 	sleepUntil(at) // the slow requests are in flight on app-a
 	s.event()
 	cli := startProc(t, "baton step-down", nil, false, bin("baton"), "step-down", "-admin", s.top.a.adminURL(), "-token-file", s.top.token)
@@ -55,6 +56,7 @@ func TestLB2SIGTERM(t *testing.T) {
 	at := s.eventAt(300 * time.Millisecond)
 	sleepUntil(at.Add(-200 * time.Millisecond))
 	slow := slowRequests(t, s.top.lb.url(), 2, 1500)
+	s.top.appA.waitSlow(t, 2)
 	sleepUntil(at)
 	s.event()
 	s.top.a.Signal(syscall.SIGTERM)

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/batonproxy/baton/internal/testproc"
 	"github.com/batonproxy/baton/lease/azuritetest"
 )
 
@@ -94,6 +95,12 @@ func (a *app) start(t *testing.T) {
 	t.Helper()
 	a.proc = startProc(t, a.name, nil, false, bin("demoapp"), "-name", a.name, "-listen", fmt.Sprintf("%s:%d", a.ip, a.port))
 	waitHTTP(t, fmt.Sprintf("http://%s:%d/healthz", a.ip, a.port), 5*time.Second)
+}
+
+// waitSlow waits until n /slow requests are waiting in the app.
+func (a *app) waitSlow(t *testing.T, n int) {
+	t.Helper()
+	testproc.WaitSlowRequests(t, fmt.Sprintf("http://%s:%d", a.ip, a.port), n)
 }
 
 // batonNode is a running baton process on its own loopback address.

@@ -16,7 +16,7 @@ import (
 // when the node is active or standby, 1 otherwise.
 func TestStatusCommand(t *testing.T) {
 	skipShort(t)
-	p := startPair(t)
+	p := startPair(t, nodeOpts{})
 	admin := func(n *batonNode) string { return fmt.Sprintf("http://127.0.0.1:%d", n.admin) }
 	for _, n := range []*batonNode{p.a, p.b} {
 		s := start(t, "status", "baton", "status", "-admin", admin(n))
@@ -53,7 +53,7 @@ func TestStatusCommand(t *testing.T) {
 // the node keeps running on the old configuration with its role intact.
 func TestSIGHUPReload(t *testing.T) {
 	skipShort(t)
-	p := startPair(t)
+	p := startPair(t, nodeOpts{})
 	orig, _ := os.ReadFile(p.a.configPath)
 	os.WriteFile(p.a.configPath, []byte(strings.Replace(string(orig), `interval = "250ms"`, `interval = "300ms"`, 1)), 0o600)
 	p.a.Signal(syscall.SIGHUP)

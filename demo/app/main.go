@@ -6,6 +6,9 @@
 //	GET  /              "instance=app-a session=3f2a visits=4 term=2" (sets the session cookie)
 //	GET  /healthz       200 "ok", or the status set through /control/health
 //	GET  /slow?ms=N     answers after N milliseconds (drain tests)
+//	GET  /control/slow?min=N&wait=D  how many /slow requests are waiting;
+//	                    with min, waits up to D (at most 10s) for N of them,
+//	                    then 200, or 504 if fewer came
 //	POST /control/health?status=500   makes /healthz answer that status
 //	GET  /ws            an upgraded connection (Upgrade: websocket) that echoes
 //	                    each line prefixed with the instance name, for drain tests
@@ -69,6 +72,7 @@ func run(args []string, stderr io.Writer) int {
 type app struct {
 	name   string
 	health atomic.Int64
+	slowIn atomic.Int64 // /slow requests waiting
 	mu     sync.Mutex
 	visits map[string]int
 }
@@ -81,6 +85,7 @@ func newApp(name string) http.Handler {
 	mux.HandleFunc("GET /healthz", a.healthz)
 	mux.HandleFunc("GET /slow", a.slow)
 	mux.HandleFunc("POST /control/health", a.setHealth)
+	mux.HandleFunc("GET /control/slow", a.slowCount)
 	mux.HandleFunc("GET /ws", a.ws)
 	return mux
 }
@@ -113,6 +118,8 @@ func (a *app) healthz(w http.ResponseWriter, _ *http.Request) {
 func (a *app) slow(w http.ResponseWriter, r *http.Request) {
 	ms, _ := strconv.Atoi(r.URL.Query().Get("ms"))
 	ms = min(max(ms, 0), 60_000)
+	a.slowIn.Add(1)
+	defer a.slowIn.Add(-1)
 	select {
 	case <-time.After(time.Duration(ms) * time.Millisecond):
 	case <-r.Context().Done():
@@ -120,6 +127,21 @@ func (a *app) slow(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("X-Instance", a.name)
 	fmt.Fprintf(w, "instance=%s slow=%dms term=%s\n", a.name, ms, r.Header.Get("Baton-Term"))
+}
+
+func (a *app) slowCount(w http.ResponseWriter, r *http.Request) {
+	want, _ := strconv.ParseInt(r.URL.Query().Get("min"), 10, 64)
+	wait, _ := time.ParseDuration(r.URL.Query().Get("wait"))
+	deadline := time.Now().Add(min(wait, 10*time.Second))
+	n := a.slowIn.Load()
+	for n < want && time.Now().Before(deadline) && r.Context().Err() == nil {
+		time.Sleep(5 * time.Millisecond)
+		n = a.slowIn.Load()
+	}
+	if n < want {
+		w.WriteHeader(http.StatusGatewayTimeout)
+	}
+	fmt.Fprintf(w, "%d\n", n)
 }
 
 func (a *app) setHealth(w http.ResponseWriter, r *http.Request) {

@@ -13,5 +13,9 @@
 // started on it can find it taken (the tests that use it expect that
 // rarely, and say so in their failure output).
 //
+// WaitSlowRequests knows the demo app (demo/app): it waits until the app
+// holds a number of slow requests, so a drain test knows they are in
+// flight before it demotes the node.
+//
 // It is test support: only _test.go files import it.
 package testproc

@@ -5,7 +5,9 @@ package testproc
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -164,6 +166,22 @@ func TailLines(s string, n int) string {
 		lines = append([]string{"...\n"}, lines[len(lines)-n:]...)
 	}
 	return strings.Join(lines, "")
+}
+
+// WaitSlowRequests waits (at most 5s) until the demo app at base (for
+// example "http://127.0.0.1:8080") has n /slow requests waiting: the
+// requests a drain test sent are in flight in the app, not just sent.
+func WaitSlowRequests(t testing.TB, base string, n int) {
+	t.Helper()
+	c := &http.Client{Timeout: 10 * time.Second}
+	res, err := c.Get(fmt.Sprintf("%s/control/slow?min=%d&wait=5s", base, n))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	if b, _ := io.ReadAll(res.Body); res.StatusCode != http.StatusOK {
+		t.Fatalf("%s: %s /slow requests waiting after 5s, want %d", base, strings.TrimSpace(string(b)), n)
+	}
 }
 
 // FreePort is a TCP port that was free on ip when FreePort returned.

@@ -63,14 +63,16 @@ timeout = "1s"
 `, name, backend, token) + fmt.Sprintf(testLease, leaseFile) + extra
 }
 
+// healthTOML is one HTTP check. fall = 3: a single slow answer on a loaded
+// machine must not demote a node in a test that counts role changes.
 func healthTOML(url, interval string) string {
 	return fmt.Sprintf(`[[health.check]]
 name = "app"
 url = %q
 interval = %q
-timeout = "100ms"
+timeout = %[2]q
 rise = 1
-fall = 1
+fall = 3
 `, url, interval)
 }
 
