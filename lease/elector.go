@@ -40,8 +40,9 @@ type Config struct {
 	// lease to somebody else.
 	RenewDeadline time.Duration
 	// RetryInterval is the time between Acquire attempts of a candidate or
-	// standby (and between Read calls of a node that is not a candidate).
-	// It also bounds the pause after a failed renew.
+	// standby (and between Read calls of a node that is not a candidate,
+	// except while Seek asks for more). It also bounds the pause after a
+	// failed renew.
 	RetryInterval time.Duration
 	// CandidacyBackoff is how long a node stays out of candidacy after any
 	// demotion (anti-flap; lets another node win a planned switchover).
@@ -183,6 +184,42 @@ type Elector struct {
 	opCancel     context.CancelFunc // cancels the loop's current Acquire or Read
 	opAborted    bool               // opCancel was called by an eligibility change
 	lastErrClass string             // "config" or "storage": for the log level
+	seekUntil    time.Time          // Seek's window: read the holder every SeekInterval
+}
+
+// SeekInterval is how often a node out of candidacy reads the holder record
+// while Seek asks it to (RetryInterval if that is shorter).
+const SeekInterval = 200 * time.Millisecond
+
+// Seek asks a node that is out of candidacy (demoted and in its back-off,
+// unhealthy, in maintenance, leaving) to find the new holder quickly: for
+// the next window (at least RetryInterval), until a holder other than this
+// node with an advertise URL is known, it reads the holder record every
+// SeekInterval instead of every RetryInterval. The data plane calls it when
+// a request waits for an active node to forward to: after a switchover the
+// old active then learns of the new one about SeekInterval after its
+// acquisition, not up to RetryInterval. The reads stop with the window, so
+// Seek costs storage reads only while requests wait. A node that is a
+// candidate is not affected: it learns the holder from its own Acquire
+// attempts.
+func (e *Elector) Seek(window time.Duration) {
+	e.mu.Lock()
+	now := e.now()
+	open := now.Before(e.seekUntil)
+	if until := now.Add(max(window, e.cfg.RetryInterval)); until.After(e.seekUntil) {
+		e.seekUntil = until
+	}
+	e.mu.Unlock()
+	if !open {
+		e.kick() // read now rather than at the end of the current pause
+	}
+}
+
+// seekingLocked reports whether Seek's window is open and the node still
+// needs to learn where the active node is.
+func (e *Elector) seekingLocked(now time.Time) bool {
+	h := e.st.Holder
+	return now.Before(e.seekUntil) && !(e.st.HolderKnown && h.Holder != e.cfg.NodeName && h.AdvertiseURL != "")
 }
 
 // NewElector checks cfg and returns an Elector that is not yet running. The
@@ -526,6 +563,11 @@ func (e *Elector) run(ctx context.Context) {
 			}
 			e.mu.Unlock()
 			e.refreshHolder(ctx)
+			e.mu.Lock()
+			if e.seekingLocked(now) {
+				wait = min(wait, SeekInterval)
+			}
+			e.mu.Unlock()
 			e.sleep(ctx, now.Add(wait))
 			continue
 		}

@@ -599,6 +599,59 @@ func TestStepDown(t *testing.T) {
 	})
 }
 
+// TestSeekFindsTheNewHolderSoon: after a step-down the old active is in its
+// back-off and reads the holder record every RetryInterval; while Seek
+// asks (a request waits to be forwarded), it learns of the new active
+// within SeekInterval of its acquisition, whatever the phase of the two
+// nodes' timers, then goes back to reading every RetryInterval.
+func TestSeekFindsTheNewHolderSoon(t *testing.T) {
+	for _, seek := range []bool{true, false} {
+		worst := time.Duration(0)
+		for _, phase := range []time.Duration{0, 250 * time.Millisecond, 500 * time.Millisecond, 750 * time.Millisecond} {
+			synctest.Test(t, func(t *testing.T) {
+				store := leasetest.NewStore()
+				a := startNode(t, store, testConfig("a"))
+				a.e.SetHealthy(true, "ok")
+				waitState(t, a.e, time.Second, "a active", roleIs(lease.RoleActive))
+				b := startNode(t, store, testConfig("b"))
+				b.e.SetHealthy(true, "ok")
+				waitState(t, b.e, time.Second, "b standby", roleIs(lease.RoleStandby))
+				time.Sleep(1500*time.Millisecond + phase)
+				ts := time.Now()
+				if err := a.e.StepDown("deploy"); err != nil {
+					t.Fatal(err)
+				}
+				if seek {
+					a.e.Seek(5 * time.Second)
+				}
+				sb := waitState(t, b.e, 2*retryInterval, "b active", roleIs(lease.RoleActive))
+				waitState(t, a.e, 2*retryInterval, "a knows b", func(s lease.State) bool { return s.HolderKnown && s.Holder.Holder == "b" })
+				knew := time.Now()
+				worst = max(worst, knew.Sub(sb.Since))
+				if !seek {
+					return
+				}
+				// Once it knows, and after the window, it reads every
+				// RetryInterval again.
+				time.Sleep(10 * time.Second)
+				if n := callsIn(a.lock, leasetest.Read, knew.Add(time.Millisecond), knew.Add(3*time.Second)); n > 3 {
+					t.Errorf("%d reads in the 3s after a knew the holder, want <= 3", n)
+				}
+				if n := callsIn(a.lock, leasetest.Read, ts.Add(6*time.Second), ts.Add(10*time.Second)); n > 4 {
+					t.Errorf("%d reads in 4s after the window, want <= 4", n)
+				}
+			})
+		}
+		t.Logf("seek=%v: the old active knew the new holder at worst %v after its acquisition", seek, worst)
+		if seek && worst > lease.SeekInterval {
+			t.Errorf("with Seek: %v, want <= SeekInterval (%v)", worst, lease.SeekInterval)
+		}
+		if !seek && worst <= lease.SeekInterval {
+			t.Errorf("without Seek: %v; the test cannot tell Seek apart (want a phase where it takes longer than %v)", worst, lease.SeekInterval)
+		}
+	}
+}
+
 func TestMaintenance(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		store := leasetest.NewStore()

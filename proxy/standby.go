@@ -33,6 +33,10 @@ type Leader interface {
 	// Changed is closed at the next change of what ActiveURL or Fence
 	// answer (a latest-value broadcast).
 	Changed() <-chan struct{}
+	// Seek says a request is waiting, up to window, for an active node to
+	// forward to: the Leader should look for one more often than usual
+	// meanwhile. It must return at once.
+	Seek(window time.Duration)
 }
 
 // standby handles requests that this node may not serve locally.
@@ -147,6 +151,7 @@ func (s *standby) waitForActive(ctx context.Context) (target *forwardTarget, loc
 		}
 		if timer == nil {
 			hold := time.Duration(s.hold.Load())
+			s.leader.Seek(hold) // also with no hold: the next requests want one
 			if hold <= 0 {
 				return nil, false
 			}

@@ -19,6 +19,7 @@ type fakeLeader struct {
 	mu      sync.Mutex
 	url     string
 	changed chan struct{}
+	seeks   []time.Duration // the windows Seek was called with
 }
 
 func newFakeLeader() *fakeLeader { return &fakeLeader{changed: make(chan struct{})} }
@@ -33,6 +34,12 @@ func (l *fakeLeader) Changed() <-chan struct{} {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.changed
+}
+
+func (l *fakeLeader) Seek(window time.Duration) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.seeks = append(l.seeks, window)
 }
 
 func (l *fakeLeader) set(u string) {
@@ -159,6 +166,11 @@ func TestHoldWithoutActive(t *testing.T) {
 	}
 	if took < hold || took > hold+time.Second {
 		t.Errorf("answered after %v, want about drain.hold = %v", took, hold)
+	}
+	a.leader.mu.Lock()
+	defer a.leader.mu.Unlock()
+	if len(a.leader.seeks) != 1 || a.leader.seeks[0] != hold {
+		t.Errorf("Seek calls %v, want one with the hold %v", a.leader.seeks, hold)
 	}
 }
 

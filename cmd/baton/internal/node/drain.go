@@ -27,6 +27,10 @@ func (l leader) ActiveURL() (string, bool) {
 
 func (l leader) Changed() <-chan struct{} { return l.el.Changed() }
 
+// Seek makes the elector read the holder record every lease.SeekInterval
+// while requests wait for an active node.
+func (l leader) Seek(window time.Duration) { l.el.Seek(window) }
+
 // DrainStatus describes the last drain for /status.
 type DrainStatus struct {
 	Draining        bool      `json:"draining"`
