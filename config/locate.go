@@ -272,54 +272,46 @@ func (sc *scanner) value(key string, plain []string) {
 			sc.literalString()
 		}
 	case '[':
-		sc.advance()
-		for n := 0; ; {
-			sc.skipWSNL()
-			if sc.eof() {
-				return
-			}
-			switch sc.s[sc.i] {
-			case ']':
-				sc.advance()
-				return
-			case ',':
-				sc.advance()
-				continue
-			}
-			start := sc.i
+		n := 0
+		sc.list(']', func() {
 			elem := key + "[" + strconv.Itoa(n) + "]"
 			if sc.s[sc.i] == '{' {
 				sc.loc.entries = append(sc.loc.entries, locEntry{key: elem, line: sc.line})
 			}
 			sc.value(elem, plain)
 			n++
-			if sc.i == start {
-				sc.advance()
-			}
-		}
+		})
 	case '{':
-		sc.advance()
-		for {
-			sc.skipWSNL()
-			if sc.eof() {
-				return
-			}
-			switch sc.s[sc.i] {
-			case '}':
-				sc.advance()
-				return
-			case ',':
-				sc.advance()
-				continue
-			}
-			start := sc.i
-			sc.keyval(key, plain)
-			if sc.i == start {
-				sc.advance()
-			}
-		}
+		sc.list('}', func() { sc.keyval(key, plain) })
 	default:
 		sc.scalar()
+	}
+}
+
+// list scans an array or inline table from its opening bracket to its
+// closing one (or the end of the input), calling elem at each element.
+// An element elem does not move past is skipped one byte at a time, so bad
+// input cannot stall the scan.
+func (sc *scanner) list(closing byte, elem func()) {
+	sc.advance()
+	for {
+		sc.skipWSNL()
+		if sc.eof() {
+			return
+		}
+		switch sc.s[sc.i] {
+		case closing:
+			sc.advance()
+			return
+		case ',':
+			sc.advance()
+			continue
+		}
+		start := sc.i
+		elem()
+		if sc.i == start {
+			sc.advance()
+		}
 	}
 }
 
