@@ -41,11 +41,11 @@ func TestLB1StepDown(t *testing.T) {
 			t.Errorf("a request in flight at the step-down: %s, want 200 from app-a under term %d", r, s.w.OldTerm)
 		}
 	}
-	if st := s.top.a.status(t); st.Role != "standby" {
-		t.Errorf("node-a after the step-down: %s, want standby", st.Role)
-	} else {
-		t.Logf("node-a after the step-down: forwarded %d, local %d", st.Requests.Forwarded, st.Requests.Local)
-	}
+	// node-a reports "draining" until its exit delay after the step-down
+	// has passed and its in-flight requests are done, then "standby".
+	s.top.a.waitProbe(t, http.StatusServiceUnavailable, "standby", exitDelay(s.top.lbInt)+drainTimeout)
+	st := s.top.a.status(t)
+	t.Logf("node-a after the step-down: forwarded %d, local %d", st.Requests.Forwarded, st.Requests.Local)
 }
 
 // 2. SIGTERM of the active loses no request: probe 503 at once, lease

@@ -184,13 +184,37 @@ func WaitSlowRequests(t testing.TB, base string, n int) {
 	}
 }
 
-// FreePort is a TCP port that was free on ip when FreePort returned.
+// FreePort is a TCP port that was free on ip when FreePort returned, and
+// that no earlier FreePort call of this test binary returned: the kernel
+// hands a just-closed port out again, so two calls in a row (a node's probe
+// and admin ports) could otherwise get the same one.
 func FreePort(t testing.TB, ip string) int {
 	t.Helper()
-	l, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
-	if err != nil {
-		t.Fatal(err)
+	handed.mu.Lock()
+	defer handed.mu.Unlock()
+	var held []net.Listener // ports handed out before stay bound until one is new
+	defer func() {
+		for _, l := range held {
+			l.Close()
+		}
+	}()
+	for range 100 {
+		l, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, l)
+		port := l.Addr().(*net.TCPAddr).Port
+		if !handed.ports[port] {
+			handed.ports[port] = true
+			return port
+		}
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	t.Fatalf("no port on %s that was not handed out already", ip)
+	return 0
 }
+
+var handed = struct {
+	mu    sync.Mutex
+	ports map[int]bool
+}{ports: map[int]bool{}}
