@@ -11,7 +11,8 @@
 // RetryInterval; when another node holds the lease it is a standby (it does
 // not flip between standby and candidate on every retry). A node that is not
 // a candidate still reads the holder record once per RetryInterval, so that
-// State always names the active node for request forwarding.
+// State always names the active node for request forwarding; while requests
+// wait for an active node during a handover (Seek), every SeekInterval.
 //
 // The active node renews every RenewInterval. Each attempt has its own
 // timeout, the smaller of RenewInterval and the time left until the

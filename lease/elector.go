@@ -185,6 +185,7 @@ type Elector struct {
 	opAborted    bool               // opCancel was called by an eligibility change
 	lastErrClass string             // "config" or "storage": for the log level
 	seekUntil    time.Time          // Seek's window: read the holder every SeekInterval
+	handover     time.Time          // the last demotion or change of the holder seen: Seek works for Duration after it
 }
 
 // SeekInterval is how often a node out of candidacy reads the holder record
@@ -198,10 +199,14 @@ const SeekInterval = 200 * time.Millisecond
 // SeekInterval instead of every RetryInterval. The data plane calls it when
 // a request waits for an active node to forward to: after a switchover the
 // old active then learns of the new one about SeekInterval after its
-// acquisition, not up to RetryInterval. The reads stop with the window, so
-// Seek costs storage reads only while requests wait. A node that is a
-// candidate is not affected: it learns the holder from its own Acquire
-// attempts.
+// acquisition, not up to RetryInterval.
+//
+// The reads stay bounded: they happen only while requests wait, and only
+// within Duration of the node's last demotion or of the last change of
+// holder it saw (a handover is over by then), so an outage with no active
+// node at all (both backends down, storage down) costs the usual read per
+// RetryInterval. A candidate is not affected: it learns the holder from
+// its own Acquire attempts every RetryInterval.
 func (e *Elector) Seek(window time.Duration) {
 	e.mu.Lock()
 	now := e.now()
@@ -209,17 +214,20 @@ func (e *Elector) Seek(window time.Duration) {
 	if until := now.Add(max(window, e.cfg.RetryInterval)); until.After(e.seekUntil) {
 		e.seekUntil = until
 	}
+	_, _, passive := e.passiveRoleLocked(now)
+	wake := !open && passive && e.seekingLocked(now)
 	e.mu.Unlock()
-	if !open {
+	if wake {
 		e.kick() // read now rather than at the end of the current pause
 	}
 }
 
-// seekingLocked reports whether Seek's window is open and the node still
-// needs to learn where the active node is.
+// seekingLocked reports whether Seek's window is open, a handover is recent
+// and the node still needs to learn where the active node is.
 func (e *Elector) seekingLocked(now time.Time) bool {
 	h := e.st.Holder
-	return now.Before(e.seekUntil) && !(e.st.HolderKnown && h.Holder != e.cfg.NodeName && h.AdvertiseURL != "")
+	return now.Before(e.seekUntil) && now.Before(e.handover.Add(e.cfg.Duration)) &&
+		!(e.st.HolderKnown && h.Holder != e.cfg.NodeName && h.AdvertiseURL != "")
 }
 
 // NewElector checks cfg and returns an Elector that is not yet running. The
@@ -662,7 +670,10 @@ func (e *Elector) sawHolder(rec Record, held bool) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.noteOKLocked()
-	if held != e.st.HolderKnown || rec.Term != e.st.Term || !sameHolder(rec, e.st.Holder) {
+	// Without a holder the record is not kept (State.Holder stays zero), so
+	// only the term can change then.
+	if held != e.st.HolderKnown || rec.Term != e.st.Term || held && !sameHolder(rec, e.st.Holder) {
+		e.handover = e.now()
 		e.publishLocked()
 	}
 	e.st.Term = rec.Term
@@ -867,6 +878,7 @@ func (e *Elector) demote(ctx context.Context, reason string, voluntary bool, inf
 	e.pending = ""
 	if reason != "" {
 		now := e.now()
+		e.handover = now
 		if e.cfg.CandidacyBackoff > 0 {
 			e.st.BackoffUntil = now.Add(e.cfg.CandidacyBackoff)
 		}

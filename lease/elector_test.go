@@ -652,6 +652,35 @@ func TestSeekFindsTheNewHolderSoon(t *testing.T) {
 	}
 }
 
+// TestSeekIsBoundedByTheHandover: with no active node at all (both nodes'
+// backends down), requests that keep waiting make a node read every
+// SeekInterval only for the lease duration after its demotion, then every
+// RetryInterval again.
+func TestSeekIsBoundedByTheHandover(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		store := leasetest.NewStore()
+		a := startNode(t, store, testConfig("a"))
+		a.e.SetHealthy(true, "ok")
+		waitState(t, a.e, time.Second, "a active", roleIs(lease.RoleActive))
+		demoted := time.Now()
+		a.e.SetHealthy(false, "down")
+		waitState(t, a.e, time.Second, "a unhealthy", roleIs(lease.RoleUnhealthy))
+		for range 600 { // a minute of waiting requests
+			a.e.Seek(5 * time.Second)
+			time.Sleep(100 * time.Millisecond)
+		}
+		early := callsIn(a.lock, leasetest.Read, demoted, demoted.Add(leaseDuration))
+		late := callsIn(a.lock, leasetest.Read, demoted.Add(leaseDuration+time.Second), demoted.Add(time.Minute))
+		t.Logf("reads: %d in the %v after the demotion, %d in the %v after that", early, leaseDuration, late, time.Minute-leaseDuration-time.Second)
+		if early < int(leaseDuration/lease.SeekInterval)-5 {
+			t.Errorf("%d reads during the handover, want about one per SeekInterval", early)
+		}
+		if perSecond := float64(late) / (time.Minute - leaseDuration - time.Second).Seconds(); perSecond > 1.1 {
+			t.Errorf("%.2f reads/s after the handover, want one per RetryInterval", perSecond)
+		}
+	})
+}
+
 func TestMaintenance(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		store := leasetest.NewStore()

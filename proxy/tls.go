@@ -246,7 +246,11 @@ func HSTS(h http.Handler, maxAge time.Duration) http.Handler {
 	}
 	v := []string{"max-age=" + strconv.FormatInt(int64(maxAge/time.Second), 10)}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h.ServeHTTP(&hstsWriter{ResponseWriter: w, value: v}, r)
+		hw := &hstsWriter{ResponseWriter: w, value: v}
+		h.ServeHTTP(hw, r)
+		if !hw.done {
+			hw.add() // nothing written: net/http sends an empty 200 with this header map
+		}
 	})
 }
 

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -170,8 +171,10 @@ func TestStaticCertsWatchAndServe(t *testing.T) {
 	srv.EnableHTTP2 = true
 	srv.StartTLS()
 	defer srv.Close()
-	ctx := t.Context()
-	go s.Watch(ctx, 20*time.Millisecond)
+	ctx, cancel := context.WithCancel(t.Context())
+	watched := make(chan struct{})
+	go func() { s.Watch(ctx, 20*time.Millisecond); close(watched) }()
+	defer func() { cancel(); <-watched }()
 	serve := func() int64 {
 		c := &http.Client{Transport: &http.Transport{ForceAttemptHTTP2: true, TLSClientConfig: &tls.Config{InsecureSkipVerify: true, ServerName: "a.example.com"}}}
 		defer c.CloseIdleConnections()
@@ -210,10 +213,15 @@ func TestRedirectAndHSTS(t *testing.T) {
 	if rec.Header().Get("Location") != "https://app.example.com/" {
 		t.Errorf("redirect to 443: %q", rec.Header().Get("Location"))
 	}
-	rec = httptest.NewRecorder()
-	HSTS(http.NotFoundHandler(), 365*24*time.Hour).ServeHTTP(rec, httptest.NewRequest("GET", "/", nil))
-	if rec.Header().Get("Strict-Transport-Security") != "max-age=31536000" {
-		t.Errorf("HSTS %q", rec.Header().Get("Strict-Transport-Security"))
+	for name, h := range map[string]http.Handler{
+		"404":     http.NotFoundHandler(),
+		"nothing": http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}), // an implicit 200
+	} {
+		rec = httptest.NewRecorder()
+		HSTS(h, 365*24*time.Hour).ServeHTTP(rec, httptest.NewRequest("GET", "/", nil))
+		if got := rec.Result().Header.Get("Strict-Transport-Security"); got != "max-age=31536000" {
+			t.Errorf("%s: HSTS %q", name, got)
+		}
 	}
 }
 

@@ -9,7 +9,8 @@
 // killed at its timeout leaves nothing behind.
 //
 // Not guaranteed: grandchildren that leave the process group (setsid)
-// survive; FreePort's port is only free when it returns, so a process
+// survive, and so do the group's other members when its leader exited by
+// itself (the group is killed only while the leader runs); FreePort's port is only free when it returns, so a process
 // started on it can find it taken (the tests that use it expect that
 // rarely, and say so in their failure output).
 //

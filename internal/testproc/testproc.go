@@ -59,6 +59,9 @@ func Start(t testing.TB, name string, o Options, path string, args ...string) *P
 	p.Cmd.Env = append(os.Environ(), o.Env...)
 	p.Cmd.Stdout, p.Cmd.Stderr = p.out, p.out
 	p.Cmd.SysProcAttr = sysProcAttr()
+	// A grandchild that keeps the output pipe open (one that left the
+	// group) must not keep Wait, and so Kill and the test, waiting.
+	p.Cmd.WaitDelay = 2 * time.Second
 	if err := p.Cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", name, err)
 	}
@@ -84,7 +87,9 @@ func (p *Proc) Pid() int { return p.Cmd.Process.Pid }
 func (p *Proc) Signal(sig syscall.Signal) { syscall.Kill(p.Pid(), sig) }
 
 // Kill ends the whole process group, also when it is stopped, and waits (at
-// most 5s) for the process to be reaped. It reports whether it was.
+// most 5s) for the process to be reaped. It reports whether it was. Once
+// the process has exited by itself the group is left alone: its ID may
+// already belong to another process.
 func (p *Proc) Kill() bool {
 	if p.Exited() {
 		return true
@@ -173,7 +178,7 @@ func TailLines(s string, n int) string {
 // requests a drain test sent are in flight in the app, not just sent.
 func WaitSlowRequests(t testing.TB, base string, n int) {
 	t.Helper()
-	c := &http.Client{Timeout: 10 * time.Second}
+	c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 	res, err := c.Get(fmt.Sprintf("%s/control/slow?min=%d&wait=5s", base, n))
 	if err != nil {
 		t.Fatal(err)
