@@ -315,7 +315,7 @@ func (p *Proxy) errorHandler(w http.ResponseWriter, r *http.Request, err error) 
 	}
 	if code == StatusClientClosedRequest {
 		p.log.Debug("client closed request", zap.String("path", r.URL.Path), zap.Error(err))
-		clientGone(w)
+		clientGone(w, r)
 		return
 	}
 	if p.backendFailing.CompareAndSwap(false, true) {
@@ -332,7 +332,7 @@ func (p *Proxy) forwardError(w http.ResponseWriter, r *http.Request, target stri
 	code := ErrorStatus(r.Context(), err)
 	if code == StatusClientClosedRequest {
 		p.count(PathForwarded, code)
-		clientGone(w)
+		clientGone(w, r)
 		return
 	}
 	p.log.Debug("forward to the active node failed", zap.String("target", target), zap.Error(err))
@@ -347,16 +347,21 @@ func (p *Proxy) forwardError(w http.ResponseWriter, r *http.Request, target stri
 }
 
 // clientGone answers a request whose context was cancelled because the
-// client's connection reached EOF. Usually nobody reads this; but net/http
-// cannot tell a client that went away from one that only half-closed its
-// side after sending, and such a client would otherwise get the server's
-// implicit empty "200 OK" for a request that was never answered.
-func clientGone(w http.ResponseWriter) {
+// client went away. Usually nobody reads this; but net/http cannot tell an
+// HTTP/1 client that went away from one that only half-closed its side
+// after sending, and such a client would otherwise get the server's
+// implicit empty "200 OK" for a request that was never answered, on a
+// connection it then must not reuse. An HTTP/2 client cancelled one stream
+// (a browser navigating away): its connection stays, as "Connection:
+// close" there would make the server send GOAWAY for all its streams.
+func clientGone(w http.ResponseWriter, r *http.Request) {
 	if aw, ok := w.(*accessWriter); ok {
 		aw.gone = true
 	}
 	h := w.Header()
-	h.Set("Connection", "close")
+	if r.ProtoMajor < 2 {
+		h.Set("Connection", "close")
+	}
 	h.Set("Content-Type", "text/plain; charset=utf-8")
 	w.WriteHeader(http.StatusBadGateway)
 	io.WriteString(w, "baton: request cancelled\n")
