@@ -186,7 +186,13 @@ func fastEligible(r *http.Request) bool {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		return false
 	}
-	if (r.Body != nil && r.Body != http.NoBody) || r.ContentLength != 0 || len(r.TransferEncoding) != 0 || r.Trailer != nil {
+	if r.ContentLength != 0 || len(r.TransferEncoding) != 0 || r.Trailer != nil {
+		return false
+	}
+	// An HTTP/1 request without a body has http.NoBody. An HTTP/2 one always
+	// has a body stream, empty here (the stream ended with its headers, or
+	// declared no content); ReverseProxy sends no body for it either.
+	if r.ProtoMajor < 2 && r.Body != nil && r.Body != http.NoBody {
 		return false
 	}
 	if r.URL.Opaque != "" || r.URL.Path == "" || r.URL.Path[0] != '/' {

@@ -221,10 +221,35 @@ func TestFastPathMatchesStandardPath(t *testing.T) {
 		"/sse":    {raw: "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nContent-Length: 11\r\n\r\ndata: one\n\n"},
 		"/head":   {raw: "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 13\r\n\r\n"},
 	})
-	fast, std := frontFor(t, proxyTo(t, "http://"+sb.ln.Addr().String(), true)), frontFor(t, proxyTo(t, "http://"+sb.ln.Addr().String(), false))
-	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableCompression: true}}
-	defer client.CloseIdleConnections()
+	for _, h2 := range []bool{false, true} {
+		fastP, stdP := proxyTo(t, "http://"+sb.ln.Addr().String(), true), proxyTo(t, "http://"+sb.ln.Addr().String(), false)
+		fast, std := frontFor(t, fastP), frontFor(t, stdP)
+		client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableCompression: true}}
+		if h2 {
+			fast, _ = h2Front(t, fastP)
+			std, _ = h2Front(t, stdP)
+			client = h2Client()
+			client.Transport.(*http.Transport).DisableCompression = true
+		}
+		t.Run(map[bool]string{false: "HTTP/1.1", true: "HTTP/2"}[h2], func(t *testing.T) {
+			defer client.CloseIdleConnections()
+			compareFastAndStandard(t, sb, client, fast.URL, std.URL, h2)
+		})
+		fastP.fast.mu.Lock()
+		pooled := len(fastP.fast.idle)
+		fastP.fast.mu.Unlock()
+		if pooled == 0 {
+			t.Errorf("h2=%v: no backend connection in the fast path's pool: the fast path was not taken", h2)
+		}
+	}
+	// The fast path really was taken: one pooled connection per client kind
+	// carried the keep-alive answers (the standard path has its own).
+	if sb.connCount() > 32 {
+		t.Errorf("backend saw %d connections: keep-alive is not reused", sb.connCount())
+	}
+}
 
+func compareFastAndStandard(t *testing.T, sb *scriptBackend, client *http.Client, fastURL, stdURL string, h2 bool) {
 	for _, tc := range []struct {
 		name, method, path string
 		hdr                http.Header
@@ -253,10 +278,13 @@ func TestFastPathMatchesStandardPath(t *testing.T) {
 		{"event stream", "GET", "/sse", nil},
 		{"not found", "GET", "/nothing", nil},
 	} {
+		if h2 && tc.name == "hop-by-hop request headers" {
+			continue // an HTTP/2 client cannot send them
+		}
 		t.Run(tc.name, func(t *testing.T) {
-			gotFast := fetch(t, client, tc.method, fast.URL+tc.path, tc.hdr)
+			gotFast := fetch(t, client, tc.method, fastURL+tc.path, tc.hdr)
 			sawFast := sb.last()
-			gotStd := fetch(t, client, tc.method, std.URL+tc.path, tc.hdr)
+			gotStd := fetch(t, client, tc.method, stdURL+tc.path, tc.hdr)
 			sawStd := sb.last()
 			if sawFast != sawStd {
 				t.Errorf("backend saw\n--- fast path ---\n%s\n--- standard path ---\n%s", sawFast, sawStd)
@@ -268,11 +296,6 @@ func TestFastPathMatchesStandardPath(t *testing.T) {
 				t.Errorf("nothing useful came back: %+v", gotFast)
 			}
 		})
-	}
-	// The fast path really was taken: one pooled connection carried the
-	// keep-alive answers (the standard path has its own).
-	if sb.connCount() > 16 {
-		t.Errorf("backend saw %d connections: keep-alive is not reused", sb.connCount())
 	}
 }
 
@@ -426,6 +449,13 @@ func TestFastEligible(t *testing.T) {
 		{"trailer", func(r *http.Request) { r.Trailer = http.Header{} }, false},
 		{"opaque", func(r *http.Request) { r.URL.Opaque = "//x/y" }, false},
 		{"OPTIONS *", func(r *http.Request) { r.Method = "OPTIONS"; r.URL.Path = "*" }, false},
+		{"HTTP/1 body stream", func(r *http.Request) { r.Body = io.NopCloser(strings.NewReader("")) }, false},
+		{"HTTP/2 ended stream", func(r *http.Request) { r.ProtoMajor = 2; r.Body = io.NopCloser(strings.NewReader("")) }, true},
+		{"HTTP/2 body of unknown length", func(r *http.Request) {
+			r.ProtoMajor = 2
+			r.Body = io.NopCloser(strings.NewReader("x"))
+			r.ContentLength = -1
+		}, false},
 	} {
 		r := httptest.NewRequest("GET", "http://app.example.com/x", nil)
 		tc.mut(r)

@@ -16,7 +16,7 @@ import (
 )
 
 // h2Front serves p over TLS with HTTP/2 and counts the client connections.
-func h2Front(t *testing.T, p http.Handler) (*httptest.Server, *atomic.Int32) {
+func h2Front(t testing.TB, p http.Handler) (*httptest.Server, *atomic.Int32) {
 	t.Helper()
 	dir := t.TempDir()
 	certs, err := NewStaticCerts([]CertPair{writePair(t, dir, "a", 1, "app.example.com")}, zap.NewNop())

@@ -243,6 +243,46 @@ func BenchmarkE2E(b *testing.B) {
 	}
 }
 
+// BenchmarkE2EHTTP2 is a whole request from an HTTP/2 client over TLS (one
+// connection, parallel streams), through the fast path and through
+// httputil.ReverseProxy: what browsers on HTTPS get. The Go client's own
+// cost is in the figures too, so only the ratio of the two says what the
+// fast path saves.
+func BenchmarkE2EHTTP2(b *testing.B) {
+	for _, tc := range []struct {
+		name string
+		mut  func(*Options)
+	}{
+		{name: "13B"},
+		{name: "13B/transport", mut: func(o *Options) { o.NoFastPath = true }},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			be := newRawBackend(b, smallBody)
+			p, _ := benchProxy(b, be.url(), tc.mut)
+			front, _ := h2Front(b, p)
+			c := h2Client()
+			defer c.CloseIdleConnections()
+			b.ReportAllocs()
+			b.SetBytes(int64(len(smallBody)))
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					res, err := c.Get(front.URL + "/small")
+					if err != nil {
+						b.Error(err)
+						return
+					}
+					n, _ := io.Copy(io.Discard, res.Body)
+					res.Body.Close()
+					if res.StatusCode != http.StatusOK || res.ProtoMajor != 2 || int(n) != len(smallBody) {
+						b.Errorf("%s: status %d, %d bytes", res.Proto, res.StatusCode, n)
+						return
+					}
+				}
+			})
+		})
+	}
+}
+
 // benchClient sends b.N GET requests over one keep-alive connection per
 // parallel goroutine and checks each answer's status and length.
 func benchClient(b *testing.B, addr string, bodyLen int) {

@@ -24,7 +24,7 @@ import (
 
 // writePair writes a self-signed certificate for names with the given
 // serial and returns its files.
-func writePair(t *testing.T, dir, base string, serial int64, names ...string) CertPair {
+func writePair(t testing.TB, dir, base string, serial int64, names ...string) CertPair {
 	t.Helper()
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	tmpl := &x509.Certificate{
