@@ -8,8 +8,8 @@
 # (BENCH_VARIANTS, default GOGC=100 - the Go default; baton's is 400 - and
 # backend.fast_path = false - every request through http.Transport),
 # HAProxy and Caddy from Debian as equivalent reverse proxies, all measured
-# with wrk in alternating rounds; then the Go benchmarks of the request path
-# (allocs/op) and of the fencing check. The table is also written to
+# with wrk in alternating rounds (and over HTTP/2 with h2load); then the Go
+# benchmarks of the request path (allocs/op) and of the fencing check. The table is also written to
 # bin/bench.txt. Extra flags for `benchtool run`: BENCH_FLAGS (see
 # `bin/benchtool run -h`), e.g. BENCH_FLAGS="-rounds 5".
 set -euo pipefail

@@ -1,6 +1,7 @@
 #!/bin/sh
 # install-tools.sh: install what make bench needs besides HAProxy
-# (scripts/install-haproxy.sh): wrk and Caddy from the Debian archive.
+# (scripts/install-haproxy.sh): wrk, h2load (nghttp2-client) and Caddy from
+# the Debian archive.
 # Idempotent. Caddy is optional: when the archive has no caddy package the
 # benchmark runs without its column (and says so). The package's system
 # service is never left running (scripts/apt-install.sh). Needs root (or
@@ -9,6 +10,7 @@ set -eu
 
 missing=
 command -v wrk >/dev/null 2>&1 || missing="$missing wrk"
+command -v h2load >/dev/null 2>&1 || missing="$missing nghttp2-client"
 if ! command -v caddy >/dev/null 2>&1; then
 	if apt-cache policy caddy 2>/dev/null | grep -q 'Candidate: [0-9]'; then
 		missing="$missing caddy"

@@ -7,6 +7,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,6 +22,7 @@ import (
 
 type runOptions struct {
 	baton, haproxy, caddy, wrk string
+	h2load                     string
 	crt, key                   string
 	rounds                     int
 	duration                   time.Duration
@@ -45,6 +48,7 @@ func (o *runOptions) flags(fs *flag.FlagSet) {
 	fs.StringVar(&o.haproxy, "haproxy", "haproxy", "haproxy binary (\"\" to leave out)")
 	fs.StringVar(&o.caddy, "caddy", "caddy", "caddy binary (\"\" to leave out)")
 	fs.StringVar(&o.wrk, "wrk", "wrk", "wrk binary")
+	fs.StringVar(&o.h2load, "h2load", "h2load", "h2load binary, for the HTTP/2 block (\"\" to leave it out)")
 	fs.StringVar(&o.crt, "cert", "config/testdata/files/test.crt", "test certificate")
 	fs.StringVar(&o.key, "key", "config/testdata/files/test.key", "its key")
 	fs.IntVar(&o.rounds, "rounds", 3, "alternating rounds of wrk runs")
@@ -55,7 +59,7 @@ func (o *runOptions) flags(fs *flag.FlagSet) {
 	fs.DurationVar(&o.rateDuration, "rate-duration", 5*time.Second, "length of one fixed-rate run")
 	fs.IntVar(&o.rateRounds, "rate-rounds", 3, "alternating rounds of fixed-rate runs (0: skip)")
 	fs.IntVar(&o.idleConns, "idle-conns", 1000, "idle keep-alive connections for the memory test (0: skip)")
-	fs.StringVar(&o.only, "only", "", "comma-separated numbers (1-6) of the throughput blocks to run; \"\" = all")
+	fs.StringVar(&o.only, "only", "", "comma-separated numbers (1-7) of the throughput blocks to run; \"\" = all")
 	fs.StringVar(&o.dir, "dir", "", "work directory (default: a new temporary one)")
 	fs.BoolVar(&o.keep, "keep", false, "keep the work directory (configs, logs)")
 	fs.Var(&o.batonEnv, "baton-env", "NAME=VALUE added to baton's environment (repeatable), e.g. GOGC=200")
@@ -79,6 +83,7 @@ type scenario struct {
 	path    string
 	tls     bool
 	close   bool // a new connection for every request (Connection: close)
+	h2      bool // HTTP/2 over TLS, measured with h2load
 	targets []string
 }
 
@@ -115,7 +120,7 @@ func runBench(ctx context.Context, o runOptions, stdout, stderr io.Writer) (err 
 		return fmt.Errorf("wrk not found (apt-get install wrk): %w", err)
 	}
 	var notes []string
-	for _, p := range []*string{&w.o.haproxy, &w.o.caddy} {
+	for _, p := range []*string{&w.o.haproxy, &w.o.caddy, &w.o.h2load} {
 		if *p == "" {
 			continue
 		}
@@ -363,6 +368,10 @@ func (w *world) measure(ctx context.Context, stdout io.Writer, notes []string) e
 		{title: "13 B, new TCP conn per request", path: "/small", close: true, targets: w.proxies("baton", "haproxy", "caddy")},
 		{title: "13 B, new TLS conn/request (handshake)", path: "/small", tls: true, close: true, targets: w.proxies("baton", "haproxy", "caddy")},
 	}
+	if w.o.h2load != "" {
+		scenarios = append(scenarios, &scenario{title: "13 B, HTTP/2 over TLS (h2load)", path: "/small", tls: true, h2: true,
+			targets: w.proxies("baton", "haproxy", "caddy")})
+	}
 	if w.o.only != "" {
 		var keep []*scenario
 		for i, sc := range scenarios {
@@ -469,6 +478,9 @@ var (
 
 // wrk runs one wrk measurement and the target's CPU time around it.
 func (w *world) wrk(ctx context.Context, sc *scenario, name string, d time.Duration) (sample, error) {
+	if sc.h2 {
+		return w.h2load(ctx, sc, name, d)
+	}
 	t := w.targets[name]
 	base := t.http
 	if sc.tls {
@@ -539,6 +551,66 @@ func (w *world) wrk(ctx context.Context, sc *scenario, name string, d time.Durat
 	return s, nil
 }
 
+var (
+	reH2Requests = regexp.MustCompile(`requests: \d+ total, \d+ started, (\d+) done, \d+ succeeded, (\d+) failed, (\d+) errored, (\d+) timeout`)
+	reH2Status   = regexp.MustCompile(`status codes: \d+ 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx`)
+	reH2Finished = regexp.MustCompile(`finished in ([\d.]+)s, ([\d.]+) req/s`)
+)
+
+// h2load measures one target over HTTP/2 with h2load: as many streams as
+// wrk has connections (-conns), over -threads connections (a browser uses
+// one per site), and the target's CPU time around it. h2load reports no
+// latency percentiles: p50 and p99 stay 0 ("-" in the table).
+func (w *world) h2load(ctx context.Context, sc *scenario, name string, d time.Duration) (sample, error) {
+	t := w.targets[name]
+	u, err := url.Parse(t.https)
+	if err != nil {
+		return sample{}, err
+	}
+	pid := t.svc.pid()
+	c0, err := cpuTicks(pid)
+	if err != nil {
+		return sample{}, err
+	}
+	conns := max(w.o.threads, 1)
+	// The certificate is for baton.test (SNI, see wrk); --connect-to
+	// points that name at the target.
+	target := "https://baton.test:" + u.Port() + sc.path
+	args := []string{"-t", strconv.Itoa(w.o.threads), "-c", strconv.Itoa(conns), "-m", strconv.Itoa(max(w.o.conns/conns, 1)),
+		"-D", fmt.Sprintf("%.0f", d.Seconds()), "--connect-to", u.Host, target}
+	outb, err := exec.CommandContext(ctx, w.o.h2load, args...).CombinedOutput()
+	if err != nil {
+		return sample{}, fmt.Errorf("h2load %s: %v\n%s", target, err, outb)
+	}
+	c1, err := cpuTicks(pid)
+	if err != nil {
+		return sample{}, err
+	}
+	out := string(outb)
+	f, r := reH2Finished.FindStringSubmatch(out), reH2Requests.FindStringSubmatch(out)
+	if f == nil || r == nil {
+		return sample{}, fmt.Errorf("h2load %s: cannot parse:\n%s", target, out)
+	}
+	var s sample
+	s.rps, _ = strconv.ParseFloat(f[2], 64)
+	done, _ := strconv.ParseFloat(r[1], 64)
+	for _, x := range r[2:] {
+		n, _ := strconv.ParseInt(x, 10, 64)
+		s.errs += n
+	}
+	if st := reH2Status.FindStringSubmatch(out); st != nil {
+		for _, x := range st[1:] {
+			n, _ := strconv.ParseInt(x, 10, 64)
+			s.errs += n
+		}
+	}
+	if done == 0 {
+		return sample{}, fmt.Errorf("h2load %s: no request done:\n%s", target, out)
+	}
+	s.cpuUS = float64(c1-c0) / w.clkTck / done * 1e6
+	return s, nil
+}
+
 func median(xs []float64) float64 {
 	if len(xs) == 0 {
 		return 0
@@ -578,8 +650,13 @@ func (w *world) header(out io.Writer, notes []string) {
 	}
 	fmt.Fprintf(out, "wrk:     %s; -t%d -c%d -d%s --latency; median of %d alternating rounds\n",
 		ver(w.o.wrk, "-v"), w.o.threads, w.o.conns, w.o.duration, w.o.rounds)
+	if w.o.h2load != "" {
+		c := max(w.o.threads, 1)
+		fmt.Fprintf(out, "h2load:  %s; -t%d -c%d -m%d -D%s (the HTTP/2 block; it reports no percentiles)\n",
+			ver(w.o.h2load, "--version"), w.o.threads, c, max(w.o.conns/c, 1), w.o.duration)
+	}
 	fmt.Fprintf(out, "origin:  Go net/http (benchtool origin), same for every row\n")
-	fmt.Fprintf(out, "CPU/req: the process's utime+stime (/proc/PID/stat) during the run / requests wrk completed\n")
+	fmt.Fprintf(out, "CPU/req: the process's utime+stime (/proc/PID/stat) during the run / requests wrk (h2load) completed\n")
 	for _, n := range notes {
 		fmt.Fprintf(out, "NOTE: %s\n", n)
 	}
@@ -602,10 +679,10 @@ func (w *world) throughputTable(out io.Writer, scenarios []*scenario, results ma
 			for _, s := range ss {
 				errs += s.errs
 			}
-			fmt.Fprintf(out, "%-38s %-32s %10.0f %8.2f %8.2f %11.1f %7d\n", title, label,
+			fmt.Fprintf(out, "%-38s %-32s %10.0f %8s %8s %11.1f %7d\n", title, label,
 				medianOf(ss, func(s sample) float64 { return s.rps }),
-				medianOf(ss, func(s sample) float64 { return s.p50 }),
-				medianOf(ss, func(s sample) float64 { return s.p99 }),
+				cell(medianOf(ss, func(s sample) float64 { return s.p50 }), "%.2f"),
+				cell(medianOf(ss, func(s sample) float64 { return s.p99 }), "%.2f"),
 				medianOf(ss, func(s sample) float64 { return s.cpuUS }), errs)
 			title = ""
 		}
@@ -618,9 +695,9 @@ func (w *world) throughputTable(out io.Writer, scenarios []*scenario, results ma
 				return
 			}
 			q := func(f func(sample) float64) float64 { return medianOf(sa, f) / medianOf(sb, f) }
-			fmt.Fprintf(out, "%-38s %-32s %9.2fx %8.2fx %7.2fx %10.2fx\n", "", "  ratio "+a+"/"+b,
-				q(func(s sample) float64 { return s.rps }), q(func(s sample) float64 { return s.p50 }),
-				q(func(s sample) float64 { return s.p99 }), q(func(s sample) float64 { return s.cpuUS }))
+			fmt.Fprintf(out, "%-38s %-32s %10s %8s %8s %11s\n", "", "  ratio "+a+"/"+b,
+				cell(q(func(s sample) float64 { return s.rps }), "%.2fx"), cell(q(func(s sample) float64 { return s.p50 }), "%.2fx"),
+				cell(q(func(s sample) float64 { return s.p99 }), "%.2fx"), cell(q(func(s sample) float64 { return s.cpuUS }), "%.2fx"))
 		}
 		if slices.Contains(sc.targets, "baton-al") {
 			ratio("baton-al", "baton")
@@ -640,6 +717,15 @@ func (w *world) throughputTable(out io.Writer, scenarios []*scenario, results ma
 		}
 		fmt.Fprintln(out)
 	}
+}
+
+// cell formats v, or "-" when it is not a measurement (0: not reported; NaN
+// or Inf: a ratio of those).
+func cell(v float64, format string) string {
+	if v == 0 || math.IsNaN(v) || math.IsInf(v, 0) {
+		return "-"
+	}
+	return fmt.Sprintf(format, v)
 }
 
 func (w *world) memoryTable(out io.Writer, procs []string, mem map[string]*memRow) {
