@@ -63,6 +63,19 @@ func startNode(t *testing.T, store *leasetest.Store, cfg lease.Config) *node {
 	return &node{name: cfg.NodeName, e: e, lock: lock, logs: logs}
 }
 
+// activeAndStandby starts nodes a and b on store, healthy, and waits until
+// a is active and b a standby; it returns b's state then.
+func activeAndStandby(t *testing.T, store *leasetest.Store) (a, b *node, sb lease.State) {
+	t.Helper()
+	a = startNode(t, store, testConfig("a"))
+	b = startNode(t, store, testConfig("b"))
+	a.e.SetHealthy(true, "ok")
+	waitState(t, a.e, time.Second, "a active", roleIs(lease.RoleActive))
+	b.e.SetHealthy(true, "ok")
+	sb = waitState(t, b.e, time.Second, "b standby", roleIs(lease.RoleStandby))
+	return a, b, sb
+}
+
 // waitState waits (in bubble time) until cond holds and returns that state.
 func waitState(t *testing.T, e *lease.Elector, limit time.Duration, what string, cond func(lease.State) bool) lease.State {
 	t.Helper()
@@ -408,12 +421,7 @@ func TestLeaseLostDemotesAtOnce(t *testing.T) {
 func TestStopReleasesAndPeerTakesOver(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		store := leasetest.NewStore()
-		a := startNode(t, store, testConfig("a"))
-		b := startNode(t, store, testConfig("b"))
-		a.e.SetHealthy(true, "ok")
-		waitState(t, a.e, time.Second, "a active", roleIs(lease.RoleActive))
-		b.e.SetHealthy(true, "ok")
-		sb := waitState(t, b.e, time.Second, "b standby", roleIs(lease.RoleStandby))
+		a, b, sb := activeAndStandby(t, store)
 		if !sb.HolderKnown || sb.Holder.Holder != "a" || sb.Holder.AdvertiseURL != "http://a:80" || sb.Term != 1 {
 			t.Errorf("b's view of the holder: %+v", sb)
 		}
@@ -610,12 +618,7 @@ func TestSeekFindsTheNewHolderSoon(t *testing.T) {
 		for _, phase := range []time.Duration{0, 250 * time.Millisecond, 500 * time.Millisecond, 750 * time.Millisecond} {
 			synctest.Test(t, func(t *testing.T) {
 				store := leasetest.NewStore()
-				a := startNode(t, store, testConfig("a"))
-				a.e.SetHealthy(true, "ok")
-				waitState(t, a.e, time.Second, "a active", roleIs(lease.RoleActive))
-				b := startNode(t, store, testConfig("b"))
-				b.e.SetHealthy(true, "ok")
-				waitState(t, b.e, time.Second, "b standby", roleIs(lease.RoleStandby))
+				a, b, _ := activeAndStandby(t, store)
 				time.Sleep(1500*time.Millisecond + phase)
 				ts := time.Now()
 				if err := a.e.StepDown("deploy"); err != nil {
@@ -1257,12 +1260,7 @@ func (l *racyLock) Acquire(ctx context.Context, self lease.Record, d time.Durati
 func TestLeave(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		store := leasetest.NewStore()
-		a := startNode(t, store, testConfig("a"))
-		b := startNode(t, store, testConfig("b"))
-		a.e.SetHealthy(true, "ok")
-		waitState(t, a.e, time.Second, "a active", roleIs(lease.RoleActive))
-		b.e.SetHealthy(true, "ok")
-		waitState(t, b.e, time.Second, "b standby", roleIs(lease.RoleStandby))
+		a, b, _ := activeAndStandby(t, store)
 
 		time.Sleep(1500 * time.Millisecond)
 		ts := time.Now()
