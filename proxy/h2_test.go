@@ -97,3 +97,38 @@ func TestHTTP2CancelledStreamKeepsTheConnection(t *testing.T) {
 		}
 	}
 }
+
+// TestQueryThatWouldBreakTheRequestLine: an HTTP/2 client can put a space
+// (or a '#') in the query of its :path; copied into the backend's HTTP/1.1
+// request line it would add tokens to it ("GET /x?a b HTTP/1.1 HTTP/1.1").
+// Both paths answer 400 and send the backend nothing.
+func TestQueryThatWouldBreakTheRequestLine(t *testing.T) {
+	sb := newScriptBackend(t, map[string]scriptAnswer{"/x": {raw: "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"}})
+	for _, fast := range []bool{true, false} {
+		p := proxyTo(t, "http://"+sb.ln.Addr().String(), fast)
+		front, _ := h2Front(t, p)
+		c := h2Client()
+		for _, q := range []string{"a b HTTP/1.1", "a#b", "ok=1"} {
+			req, _ := http.NewRequest("GET", front.URL+"/x", nil)
+			req.URL.RawQuery = q
+			res, err := c.Do(req)
+			if err != nil {
+				t.Fatalf("fast=%v %q: %v", fast, q, err)
+			}
+			res.Body.Close()
+			want := http.StatusBadRequest
+			if q == "ok=1" {
+				want = http.StatusOK
+			}
+			if res.StatusCode != want {
+				t.Errorf("fast=%v: query %q: %d, want %d (backend saw %q)", fast, q, res.StatusCode, want, sb.last())
+			}
+		}
+		c.CloseIdleConnections()
+	}
+	sb.mu.Lock()
+	defer sb.mu.Unlock()
+	if len(sb.seen) != 2 {
+		t.Errorf("backend saw %d requests, want the 2 good ones: %q", len(sb.seen), sb.seen)
+	}
+}

@@ -245,6 +245,14 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // serveLocal proxies to the local backend. It re-reads the fence: the term
 // sent to the backend is the one checked last.
 func (p *Proxy) serveLocal(w http.ResponseWriter, r *http.Request) {
+	if strings.ContainsAny(r.URL.RawQuery, " #") {
+		// A space can come only from an HTTP/2 client's :path (an HTTP/1
+		// request line cannot hold one), a '#' from either (net/http keeps
+		// it in the query). Written to the backend's request line, a space
+		// adds tokens to it and a '#' ends its target.
+		http.Error(w, "invalid request target", http.StatusBadRequest)
+		return
+	}
 	term, ok := p.opts.Fence.Fence()
 	if !ok {
 		p.standby.serve(w, r)
