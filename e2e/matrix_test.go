@@ -21,11 +21,7 @@ import (
 func TestLB1StepDown(t *testing.T) {
 	gate(t, true)
 	s := begin(t, "1 step-down", phaseAfterStandbyCheck, topoOpts{}, 60*time.Second)
-	at := s.eventAt(300 * time.Millisecond)
-	sleepUntil(at.Add(-200 * time.Millisecond))
-	slow := slowRequests(t, s.top.lb.url(), 2, 1500)
-	s.top.appA.waitSlow(t, 2)
-	sleepUntil(at) // the slow requests are in flight on app-a
+	slow := s.slowAtEvent()
 	s.event()
 	cli := startProc(t, "baton step-down", nil, false, bin("baton"), "step-down", "-admin", s.top.a.adminURL(), "-token-file", s.top.token)
 	if code := cli.Wait(t, 10*time.Second); code != 0 {
@@ -53,11 +49,7 @@ func TestLB1StepDown(t *testing.T) {
 func TestLB2SIGTERM(t *testing.T) {
 	gate(t, false)
 	s := begin(t, "2 SIGTERM", phaseAfterStandbyCheck, topoOpts{}, 60*time.Second)
-	at := s.eventAt(300 * time.Millisecond)
-	sleepUntil(at.Add(-200 * time.Millisecond))
-	slow := slowRequests(t, s.top.lb.url(), 2, 1500)
-	s.top.appA.waitSlow(t, 2)
-	sleepUntil(at)
+	slow := s.slowAtEvent()
 	s.event()
 	s.top.a.Signal(syscall.SIGTERM)
 	sum := s.finish(retryInterval+s.top.lbInt+2*time.Second, 1500*time.Millisecond)

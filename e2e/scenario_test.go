@@ -209,6 +209,19 @@ func (s *scenario) eventAt(lead time.Duration) time.Time {
 
 func sleepUntil(at time.Time) { time.Sleep(time.Until(at)) }
 
+// slowAtEvent picks the event's moment (eventAt, at least 300 ms ahead),
+// sends two 1.5 s requests through HAProxy 200 ms before it, waits until
+// both are in app-a, then waits for the moment.
+func (s *scenario) slowAtEvent() func() []Request {
+	s.t.Helper()
+	at := s.eventAt(300 * time.Millisecond)
+	sleepUntil(at.Add(-200 * time.Millisecond))
+	slow := slowRequests(s.t, s.top.lb.url(), 2, 1500)
+	s.top.appA.waitSlow(s.t, 2)
+	sleepUntil(at) // the slow requests are in flight on app-a
+	return slow
+}
+
 // slowRequests sends n /slow?ms=ms requests through HAProxy, each on its
 // own connection; the returned function waits for them and returns their
 // outcomes (the test's cleanup waits for them too).
