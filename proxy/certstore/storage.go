@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/streaming"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blob"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
@@ -342,21 +343,13 @@ func (s *Storage) hasAny(ctx context.Context, prefix string) (bool, error) {
 // missing container has no blobs.
 func (s *Storage) listFlat(ctx context.Context, prefix string, f func(name string)) error {
 	pager := s.cont.NewListBlobsFlatPager(&container.ListBlobsFlatOptions{Prefix: &prefix})
-	for pager.More() {
-		page, err := nextPage(ctx, s.callTimeout, pager.NextPage)
-		if azclient.IsNotFound(err) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
+	return eachPage(ctx, s.callTimeout, pager, func(page container.ListBlobsFlatResponse) {
 		for _, it := range page.Segment.BlobItems {
 			if it.Name != nil {
 				f(*it.Name)
 			}
 		}
-	}
-	return nil
+	})
 }
 
 // List implements certmagic.Storage. Non-recursive: the direct children of
@@ -416,14 +409,7 @@ func (s *Storage) List(ctx context.Context, dir string, recursive bool) ([]strin
 // virtual directories (their names end in "/").
 func (s *Storage) listHierarchy(ctx context.Context, prefix string, f func(name string)) error {
 	pager := s.cont.NewListBlobsHierarchyPager("/", &container.ListBlobsHierarchyOptions{Prefix: &prefix})
-	for pager.More() {
-		page, err := nextPage(ctx, s.callTimeout, pager.NextPage)
-		if azclient.IsNotFound(err) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
+	return eachPage(ctx, s.callTimeout, pager, func(page container.ListBlobsHierarchyResponse) {
 		for _, p := range page.Segment.BlobPrefixes {
 			if p.Name != nil {
 				f(*p.Name)
@@ -434,11 +420,26 @@ func (s *Storage) listHierarchy(ctx context.Context, prefix string, f func(name 
 				f(*it.Name)
 			}
 		}
+	})
+}
+
+// nextPage fetches one page of a listing, bounded like any other call.
+// eachPage calls visit with every page of pager, each fetched within
+// callTimeout. A missing container has no pages.
+func eachPage[T any](ctx context.Context, callTimeout time.Duration, pager *runtime.Pager[T], visit func(T)) error {
+	for pager.More() {
+		page, err := nextPage(ctx, callTimeout, pager.NextPage)
+		if azclient.IsNotFound(err) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		visit(page)
 	}
 	return nil
 }
 
-// nextPage fetches one page of a listing, bounded like any other call.
 func nextPage[T any](ctx context.Context, callTimeout time.Duration, next func(context.Context) (T, error)) (T, error) {
 	ctx, cancel := azclient.Bound(ctx, callTimeout)
 	defer cancel()
