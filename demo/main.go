@@ -11,7 +11,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"os"
@@ -21,6 +20,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/batonproxy/baton/internal/freeport"
 )
 
 func main() { os.Exit(run()) }
@@ -70,7 +71,7 @@ func demo(ctx context.Context) error {
 	if err := os.WriteFile(token, []byte("demo-token\n"), 0o600); err != nil {
 		return err
 	}
-	ports, err := freePorts(10)
+	ports, err := freeport.Ports(10)
 	if err != nil {
 		return err
 	}
@@ -352,24 +353,4 @@ func request(c *http.Client, n *nodeProc) {
 	defer res.Body.Close()
 	b, _ := io.ReadAll(io.LimitReader(res.Body, 512))
 	say("  GET via %s -> %d %s", n.name, res.StatusCode, strings.TrimSpace(string(b)))
-}
-
-// freePorts asks the kernel for n distinct free loopback ports.
-func freePorts(n int) ([]int, error) {
-	var lns []net.Listener
-	defer func() {
-		for _, l := range lns {
-			l.Close()
-		}
-	}()
-	var ports []int
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, err
-		}
-		lns = append(lns, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	return ports, nil
 }

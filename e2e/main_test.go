@@ -28,17 +28,13 @@ func TestMain(m *testing.M) { os.Exit(testMain(m)) }
 func testMain(m *testing.M) int {
 	flag.Parse()
 	if !testing.Short() {
-		dir, err := os.MkdirTemp("", "baton-e2e-bin-")
+		dir, remove, err := testproc.BuildDemo("..")
 		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-		defer os.RemoveAll(dir)
-		binDir = dir
-		if err := testproc.Build("..", dir, map[string]string{"baton": "./cmd/baton", "demoapp": "./demo/app"}); err != nil {
 			fmt.Fprintf(os.Stderr, "e2e: %v\n", err)
 			return 1
 		}
+		defer remove()
+		binDir = dir
 		haproxyBin, haproxyErr = findHAProxy()
 		// The header of the table `make e2e` collects from the "E2E |"
 		// lines; go test shows it only with -v or on failure.

@@ -25,6 +25,8 @@ import (
 	"os/signal"
 	"syscall"
 	"time"
+
+	"github.com/batonproxy/baton/internal/freeport"
 )
 
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
@@ -77,7 +79,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return 2
 		}
 		var ps []int
-		if ps, err = freePorts(*n); err == nil {
+		if ps, err = freeport.Ports(*n); err == nil {
 			for _, p := range ps {
 				fmt.Fprintln(stdout, p)
 			}

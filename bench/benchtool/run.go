@@ -18,6 +18,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/batonproxy/baton/internal/freeport"
 )
 
 type runOptions struct {
@@ -180,7 +182,7 @@ func (w *world) start(name string, env []string, argv ...string) (*service, erro
 }
 
 func (w *world) startAll(ctx context.Context) error {
-	ports, err := freePorts(14 + 4*len(w.o.variants))
+	ports, err := freeport.Ports(14 + 4*len(w.o.variants))
 	if err != nil {
 		return err
 	}

@@ -31,17 +31,13 @@ func TestMain(m *testing.M) {
 }
 
 func testMain(m *testing.M) int {
-	dir, err := os.MkdirTemp("", "baton-e2e-bin-")
+	dir, remove, err := testproc.BuildDemo("../..")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	defer os.RemoveAll(dir)
+	defer remove()
 	binDir = dir
-	if err := testproc.Build("../..", dir, map[string]string{"baton": "./cmd/baton", "demoapp": "./demo/app"}); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
 	return m.Run()
 }
 

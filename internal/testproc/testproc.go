@@ -36,6 +36,21 @@ func Build(modDir, outDir string, targets map[string]string) error {
 	return nil
 }
 
+// BuildDemo builds baton and the demo app (demo/app) from the module at
+// modDir into a new temporary folder, for a TestMain. remove deletes it.
+func BuildDemo(modDir string) (dir string, remove func(), err error) {
+	dir, err = os.MkdirTemp("", "baton-e2e-bin-")
+	if err != nil {
+		return "", nil, err
+	}
+	remove = func() { os.RemoveAll(dir) }
+	if err := Build(modDir, dir, map[string]string{"baton": "./cmd/baton", "demoapp": "./demo/app"}); err != nil {
+		remove()
+		return "", nil, err
+	}
+	return dir, remove, nil
+}
+
 // Options are the optional settings of Start.
 type Options struct {
 	Env   []string // added to the test's environment
