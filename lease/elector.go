@@ -175,59 +175,13 @@ type Elector struct {
 	st           State
 	changed      chan struct{}
 	healthReason string
-	leading      bool               // the loop holds the lease (fence may already be off)
-	pending      string             // voluntary demotion requested while leading
-	waiters      []chan struct{}    // StepDown calls waiting for the demotion
 	stopped      bool               // Stop called or Start's ctx done: never active again
 	leaving      string             // Leave called: out of candidacy for good, still reading the holder
-	cancel       context.CancelFunc // cancels the loop's ctx
-	opCancel     context.CancelFunc // cancels the loop's current Acquire or Read
-	opAborted    bool               // opCancel was called by an eligibility change
 	lastErrClass string             // "config" or "storage": for the log level
-	seekUntil    time.Time          // Seek's window: read the holder every SeekInterval
-	handover     time.Time          // the last demotion or change of the holder seen: Seek works for Duration after it
-}
-
-// SeekInterval is how often a node out of candidacy reads the holder record
-// while Seek asks it to (RetryInterval if that is shorter).
-const SeekInterval = 200 * time.Millisecond
-
-// Seek asks a node that is out of candidacy (demoted and in its back-off,
-// unhealthy, in maintenance, leaving) to find the new holder quickly: for
-// the next window (at least RetryInterval), until a holder other than this
-// node with an advertise URL is known, it reads the holder record every
-// SeekInterval instead of every RetryInterval. The data plane calls it when
-// a request waits for an active node to forward to: after a switchover the
-// old active then learns of the new one about SeekInterval after its
-// acquisition, not up to RetryInterval.
-//
-// The reads stay bounded: they happen only while requests wait, and only
-// within Duration of the node's last demotion or of the last change of
-// holder it saw (a handover is over by then), so an outage with no active
-// node at all (both backends down, storage down) costs the usual read per
-// RetryInterval. A candidate is not affected: it learns the holder from
-// its own Acquire attempts every RetryInterval.
-func (e *Elector) Seek(window time.Duration) {
-	e.mu.Lock()
-	now := e.now()
-	open := now.Before(e.seekUntil)
-	if until := now.Add(max(window, e.cfg.RetryInterval)); until.After(e.seekUntil) {
-		e.seekUntil = until
-	}
-	_, _, passive := e.passiveRoleLocked(now)
-	wake := !open && passive && e.seekingLocked(now)
-	e.mu.Unlock()
-	if wake {
-		e.kick() // read now rather than at the end of the current pause
-	}
-}
-
-// seekingLocked reports whether Seek's window is open, a handover is recent
-// and the node still needs to learn where the active node is.
-func (e *Elector) seekingLocked(now time.Time) bool {
-	h := e.st.Holder
-	return now.Before(e.seekUntil) && now.Before(e.handover.Add(e.cfg.Duration)) &&
-		!(e.st.HolderKnown && h.Holder != e.cfg.NodeName && h.AdvertiseURL != "")
+	cancel       context.CancelFunc // cancels the loop's ctx
+	hold         leadership
+	op           followerCall
+	seek         seekWindow
 }
 
 // NewElector checks cfg and returns an Elector that is not yet running. The
@@ -381,7 +335,7 @@ func (e *Elector) SetMaintenance(on bool) {
 // State.LastError, and the lease then expires on its own.
 func (e *Elector) StepDown(reason string) error {
 	e.mu.Lock()
-	if !e.leading || e.stopped {
+	if !e.hold.held || e.stopped {
 		e.mu.Unlock()
 		return ErrNotActive
 	}
@@ -391,7 +345,7 @@ func (e *Elector) StepDown(reason string) error {
 	}
 	e.requestDemotionLocked(why)
 	ch := make(chan struct{})
-	e.waiters = append(e.waiters, ch)
+	e.hold.waiters = append(e.hold.waiters, ch)
 	e.mu.Unlock()
 	e.kick()
 	select {
@@ -418,10 +372,10 @@ func (e *Elector) Leave(reason string) {
 	}
 	e.leaving = reason
 	var ch chan struct{}
-	if e.leading {
+	if e.hold.held {
 		e.requestDemotionLocked(reason)
 		ch = make(chan struct{})
-		e.waiters = append(e.waiters, ch)
+		e.hold.waiters = append(e.hold.waiters, ch)
 	}
 	e.eligibilityChangedLocked()
 	e.mu.Unlock()
@@ -437,12 +391,12 @@ func (e *Elector) Leave(reason string) {
 // requestDemotionLocked fences off at once and asks the loop to demote
 // voluntarily. The first reason wins.
 func (e *Elector) requestDemotionLocked(reason string) {
-	if !e.leading {
+	if !e.hold.held {
 		return
 	}
 	e.fence.Store(nil)
-	if e.pending == "" {
-		e.pending = reason
+	if e.hold.pending == "" {
+		e.hold.pending = reason
 	}
 }
 
@@ -450,9 +404,9 @@ func (e *Elector) requestDemotionLocked(reason string) {
 // follower call so that the loop re-evaluates at once.
 func (e *Elector) eligibilityChangedLocked() {
 	e.publishLocked()
-	if e.opCancel != nil {
-		e.opAborted = true
-		e.opCancel()
+	if e.op.cancel != nil {
+		e.op.aborted = true
+		e.op.cancel()
 	}
 }
 
@@ -491,8 +445,8 @@ func (e *Elector) markStoppedLocked(reason string) {
 	e.fence.Store(nil)
 	e.stopped = true
 	e.setRoleLocked(RoleStopping, reason)
-	if e.opCancel != nil {
-		e.opCancel()
+	if e.op.cancel != nil {
+		e.op.cancel()
 	}
 }
 
@@ -542,358 +496,4 @@ func (e *Elector) noteOKLocked() {
 	e.st.LastError = ""
 	e.publishLocked()
 	e.log.Info("lease storage recovered", zap.String("after", e.lastErrClass+" error"))
-}
-
-func (e *Elector) run(ctx context.Context) {
-	defer func() {
-		e.ops.Wait()
-		close(e.done)
-	}()
-	defer func() {
-		e.mu.Lock()
-		e.markStoppedLocked("stopped")
-		e.mu.Unlock()
-	}()
-	for ctx.Err() == nil {
-		// A wake-up that arrived before this point is seen by the state
-		// read below; drop it so that it does not cut the next pause short.
-		select {
-		case <-e.wake:
-		default:
-		}
-		e.mu.Lock()
-		now := e.now()
-		if role, reason, passive := e.passiveRoleLocked(now); passive {
-			e.setRoleLocked(role, reason)
-			wait := e.cfg.RetryInterval
-			if left := e.st.BackoffUntil.Sub(now); left > 0 && left < wait {
-				wait = left
-			}
-			e.mu.Unlock()
-			e.refreshHolder(ctx)
-			e.mu.Lock()
-			if e.seekingLocked(now) {
-				wait = min(wait, SeekInterval)
-			}
-			e.mu.Unlock()
-			e.sleep(ctx, now.Add(wait))
-			continue
-		}
-		switch {
-		case e.st.LastError != "":
-			e.setRoleLocked(RoleCandidate, "storage error")
-		case e.st.HolderKnown && e.st.Holder.Holder != e.cfg.NodeName:
-			// Another node is known to hold the lease: wait as a standby
-			// rather than flipping to candidate for every attempt.
-			e.setRoleLocked(RoleStandby, heldBy(e.st.Holder.Holder))
-		default:
-			e.setRoleLocked(RoleCandidate, "no holder known")
-		}
-		e.mu.Unlock()
-
-		sent := e.now()
-		var rec Record
-		aborted, err := e.call(ctx, true, func(ctx context.Context) error {
-			var err error
-			rec, err = e.lock.Acquire(ctx, e.self, e.cfg.Duration)
-			return err
-		})
-		switch {
-		case err == nil:
-			e.lead(ctx, rec, sent, e.now())
-		case aborted || ctx.Err() != nil:
-			// Eligibility changed or stopping: re-evaluate at once.
-			continue
-		case errors.Is(err, ErrHeld):
-			e.sawHolder(rec, true)
-		default:
-			e.noteErr("acquire", err)
-			e.mu.Lock()
-			e.setRoleLocked(RoleCandidate, "storage error")
-			e.mu.Unlock()
-		}
-		e.sleep(ctx, sent.Add(e.cfg.RetryInterval))
-	}
-}
-
-// call runs one follower call (Acquire or Read) bounded by RenewInterval.
-// An eligibility change cancels it (aborted == true). With needEligible the
-// call is not made unless the node may compete, checked under the same lock
-// that eligibility changes take, so no Acquire starts after SetHealthy(false)
-// or SetMaintenance(true) returned.
-func (e *Elector) call(ctx context.Context, needEligible bool, fn func(context.Context) error) (aborted bool, err error) {
-	opCtx, cancel := context.WithTimeout(ctx, e.cfg.RenewInterval)
-	defer cancel()
-	e.mu.Lock()
-	if needEligible {
-		if _, _, passive := e.passiveRoleLocked(e.now()); passive {
-			e.mu.Unlock()
-			return true, context.Canceled
-		}
-	}
-	e.opCancel, e.opAborted = cancel, false
-	e.mu.Unlock()
-
-	err = fn(opCtx)
-
-	e.mu.Lock()
-	aborted = e.opAborted
-	e.opCancel, e.opAborted = nil, false
-	e.mu.Unlock()
-	return aborted && err != nil, err
-}
-
-// refreshHolder reads the holder record, so that a node that is not a
-// candidate still knows where the active node is.
-func (e *Elector) refreshHolder(ctx context.Context) {
-	var (
-		rec Record
-		ok  bool
-	)
-	aborted, err := e.call(ctx, false, func(ctx context.Context) error {
-		var err error
-		rec, ok, err = e.lock.Read(ctx)
-		return err
-	})
-	switch {
-	case err == nil:
-		e.sawHolder(rec, ok)
-	case aborted || ctx.Err() != nil:
-	default:
-		e.noteErr("read", err)
-	}
-}
-
-// sawHolder records what the storage said about the holder. From an
-// Acquire's ErrHeld answer (held == true) it also makes the node a standby.
-func (e *Elector) sawHolder(rec Record, held bool) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.noteOKLocked()
-	// Without a holder the record is not kept (State.Holder stays zero), so
-	// only the term can change then.
-	if held != e.st.HolderKnown || rec.Term != e.st.Term || held && !sameHolder(rec, e.st.Holder) {
-		e.handover = e.now()
-		e.publishLocked()
-	}
-	e.st.Term = rec.Term
-	if held {
-		e.st.Holder, e.st.HolderKnown = rec, true
-	} else {
-		e.st.Holder, e.st.HolderKnown = Record{}, false
-	}
-	if held && e.st.Role == RoleCandidate && rec.Holder != e.cfg.NodeName {
-		e.setRoleLocked(RoleStandby, heldBy(rec.Holder))
-	}
-}
-
-// heldBy is the reason logged when another node holds the lease. A holder
-// that has just acquired it may not have written its name yet.
-func heldBy(holder string) string {
-	if holder == "" {
-		return "lease held by another node (name not yet written)"
-	}
-	return "lease held by " + holder
-}
-
-func sameHolder(a, b Record) bool {
-	return a.Holder == b.Holder && a.AdvertiseURL == b.AdvertiseURL && a.Term == b.Term && a.AcquiredAt.Equal(b.AcquiredAt)
-}
-
-// sleep waits until the given instant of e.now's clock, an eligibility
-// change, or ctx's end.
-func (e *Elector) sleep(ctx context.Context, until time.Time) {
-	d := until.Sub(e.now())
-	if d <= 0 {
-		return
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-	case <-e.wake:
-	case <-ctx.Done():
-	}
-}
-
-type renewResult struct {
-	sent, done time.Time
-	err        error
-}
-
-// lead holds the lease acquired at sent until it is lost, given up or the
-// Elector stops.
-func (e *Elector) lead(ctx context.Context, rec Record, sent, done time.Time) {
-	deadline := sent.Add(e.cfg.RenewDeadline)
-	if !e.becomeActive(rec, sent, done, deadline) {
-		// Eligibility changed (or Stop) while the acquire was in flight:
-		// the node never served; give the lease back at once.
-		e.demote(ctx, "", true, nil, nil)
-		return
-	}
-	var (
-		deadlineT = time.NewTimer(deadline.Sub(e.now()))
-		renewT    = time.NewTimer(sent.Add(e.cfg.RenewInterval).Sub(e.now()))
-		inflight  chan renewResult
-		cancelOp  context.CancelFunc = func() {}
-		reason    string
-		voluntary bool
-	)
-	defer deadlineT.Stop()
-	defer renewT.Stop()
-loop:
-	for {
-		select {
-		case <-ctx.Done():
-			reason, voluntary = "stopped", true
-			break loop
-		case <-e.wake:
-			e.mu.Lock()
-			reason = e.pending
-			e.mu.Unlock()
-			if reason != "" {
-				voluntary = true
-				break loop
-			}
-		case <-deadlineT.C:
-			reason = "renew deadline passed"
-			break loop
-		case <-renewT.C:
-			// Each attempt is bounded by the interval and by the deadline:
-			// a renew never outlives the time it could still be useful.
-			now := e.now()
-			left := deadline.Sub(now)
-			if left <= 0 {
-				continue // the deadline timer fires now
-			}
-			var opCtx context.Context
-			opCtx, cancelOp = context.WithTimeout(ctx, min(e.cfg.RenewInterval, left))
-			inflight = make(chan renewResult, 1)
-			e.ops.Add(1)
-			go func(ch chan<- renewResult) {
-				defer e.ops.Done()
-				err := e.lock.Renew(opCtx, e.cfg.Duration)
-				ch <- renewResult{sent: now, done: e.now(), err: err}
-			}(inflight)
-		case r := <-inflight:
-			inflight = nil
-			cancelOp()
-			switch {
-			case r.err == nil:
-				deadline = r.sent.Add(e.cfg.RenewDeadline)
-				e.renewed(r, deadline)
-				deadlineT.Reset(deadline.Sub(e.now()))
-				renewT.Reset(r.sent.Add(e.cfg.RenewInterval).Sub(e.now()))
-			case errors.Is(r.err, ErrLost):
-				e.emit(Event{Kind: EventRenewFailed, Latency: r.done.Sub(r.sent), Err: r.err})
-				reason = "lease lost"
-				break loop
-			default:
-				e.emit(Event{Kind: EventRenewFailed, Latency: r.done.Sub(r.sent), Err: r.err})
-				e.noteErr("renew", r.err)
-				next := r.sent.Add(e.cfg.RenewInterval)
-				if retry := r.done.Add(e.cfg.RetryInterval); retry.Before(next) {
-					next = retry
-				}
-				renewT.Reset(next.Sub(e.now()))
-			}
-		}
-	}
-	e.demote(ctx, reason, voluntary, inflight, cancelOp)
-}
-
-// becomeActive publishes the fence unless the node became ineligible while
-// acquiring.
-func (e *Elector) becomeActive(rec Record, sent, done, deadline time.Time) bool {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.noteOKLocked()
-	e.st.Term = rec.Term
-	if _, _, passive := e.passiveRoleLocked(done); passive {
-		return false
-	}
-	e.leading = true
-	e.pending = ""
-	e.fence.Store(&fenceValue{term: rec.Term, until: deadline})
-	e.st.Holder, e.st.HolderKnown = rec, true
-	e.st.ValidUntil = deadline
-	e.st.LastRenew, e.st.RenewLatency = done, done.Sub(sent)
-	e.setRoleLocked(RoleActive, "lease acquired")
-	e.publishLocked()
-	e.emit(Event{Kind: EventAcquired, Term: rec.Term, Latency: done.Sub(sent)})
-	return true
-}
-
-// renewed moves the fence deadline after a successful renew, unless a
-// demotion is already under way.
-func (e *Elector) renewed(r renewResult, deadline time.Time) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.noteOKLocked()
-	if e.stopped || e.pending != "" {
-		return
-	}
-	e.fence.Store(&fenceValue{term: e.st.Term, until: deadline})
-	e.st.ValidUntil = deadline
-	e.st.LastRenew, e.st.RenewLatency = r.done, r.done.Sub(r.sent)
-	e.publishLocked()
-	e.emit(Event{Kind: EventRenewed, Latency: r.done.Sub(r.sent)})
-}
-
-// demote ends leadership: fence off first, then (voluntary only) release
-// with a fresh context bounded by ReleaseTimeout, then the candidacy
-// back-off, then the new role. reason == "" means the node never became
-// active (no back-off, no role change).
-func (e *Elector) demote(ctx context.Context, reason string, voluntary bool, inflight <-chan renewResult, cancelRenew context.CancelFunc) {
-	e.mu.Lock()
-	e.fence.Store(nil)
-	if ctx.Err() != nil {
-		e.markStoppedLocked("stopped")
-	}
-	e.leading = false
-	waiters := e.waiters
-	e.waiters = nil
-	e.mu.Unlock()
-	if cancelRenew != nil {
-		cancelRenew()
-	}
-
-	if voluntary {
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), e.cfg.ReleaseTimeout)
-		if inflight != nil {
-			// The renew was cancelled; let it return before releasing, so
-			// the release is the last call on the lease.
-			select {
-			case <-inflight:
-			case <-rctx.Done():
-			}
-		}
-		if err := e.lock.Release(rctx); err != nil {
-			e.noteErr("release", err)
-		}
-		cancel()
-	}
-
-	e.mu.Lock()
-	e.pending = ""
-	if reason != "" {
-		now := e.now()
-		e.handover = now
-		if e.cfg.CandidacyBackoff > 0 {
-			e.st.BackoffUntil = now.Add(e.cfg.CandidacyBackoff)
-		}
-		e.st.ValidUntil = time.Time{}
-		e.st.Holder, e.st.HolderKnown = Record{}, false
-		role, _, passive := e.passiveRoleLocked(now)
-		if !passive {
-			role = RoleCandidate // zero back-off and still eligible
-		}
-		e.setRoleLocked(role, reason)
-		e.publishLocked()
-		e.emit(Event{Kind: EventDemoted, Term: e.st.Term, Reason: reason})
-	}
-	e.mu.Unlock()
-	for _, ch := range waiters {
-		close(ch)
-	}
 }

@@ -1,0 +1,135 @@
+package lease
+
+// The election loop while the node does not hold the lease: candidacy,
+// acquire attempts, and the pauses between them.
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// run is the election loop: one iteration per acquire attempt or holder
+// read, with lead taking over while the node holds the lease.
+func (e *Elector) run(ctx context.Context) {
+	defer func() {
+		e.ops.Wait()
+		close(e.done)
+	}()
+	defer func() {
+		e.mu.Lock()
+		e.markStoppedLocked("stopped")
+		e.mu.Unlock()
+	}()
+	for ctx.Err() == nil {
+		// A wake-up that arrived before this point is seen by the state
+		// read below; drop it so that it does not cut the next pause short.
+		select {
+		case <-e.wake:
+		default:
+		}
+		e.mu.Lock()
+		now := e.now()
+		if role, reason, passive := e.passiveRoleLocked(now); passive {
+			e.setRoleLocked(role, reason)
+			wait := e.cfg.RetryInterval
+			if left := e.st.BackoffUntil.Sub(now); left > 0 && left < wait {
+				wait = left
+			}
+			e.mu.Unlock()
+			e.refreshHolder(ctx)
+			e.mu.Lock()
+			if e.seekingLocked(now) {
+				wait = min(wait, SeekInterval)
+			}
+			e.mu.Unlock()
+			e.sleep(ctx, now.Add(wait))
+			continue
+		}
+		switch {
+		case e.st.LastError != "":
+			e.setRoleLocked(RoleCandidate, "storage error")
+		case e.st.HolderKnown && e.st.Holder.Holder != e.cfg.NodeName:
+			// Another node is known to hold the lease: wait as a standby
+			// rather than flipping to candidate for every attempt.
+			e.setRoleLocked(RoleStandby, heldBy(e.st.Holder.Holder))
+		default:
+			e.setRoleLocked(RoleCandidate, "no holder known")
+		}
+		e.mu.Unlock()
+
+		sent := e.now()
+		var rec Record
+		aborted, err := e.call(ctx, true, func(ctx context.Context) error {
+			var err error
+			rec, err = e.lock.Acquire(ctx, e.self, e.cfg.Duration)
+			return err
+		})
+		switch {
+		case err == nil:
+			e.lead(ctx, rec, sent, e.now())
+		case aborted || ctx.Err() != nil:
+			// Eligibility changed or stopping: re-evaluate at once.
+			continue
+		case errors.Is(err, ErrHeld):
+			e.sawHolder(rec, true)
+		default:
+			e.noteErr("acquire", err)
+			e.mu.Lock()
+			e.setRoleLocked(RoleCandidate, "storage error")
+			e.mu.Unlock()
+		}
+		e.sleep(ctx, sent.Add(e.cfg.RetryInterval))
+	}
+}
+
+// call runs one follower call (Acquire or Read) bounded by RenewInterval.
+// An eligibility change cancels it (aborted == true). With needEligible the
+// call is not made unless the node may compete, checked under the same lock
+// that eligibility changes take, so no Acquire starts after SetHealthy(false)
+// or SetMaintenance(true) returned.
+func (e *Elector) call(ctx context.Context, needEligible bool, fn func(context.Context) error) (aborted bool, err error) {
+	opCtx, cancel := context.WithTimeout(ctx, e.cfg.RenewInterval)
+	defer cancel()
+	e.mu.Lock()
+	if needEligible {
+		if _, _, passive := e.passiveRoleLocked(e.now()); passive {
+			e.mu.Unlock()
+			return true, context.Canceled
+		}
+	}
+	e.op.cancel, e.op.aborted = cancel, false
+	e.mu.Unlock()
+
+	err = fn(opCtx)
+
+	e.mu.Lock()
+	aborted = e.op.aborted
+	e.op.cancel, e.op.aborted = nil, false
+	e.mu.Unlock()
+	return aborted && err != nil, err
+}
+
+// sleep waits until the given instant of e.now's clock, an eligibility
+// change, or ctx's end.
+func (e *Elector) sleep(ctx context.Context, until time.Time) {
+	d := until.Sub(e.now())
+	if d <= 0 {
+		return
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-e.wake:
+	case <-ctx.Done():
+	}
+}
+
+// followerCall is the Acquire or Read the loop has in flight while not
+// leading, so that an eligibility change can cancel it. Guarded by
+// Elector.mu.
+type followerCall struct {
+	cancel  context.CancelFunc // nil when no call is in flight
+	aborted bool               // cancel was called by an eligibility change
+}

@@ -1,0 +1,200 @@
+package lease
+
+// Leading: from a successful acquisition through renewals under the
+// deadline to the demotion (fence off, release, back-off, new role).
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+type renewResult struct {
+	sent, done time.Time
+	err        error
+}
+
+// lead holds the lease acquired at sent until it is lost, given up or the
+// Elector stops.
+func (e *Elector) lead(ctx context.Context, rec Record, sent, done time.Time) {
+	deadline := sent.Add(e.cfg.RenewDeadline)
+	if !e.becomeActive(rec, sent, done, deadline) {
+		// Eligibility changed (or Stop) while the acquire was in flight:
+		// the node never served; give the lease back at once.
+		e.demote(ctx, "", true, nil, nil)
+		return
+	}
+	var (
+		deadlineT = time.NewTimer(deadline.Sub(e.now()))
+		renewT    = time.NewTimer(sent.Add(e.cfg.RenewInterval).Sub(e.now()))
+		inflight  chan renewResult
+		cancelOp  context.CancelFunc = func() {}
+		reason    string
+		voluntary bool
+	)
+	defer deadlineT.Stop()
+	defer renewT.Stop()
+loop:
+	for {
+		select {
+		case <-ctx.Done():
+			reason, voluntary = "stopped", true
+			break loop
+		case <-e.wake:
+			e.mu.Lock()
+			reason = e.hold.pending
+			e.mu.Unlock()
+			if reason != "" {
+				voluntary = true
+				break loop
+			}
+		case <-deadlineT.C:
+			reason = "renew deadline passed"
+			break loop
+		case <-renewT.C:
+			// Each attempt is bounded by the interval and by the deadline:
+			// a renew never outlives the time it could still be useful.
+			now := e.now()
+			left := deadline.Sub(now)
+			if left <= 0 {
+				continue // the deadline timer fires now
+			}
+			var opCtx context.Context
+			opCtx, cancelOp = context.WithTimeout(ctx, min(e.cfg.RenewInterval, left))
+			inflight = make(chan renewResult, 1)
+			e.ops.Add(1)
+			go func(ch chan<- renewResult) {
+				defer e.ops.Done()
+				err := e.lock.Renew(opCtx, e.cfg.Duration)
+				ch <- renewResult{sent: now, done: e.now(), err: err}
+			}(inflight)
+		case r := <-inflight:
+			inflight = nil
+			cancelOp()
+			switch {
+			case r.err == nil:
+				deadline = r.sent.Add(e.cfg.RenewDeadline)
+				e.renewed(r, deadline)
+				deadlineT.Reset(deadline.Sub(e.now()))
+				renewT.Reset(r.sent.Add(e.cfg.RenewInterval).Sub(e.now()))
+			case errors.Is(r.err, ErrLost):
+				e.emit(Event{Kind: EventRenewFailed, Latency: r.done.Sub(r.sent), Err: r.err})
+				reason = "lease lost"
+				break loop
+			default:
+				e.emit(Event{Kind: EventRenewFailed, Latency: r.done.Sub(r.sent), Err: r.err})
+				e.noteErr("renew", r.err)
+				next := r.sent.Add(e.cfg.RenewInterval)
+				if retry := r.done.Add(e.cfg.RetryInterval); retry.Before(next) {
+					next = retry
+				}
+				renewT.Reset(next.Sub(e.now()))
+			}
+		}
+	}
+	e.demote(ctx, reason, voluntary, inflight, cancelOp)
+}
+
+// becomeActive publishes the fence unless the node became ineligible while
+// acquiring.
+func (e *Elector) becomeActive(rec Record, sent, done, deadline time.Time) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.noteOKLocked()
+	e.st.Term = rec.Term
+	if _, _, passive := e.passiveRoleLocked(done); passive {
+		return false
+	}
+	e.hold.held = true
+	e.hold.pending = ""
+	e.fence.Store(&fenceValue{term: rec.Term, until: deadline})
+	e.st.Holder, e.st.HolderKnown = rec, true
+	e.st.ValidUntil = deadline
+	e.st.LastRenew, e.st.RenewLatency = done, done.Sub(sent)
+	e.setRoleLocked(RoleActive, "lease acquired")
+	e.publishLocked()
+	e.emit(Event{Kind: EventAcquired, Term: rec.Term, Latency: done.Sub(sent)})
+	return true
+}
+
+// renewed moves the fence deadline after a successful renew, unless a
+// demotion is already under way.
+func (e *Elector) renewed(r renewResult, deadline time.Time) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.noteOKLocked()
+	if e.stopped || e.hold.pending != "" {
+		return
+	}
+	e.fence.Store(&fenceValue{term: e.st.Term, until: deadline})
+	e.st.ValidUntil = deadline
+	e.st.LastRenew, e.st.RenewLatency = r.done, r.done.Sub(r.sent)
+	e.publishLocked()
+	e.emit(Event{Kind: EventRenewed, Latency: r.done.Sub(r.sent)})
+}
+
+// demote ends leadership: fence off first, then (voluntary only) release
+// with a fresh context bounded by ReleaseTimeout, then the candidacy
+// back-off, then the new role. reason == "" means the node never became
+// active (no back-off, no role change).
+func (e *Elector) demote(ctx context.Context, reason string, voluntary bool, inflight <-chan renewResult, cancelRenew context.CancelFunc) {
+	e.mu.Lock()
+	e.fence.Store(nil)
+	if ctx.Err() != nil {
+		e.markStoppedLocked("stopped")
+	}
+	e.hold.held = false
+	waiters := e.hold.waiters
+	e.hold.waiters = nil
+	e.mu.Unlock()
+	if cancelRenew != nil {
+		cancelRenew()
+	}
+
+	if voluntary {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), e.cfg.ReleaseTimeout)
+		if inflight != nil {
+			// The renew was cancelled; let it return before releasing, so
+			// the release is the last call on the lease.
+			select {
+			case <-inflight:
+			case <-rctx.Done():
+			}
+		}
+		if err := e.lock.Release(rctx); err != nil {
+			e.noteErr("release", err)
+		}
+		cancel()
+	}
+
+	e.mu.Lock()
+	e.hold.pending = ""
+	if reason != "" {
+		now := e.now()
+		e.seek.handover = now
+		if e.cfg.CandidacyBackoff > 0 {
+			e.st.BackoffUntil = now.Add(e.cfg.CandidacyBackoff)
+		}
+		e.st.ValidUntil = time.Time{}
+		e.st.Holder, e.st.HolderKnown = Record{}, false
+		role, _, passive := e.passiveRoleLocked(now)
+		if !passive {
+			role = RoleCandidate // zero back-off and still eligible
+		}
+		e.setRoleLocked(role, reason)
+		e.publishLocked()
+		e.emit(Event{Kind: EventDemoted, Term: e.st.Term, Reason: reason})
+	}
+	e.mu.Unlock()
+	for _, ch := range waiters {
+		close(ch)
+	}
+}
+
+// leadership is the loop's hold on the lease, from a successful acquisition
+// until demote has finished. All fields are guarded by Elector.mu.
+type leadership struct {
+	held    bool            // the loop holds the lease (the fence may already be off)
+	pending string          // a voluntary demotion requested while held; the first reason wins
+	waiters []chan struct{} // StepDown and Leave calls waiting for the demotion to finish
+}
