@@ -61,6 +61,53 @@
 //   - During a storage outage no node is active after the deadline: with no
 //     lock service nobody can prove it is alone.
 //
+// # Crash-restart takeover, pushes and handover (optional)
+//
+// A Lock whose lease ID the node keeps on disk (Keyed, Config.IDs; the
+// host's instance lock guarantees that at most one process of the node
+// runs) lets a restarted process take over the lease its dead predecessor
+// left behind: its first Acquire succeeds at once while the lease is still
+// held under that ID (Record.Resumed; a new term, so the backend can tell
+// the two processes apart). Not eligible (backend unhealthy) after
+// Config.InheritGrace, it releases that lease instead, so another node
+// acquires it without waiting for the expiry. Over a direct link between
+// the nodes, Nudge (the holder released), NoteHolder (a node acquired) and
+// Config.HolderAlive (the holder vouches for itself, so a standby skips its
+// storage calls) only make the election faster or cheaper. StepDownTo hands
+// the lease to a named node with Changer.Change: the target proposes an ID
+// (Prepare), the holder fences itself off and moves the lease to it, the
+// target adopts it under its own ID (Changer.Adopt: renewed, new term).
+//
+// Why this keeps at most one node serving:
+//
+//   - A takeover adopts a lease held under this node's own ID: by the
+//     storage's rules no other ID held it in between (else the Acquire
+//     fails with ErrHeld), so no other node can have been active under it.
+//     The predecessor is dead (the instance lock), so it serves nothing.
+//   - The only calls that give a lease away are release and change. Before
+//     either, the Elector retires the lease ID durably (IDStore.Retire) and
+//     uses the next one afterwards; if retiring fails the call is not made.
+//     So a successor only ever adopts an ID whose give-away calls were never
+//     sent: a dead predecessor's calls still on their way can acquire or
+//     renew that lease for the successor, never free it or pass it on. A
+//     lease ID never leaves the host except to the storage; the ID proposed
+//     for a handover is single-use and replaced by the target's own at once.
+//   - In a handover the old holder turns its fence off before the change,
+//     and the target turns its fence on only after its Adopt (which renews)
+//     succeeded, with the deadline counted from that call's send time: the
+//     same bound as an acquisition. The lease is held throughout, so no
+//     third node can take it. If the target never confirms, the old holder
+//     releases under the proposed ID; the target's Adopt and that release
+//     are ordered by the storage, and the target serves only if its Adopt
+//     came first, in which case the release does nothing.
+//   - Pushes and HolderAlive never turn a fence on: they only wake or
+//     delay a follower's own storage calls. A forged or stale push can at
+//     worst make a node try to acquire, or forward a request to a node that
+//     is not active (which fences it again itself).
+//
+// What the link does not change: kill -9 without a restart, a frozen
+// process and a lost VM still cost the lease duration plus a retry.
+//
 // # The file backend
 //
 // FileLock coordinates processes on ONE host only (demo, tests): it relies

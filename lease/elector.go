@@ -58,6 +58,30 @@ type Config struct {
 	// time.Now. It must advance at the rate of the runtime's timers; its
 	// values should carry a monotonic reading (time.Now's do).
 	Now func() time.Time
+
+	// IDs, with a Lock that implements Keyed, keeps the lease ID durable
+	// on this host: before every call that gives the lease away (release,
+	// change) the Elector retires the ID through it and afterwards makes
+	// the Lock use the next one. If retiring fails, that call is not made
+	// (the lease then expires on its own). See package internal/instance.
+	IDs IDStore
+	// Inherited says that the Lock's lease ID was used by an earlier,
+	// now dead process of this node, which may have left the lease held.
+	// If the node becomes eligible, its first Acquire takes that lease over
+	// at once (Record.Resumed, reason "lease taken over from this node's
+	// previous process"). If it is still not eligible InheritGrace after
+	// Start (its backend is not healthy), the Elector releases that lease
+	// once, so another node acquires it without waiting for its expiry.
+	Inherited    bool
+	InheritGrace time.Duration
+	// HolderAlive, if set, asks the holder over a direct link whether it is
+	// still active under rec's term. While it says yes, a standby skips its
+	// storage calls, but makes one at least every Duration; a push (Nudge,
+	// NoteHolder) or a "no" brings the storage calls back at once. It must
+	// honour ctx and return quickly; it is called without any lock held.
+	// Skipping a call can only delay this node's own acquisition, never
+	// make it serve.
+	HolderAlive func(ctx context.Context, rec Record) bool
 }
 
 func (c *Config) validate() error {
@@ -128,6 +152,8 @@ const (
 	EventRenewed                          // a renew succeeded (Latency)
 	EventRenewFailed                      // a renew failed but the lease is still valid (Latency, Err)
 	EventDemoted                          // the node stopped being active (Reason, Term)
+	EventReleased                         // a voluntary release succeeded (Term): the lease is free
+	EventHandedOver                       // the lease was changed to a named node's ID (Reason, Term)
 )
 
 // Event is one report to Config.OnEvent.
@@ -137,6 +163,8 @@ type Event struct {
 	Latency time.Duration
 	Reason  string
 	Err     error
+	// Holder is the new holder record of EventAcquired.
+	Holder Record
 }
 
 func (e *Elector) emit(ev Event) {
@@ -182,6 +210,7 @@ type Elector struct {
 	hold         leadership
 	op           followerCall
 	seek         seekWindow
+	link         linkState
 }
 
 // NewElector checks cfg and returns an Elector that is not yet running. The
@@ -213,6 +242,12 @@ func NewElector(lock Lock, cfg Config, log *zap.Logger) (*Elector, error) {
 		changed: make(chan struct{}),
 	}
 	e.st = State{Role: RoleUnhealthy, Reason: "no health report yet", Since: e.now()}
+	if cfg.Inherited {
+		if _, ok := lock.(Keyed); !ok {
+			return nil, errors.New("new elector: an inherited lease id needs a lock that implements Keyed")
+		}
+		e.link.inherited = true
+	}
 	return e, nil
 }
 
@@ -224,6 +259,7 @@ func (e *Elector) Start(ctx context.Context) {
 		ctx, cancel := context.WithCancel(ctx)
 		e.mu.Lock()
 		e.cancel = cancel
+		e.link.inheritAfter = e.now().Add(e.cfg.InheritGrace)
 		e.mu.Unlock()
 		go e.run(ctx)
 	})

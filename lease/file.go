@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 )
 
@@ -24,11 +25,15 @@ import (
 type FileLock struct {
 	path     string
 	lockPath string
-	id       string           // this instance's random lease ID
-	now      func() time.Time // wall clock; replaced in tests
+	id       atomic.Pointer[string] // this instance's lease ID
+	now      func() time.Time       // wall clock; replaced in tests
 }
 
-var _ Lock = (*FileLock)(nil)
+var (
+	_ Lock    = (*FileLock)(nil)
+	_ Keyed   = (*FileLock)(nil)
+	_ Changer = (*FileLock)(nil)
+)
 
 // fileLease is the content of the lease file.
 type fileLease struct {
@@ -52,13 +57,21 @@ func NewFileLock(path string) (*FileLock, error) {
 	if err := os.MkdirAll(filepath.Dir(abs), 0o750); err != nil {
 		return nil, fmt.Errorf("new file lease %s: %w", abs, err)
 	}
-	return &FileLock{
+	l := &FileLock{
 		path:     abs,
 		lockPath: abs + ".lock",
-		id:       rand.Text(),
 		now:      time.Now,
-	}, nil
+	}
+	l.SetLeaseID(rand.Text())
+	return l, nil
 }
+
+// LeaseID implements Keyed.
+func (l *FileLock) LeaseID() string { return *l.id.Load() }
+
+// SetLeaseID implements Keyed: later calls use id. Any non-empty string is
+// a valid ID for the file backend.
+func (l *FileLock) SetLeaseID(id string) { l.id.Store(&id) }
 
 // Path returns the absolute path of the lease file.
 func (l *FileLock) Path() string { return l.path }
@@ -66,8 +79,9 @@ func (l *FileLock) Path() string { return l.path }
 // Acquire implements Lock.
 func (l *FileLock) Acquire(ctx context.Context, self Record, d time.Duration) (Record, error) {
 	var out Record
+	id := l.LeaseID()
 	err := l.update(ctx, "acquire", func(cur fileLease, now time.Time) (*fileLease, error) {
-		if cur.LeaseID != "" && cur.LeaseID != l.id && now.Before(cur.Expires) {
+		if cur.LeaseID != "" && cur.LeaseID != id && now.Before(cur.Expires) {
 			out = cur.Record
 			return nil, fmt.Errorf("%w (holder %q, term %d)", ErrHeld, cur.Holder, cur.Term)
 		}
@@ -79,9 +93,10 @@ func (l *FileLock) Acquire(ctx context.Context, self Record, d time.Duration) (R
 				AcquiredAt:   now,
 				Expires:      now.Add(d),
 			},
-			LeaseID: l.id,
+			LeaseID: id,
 		}
 		out = next.Record
+		out.Resumed = cur.LeaseID == id && now.Before(cur.Expires)
 		return &next, nil
 	})
 	return out, err
@@ -90,8 +105,9 @@ func (l *FileLock) Acquire(ctx context.Context, self Record, d time.Duration) (R
 // Renew implements Lock. Renewing our own lease after its expiry succeeds
 // if nobody else took it, as the Azure Blob service does.
 func (l *FileLock) Renew(ctx context.Context, d time.Duration) error {
+	id := l.LeaseID()
 	return l.update(ctx, "renew", func(cur fileLease, now time.Time) (*fileLease, error) {
-		if cur.LeaseID != l.id {
+		if cur.LeaseID != id {
 			return nil, ErrLost
 		}
 		cur.Expires = now.Add(d)
@@ -102,12 +118,61 @@ func (l *FileLock) Renew(ctx context.Context, d time.Duration) error {
 // Release implements Lock. It clears the holder and the expiry and keeps
 // the term. Releasing a lease that is not ours does nothing.
 func (l *FileLock) Release(ctx context.Context) error {
+	return l.ReleaseID(ctx, l.LeaseID())
+}
+
+// ReleaseID implements Changer: it releases the lease if it is held under
+// id.
+func (l *FileLock) ReleaseID(ctx context.Context, id string) error {
 	return l.update(ctx, "release", func(cur fileLease, _ time.Time) (*fileLease, error) {
-		if cur.LeaseID != l.id {
+		if cur.LeaseID != id || id == "" {
 			return nil, nil
 		}
 		return &fileLease{Record: Record{Term: cur.Term}}, nil
 	})
+}
+
+// Change implements Changer: the lease this lock holds (valid or not, as
+// long as nobody else took it) is moved to the ID to, with its expiry and
+// holder record unchanged.
+func (l *FileLock) Change(ctx context.Context, to string) error {
+	id := l.LeaseID()
+	if to == "" || to == id {
+		return fmt.Errorf("change lease file %s: proposed id must differ from ours and not be empty", l.path)
+	}
+	return l.update(ctx, "change", func(cur fileLease, _ time.Time) (*fileLease, error) {
+		if cur.LeaseID != id {
+			return nil, ErrLost
+		}
+		cur.LeaseID = to
+		return &cur, nil
+	})
+}
+
+// Adopt implements Changer: it takes the lease held under from (which must
+// still be valid), moves it to this lock's ID, renews it for d and writes
+// self's holder record with the next term.
+func (l *FileLock) Adopt(ctx context.Context, from string, self Record, d time.Duration) (Record, error) {
+	id := l.LeaseID()
+	var out Record
+	err := l.update(ctx, "adopt", func(cur fileLease, now time.Time) (*fileLease, error) {
+		if from == "" || cur.LeaseID != from || !now.Before(cur.Expires) {
+			return nil, ErrLost
+		}
+		next := fileLease{
+			Record: Record{
+				Holder:       self.Holder,
+				AdvertiseURL: self.AdvertiseURL,
+				Term:         cur.Term + 1,
+				AcquiredAt:   now,
+				Expires:      now.Add(d),
+			},
+			LeaseID: id,
+		}
+		out = next.Record
+		return &next, nil
+	})
+	return out, err
 }
 
 // Read implements Lock.

@@ -66,8 +66,8 @@ func TestFileLockContention(t *testing.T) {
 	locks, clock, path := newFileLocks(t, 2)
 	a, b := locks[0], locks[1]
 	ctx := t.Context()
-	if a.id == b.id || a.id == "" {
-		t.Fatalf("lease IDs %q and %q", a.id, b.id)
+	if a.LeaseID() == b.LeaseID() || a.LeaseID() == "" {
+		t.Fatalf("lease IDs %q and %q", a.LeaseID(), b.LeaseID())
 	}
 
 	// Missing file: nobody, term 0.
@@ -82,7 +82,7 @@ func TestFileLockContention(t *testing.T) {
 		t.Errorf("acquired record %+v", rec)
 	}
 	fl := readLeaseFile(t, path)
-	if fl.LeaseID != a.id || fl.Term != 1 || fl.Holder != "a" {
+	if fl.LeaseID != a.LeaseID() || fl.Term != 1 || fl.Holder != "a" {
 		t.Errorf("lease file %+v", fl)
 	}
 
@@ -277,5 +277,64 @@ func TestFileLockHonoursContext(t *testing.T) {
 	cancelDone()
 	if err := l.Renew(done, time.Minute); !errors.Is(err, context.Canceled) {
 		t.Errorf("Renew with a done context = %v", err)
+	}
+}
+
+// TestFileLockHandover: Change moves the lease to a proposed ID without
+// freeing it, Adopt takes it under the adopter's own ID with the next term,
+// ReleaseID releases only under the named ID; a restarted lock with the
+// same ID resumes the lease.
+func TestFileLockHandover(t *testing.T) {
+	locks, clock, path := newFileLocks(t, 3)
+	a, b, c := locks[0], locks[1], locks[2]
+	ctx := t.Context()
+	if _, err := a.Acquire(ctx, Record{Holder: "a"}, 15*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Change(ctx, "h"); !errors.Is(err, ErrLost) {
+		t.Errorf("change by a non-holder: %v", err)
+	}
+	if err := a.Change(ctx, "h"); err != nil {
+		t.Fatal(err)
+	}
+	if fl := readLeaseFile(t, path); fl.LeaseID != "h" || fl.Holder != "a" || fl.Term != 1 {
+		t.Errorf("after change: %+v", fl)
+	}
+	if err := a.Renew(ctx, 15*time.Second); !errors.Is(err, ErrLost) {
+		t.Errorf("old holder renews after the change: %v", err)
+	}
+	if _, err := c.Acquire(ctx, Record{Holder: "c"}, 15*time.Second); !errors.Is(err, ErrHeld) {
+		t.Errorf("a third node acquired a changed lease: %v", err)
+	}
+	if _, err := b.Adopt(ctx, "wrong", Record{Holder: "b"}, 15*time.Second); !errors.Is(err, ErrLost) {
+		t.Errorf("adopt from a wrong id: %v", err)
+	}
+	clock.advance(5 * time.Second)
+	rec, err := b.Adopt(ctx, "h", Record{Holder: "b", AdvertiseURL: "http://b"}, 15*time.Second)
+	if err != nil || rec.Holder != "b" || rec.Term != 2 || !rec.Expires.Equal(clock.now().Add(15*time.Second)) {
+		t.Fatalf("adopt: %+v %v", rec, err)
+	}
+	if err := a.ReleaseID(ctx, "h"); err != nil {
+		t.Fatal(err)
+	}
+	if fl := readLeaseFile(t, path); fl.LeaseID != b.LeaseID() {
+		t.Errorf("a release under a stale id freed b's lease: %+v", fl)
+	}
+	// A restarted b with its predecessor's ID resumes the lease.
+	b2, err := NewFileLock(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b2.now = clock.now
+	b2.SetLeaseID(b.LeaseID())
+	rec, err = b2.Acquire(ctx, Record{Holder: "b"}, 15*time.Second)
+	if err != nil || !rec.Resumed || rec.Term != 3 {
+		t.Errorf("resume: %+v %v", rec, err)
+	}
+	if err := b2.ReleaseID(ctx, b2.LeaseID()); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, _ := c.Read(ctx); ok {
+		t.Error("still held after ReleaseID")
 	}
 }

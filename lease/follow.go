@@ -28,6 +28,10 @@ func (e *Elector) run(ctx context.Context) {
 		case <-e.wake:
 		default:
 		}
+		if req := e.takeAdopt(); req != nil {
+			e.adoptLease(ctx, req)
+			continue
+		}
 		e.mu.Lock()
 		now := e.now()
 		if role, reason, passive := e.passiveRoleLocked(now); passive {
@@ -37,6 +41,7 @@ func (e *Elector) run(ctx context.Context) {
 				wait = left
 			}
 			e.mu.Unlock()
+			e.resolveInherited(ctx, now)
 			e.refreshHolder(ctx)
 			e.mu.Lock()
 			if e.seekingLocked(now) {
@@ -56,7 +61,12 @@ func (e *Elector) run(ctx context.Context) {
 		default:
 			e.setRoleLocked(RoleCandidate, "no holder known")
 		}
+		holder, vouch := e.vouchLocked(now)
 		e.mu.Unlock()
+		if vouch && e.holderAlive(ctx, holder) {
+			e.sleep(ctx, now.Add(e.cfg.RetryInterval))
+			continue
+		}
 
 		sent := e.now()
 		var rec Record
@@ -65,9 +75,18 @@ func (e *Elector) run(ctx context.Context) {
 			rec, err = e.lock.Acquire(ctx, e.self, e.cfg.Duration)
 			return err
 		})
+		if err == nil || errors.Is(err, ErrHeld) {
+			e.mu.Lock()
+			e.link.inherited = false // resolved: taken over, or somebody else holds the lease
+			e.mu.Unlock()
+		}
 		switch {
 		case err == nil:
-			e.lead(ctx, rec, sent, e.now())
+			reason := "lease acquired"
+			if rec.Resumed {
+				reason = "lease taken over from this node's previous process"
+			}
+			e.lead(ctx, acquisition{rec: rec, sent: sent, done: e.now(), reason: reason})
 		case aborted || ctx.Err() != nil:
 			// Eligibility changed or stopping: re-evaluate at once.
 			continue
@@ -132,4 +151,50 @@ func (e *Elector) sleep(ctx context.Context, until time.Time) {
 type followerCall struct {
 	cancel  context.CancelFunc // nil when no call is in flight
 	aborted bool               // cancel was called by an eligibility change
+}
+
+// vouchLocked reports whether this round may ask the holder over the link
+// instead of the storage: a standby that knows the holder, had no storage
+// error, was not nudged, and made a storage call within the last Duration.
+func (e *Elector) vouchLocked(now time.Time) (Record, bool) {
+	nudged := e.link.nudged
+	e.link.nudged = false
+	ok := e.cfg.HolderAlive != nil && !nudged && e.st.LastError == "" &&
+		e.st.HolderKnown && e.st.Holder.Holder != e.cfg.NodeName &&
+		!e.link.polled.IsZero() && now.Before(e.link.polled.Add(e.cfg.Duration))
+	return e.st.Holder, ok
+}
+
+// holderAlive asks Config.HolderAlive, bounded by RetryInterval.
+func (e *Elector) holderAlive(ctx context.Context, rec Record) bool {
+	ctx, cancel := context.WithTimeout(ctx, e.cfg.RetryInterval)
+	defer cancel()
+	return e.cfg.HolderAlive(ctx, rec)
+}
+
+// adoptLease carries out a handover on the target: the lease held under
+// req.from becomes ours (Changer.Adopt) and the node leads.
+func (e *Elector) adoptLease(ctx context.Context, req *adoptReq) {
+	ch := e.lock.(Changer) // checked by mayAdoptLocked
+	sent := e.now()
+	opCtx, cancel := context.WithTimeout(ctx, e.cfg.RenewInterval)
+	rec, err := ch.Adopt(opCtx, req.from, e.self, e.cfg.Duration)
+	cancel()
+	if err != nil {
+		if !errors.Is(err, ErrLost) {
+			e.noteErr("adopt", err)
+		}
+		req.err = err
+		close(req.done)
+		return
+	}
+	e.mu.Lock()
+	e.link.inherited = false
+	from := e.st.Holder.Holder
+	e.mu.Unlock()
+	reason := "lease handed over"
+	if from != "" {
+		reason += " by " + from
+	}
+	e.lead(ctx, acquisition{rec: rec, sent: sent, done: e.now(), reason: reason, adopt: req})
 }

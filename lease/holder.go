@@ -77,6 +77,13 @@ func (e *Elector) sawHolder(rec Record, held bool) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.noteOKLocked()
+	e.link.polled = e.now()
+	e.sawHolderLocked(rec, held)
+}
+
+// sawHolderLocked records a holder record, from the storage or pushed over
+// the link.
+func (e *Elector) sawHolderLocked(rec Record, held bool) {
 	// Without a holder the record is not kept (State.Holder stays zero), so
 	// only the term can change then.
 	if held != e.st.HolderKnown || rec.Term != e.st.Term || held && !sameHolder(rec, e.st.Holder) {

@@ -6,6 +6,7 @@ package lease
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -16,9 +17,10 @@ type renewResult struct {
 
 // lead holds the lease acquired at sent until it is lost, given up or the
 // Elector stops.
-func (e *Elector) lead(ctx context.Context, rec Record, sent, done time.Time) {
+func (e *Elector) lead(ctx context.Context, acq acquisition) {
+	sent := acq.sent
 	deadline := sent.Add(e.cfg.RenewDeadline)
-	if !e.becomeActive(rec, sent, done, deadline) {
+	if !e.becomeActive(acq, deadline) {
 		// Eligibility changed (or Stop) while the acquire was in flight:
 		// the node never served; give the lease back at once.
 		e.demote(ctx, "", true, nil, nil)
@@ -95,14 +97,36 @@ loop:
 	e.demote(ctx, reason, voluntary, inflight, cancelOp)
 }
 
+// acquisition is how the loop came to hold the lease: rec is the new
+// holder record, sent the send time of the call that took it (the deadline
+// counts from there), done when it answered.
+type acquisition struct {
+	rec        Record
+	sent, done time.Time
+	reason     string    // for the role change
+	adopt      *adoptReq // a handover to this node: answered once active (or not)
+}
+
 // becomeActive publishes the fence unless the node became ineligible while
-// acquiring.
-func (e *Elector) becomeActive(rec Record, sent, done, deadline time.Time) bool {
+// acquiring (for a handover: ineligible apart from the back-off).
+func (e *Elector) becomeActive(acq acquisition, deadline time.Time) (ok bool) {
+	rec, sent, done := acq.rec, acq.sent, acq.done
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.noteOKLocked()
 	e.st.Term = rec.Term
-	if _, _, passive := e.passiveRoleLocked(done); passive {
+	if acq.adopt != nil {
+		defer func() {
+			acq.adopt.rec = rec
+			if !ok {
+				acq.adopt.err = fmt.Errorf("%w: became ineligible while adopting", ErrNotEligible)
+			}
+			close(acq.adopt.done)
+		}()
+		if e.stopped || e.leaving != "" || !e.st.Healthy || e.st.Maintenance {
+			return false
+		}
+	} else if _, _, passive := e.passiveRoleLocked(done); passive {
 		return false
 	}
 	e.hold.held = true
@@ -111,9 +135,10 @@ func (e *Elector) becomeActive(rec Record, sent, done, deadline time.Time) bool 
 	e.st.Holder, e.st.HolderKnown = rec, true
 	e.st.ValidUntil = deadline
 	e.st.LastRenew, e.st.RenewLatency = done, done.Sub(sent)
-	e.setRoleLocked(RoleActive, "lease acquired")
+	e.st.BackoffUntil = time.Time{} // a handover may end this node's back-off
+	e.setRoleLocked(RoleActive, acq.reason)
 	e.publishLocked()
-	e.emit(Event{Kind: EventAcquired, Term: rec.Term, Latency: done.Sub(sent)})
+	e.emit(Event{Kind: EventAcquired, Term: rec.Term, Latency: done.Sub(sent), Holder: rec})
 	return true
 }
 
@@ -146,6 +171,9 @@ func (e *Elector) demote(ctx context.Context, reason string, voluntary bool, inf
 	e.hold.held = false
 	waiters := e.hold.waiters
 	e.hold.waiters = nil
+	handover := e.link.handover
+	e.link.handover = nil
+	term := e.st.Term
 	e.mu.Unlock()
 	if cancelRenew != nil {
 		cancelRenew()
@@ -161,9 +189,7 @@ func (e *Elector) demote(ctx context.Context, reason string, voluntary bool, inf
 			case <-rctx.Done():
 			}
 		}
-		if err := e.lock.Release(rctx); err != nil {
-			e.noteErr("release", err)
-		}
+		e.giveUp(rctx, handover, term)
 		cancel()
 	}
 
@@ -197,4 +223,29 @@ type leadership struct {
 	held    bool            // the loop holds the lease (the fence may already be off)
 	pending string          // a voluntary demotion requested while held; the first reason wins
 	waiters []chan struct{} // StepDown and Leave calls waiting for the demotion to finish
+}
+
+// giveUp gives the lease away on a voluntary demotion: to the target of a
+// handover when one is pending (Changer.Change), else, or when that fails,
+// by releasing it. Either call is made only after the lease ID is retired
+// (giveAway).
+func (e *Elector) giveUp(ctx context.Context, h *handoverReq, term uint64) {
+	if h != nil {
+		err := e.giveAway("change", func() error { return e.lock.(Changer).Change(ctx, h.to) })
+		if err == nil {
+			h.changed = true
+			e.emit(Event{Kind: EventHandedOver, Term: term})
+			return
+		}
+		h.err = err
+		e.noteErr("change", err)
+		if errors.Is(err, ErrLost) {
+			return // not ours any more: nothing to release
+		}
+	}
+	if err := e.giveAway("release", func() error { return e.lock.Release(ctx) }); err != nil {
+		e.noteErr("release", err)
+		return
+	}
+	e.emit(Event{Kind: EventReleased, Term: term})
 }

@@ -40,6 +40,8 @@ const (
 	Renew   Op = "renew"
 	Release Op = "release"
 	Read    Op = "read"
+	Change  Op = "change"
+	Adopt   Op = "adopt"
 )
 
 // Store is the shared lease state, like the blob in the storage service.
@@ -102,9 +104,16 @@ func (s *Store) clearLocked() {
 // only appears in error texts.
 func (s *Store) NewLock(name string) *Lock {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	s.nextID++
-	return &Lock{store: s, name: name, id: fmt.Sprintf("%s#%d", name, s.nextID), actions: map[Op]Action{}}
+	id := fmt.Sprintf("%s#%d", name, s.nextID)
+	s.mu.Unlock()
+	return s.NewLockID(name, id)
+}
+
+// NewLockID returns a new handle on the store with the given lease ID: a
+// process restarted with its predecessor's ID (see lease.Keyed).
+func (s *Store) NewLockID(name, id string) *Lock {
+	return &Lock{store: s, name: name, id: id, actions: map[Op]Action{}}
 }
 
 // Action is what one call does before (or instead of) reaching the store.
@@ -168,9 +177,9 @@ type Call struct {
 type Lock struct {
 	store *Store
 	name  string
-	id    string
 
 	mu       sync.Mutex
+	id       string
 	actions  map[Op]Action
 	script   []Step
 	scripted bool
@@ -178,10 +187,24 @@ type Lock struct {
 	calls    []Call
 }
 
-var _ lease.Lock = (*Lock)(nil)
+var _ lease.Changer = (*Lock)(nil)
 
 // ID returns the lock's lease ID.
-func (l *Lock) ID() string { return l.id }
+func (l *Lock) ID() string { return l.LeaseID() }
+
+// LeaseID implements lease.Keyed.
+func (l *Lock) LeaseID() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.id
+}
+
+// SetLeaseID implements lease.Keyed.
+func (l *Lock) SetLeaseID(id string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.id = id
+}
 
 // Set makes every later call of op behave as a (until changed again). It
 // is ignored while a script is active.
@@ -319,39 +342,48 @@ func (l *Lock) run(ctx context.Context, op Op, fn func() error) (err error) {
 // Acquire implements lease.Lock.
 func (l *Lock) Acquire(ctx context.Context, self lease.Record, d time.Duration) (lease.Record, error) {
 	var out lease.Record
+	id := l.LeaseID()
 	err := l.run(ctx, Acquire, func() error {
 		s := l.store
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		now := s.now()
-		if s.validLocked() && s.owner != l.id {
+		resumed := s.validLocked() && s.owner == id
+		if s.validLocked() && s.owner != id {
 			out = s.rec
 			return fmt.Errorf("acquire fake lease %s: %w (holder %s, term %d)", l.name, lease.ErrHeld, s.rec.Holder, s.rec.Term)
 		}
-		s.owner = l.id
-		s.rec = lease.Record{
-			Holder:       self.Holder,
-			AdvertiseURL: self.AdvertiseURL,
-			Term:         s.rec.Term + 1,
-			AcquiredAt:   now,
-			Expires:      now.Add(d),
-		}
+		s.grantLocked(id, self, now, d)
 		out = s.rec
-		if s.onGrant != nil {
-			s.onGrant(out)
-		}
+		out.Resumed = resumed
 		return nil
 	})
 	return out, err
 }
 
+// grantLocked makes id the holder with the next term.
+func (s *Store) grantLocked(id string, self lease.Record, now time.Time, d time.Duration) {
+	s.owner = id
+	s.rec = lease.Record{
+		Holder:       self.Holder,
+		AdvertiseURL: self.AdvertiseURL,
+		Term:         s.rec.Term + 1,
+		AcquiredAt:   now,
+		Expires:      now.Add(d),
+	}
+	if s.onGrant != nil {
+		s.onGrant(s.rec)
+	}
+}
+
 // Renew implements lease.Lock.
 func (l *Lock) Renew(ctx context.Context, d time.Duration) error {
+	id := l.LeaseID()
 	return l.run(ctx, Renew, func() error {
 		s := l.store
 		s.mu.Lock()
 		defer s.mu.Unlock()
-		if s.owner != l.id {
+		if s.owner != id {
 			return fmt.Errorf("renew fake lease %s: %w", l.name, lease.ErrLost)
 		}
 		s.rec.Expires = s.now().Add(d)
@@ -361,15 +393,61 @@ func (l *Lock) Renew(ctx context.Context, d time.Duration) error {
 
 // Release implements lease.Lock.
 func (l *Lock) Release(ctx context.Context) error {
+	return l.ReleaseID(ctx, l.LeaseID())
+}
+
+// ReleaseID implements lease.Changer (recorded as a Release call).
+func (l *Lock) ReleaseID(ctx context.Context, id string) error {
 	return l.run(ctx, Release, func() error {
 		s := l.store
 		s.mu.Lock()
 		defer s.mu.Unlock()
-		if s.owner == l.id {
+		if s.owner == id && id != "" {
 			s.clearLocked()
 		}
 		return nil
 	})
+}
+
+// Change implements lease.Changer: the lease held under this lock's ID
+// (valid or not, as long as nobody else took it) moves to the ID to.
+func (l *Lock) Change(ctx context.Context, to string) error {
+	id := l.LeaseID()
+	return l.run(ctx, Change, func() error {
+		s := l.store
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if s.owner != id {
+			return fmt.Errorf("change fake lease %s: %w", l.name, lease.ErrLost)
+		}
+		s.owner = to
+		return nil
+	})
+}
+
+// Adopt implements lease.Changer.
+func (l *Lock) Adopt(ctx context.Context, from string, self lease.Record, d time.Duration) (lease.Record, error) {
+	id := l.LeaseID()
+	var out lease.Record
+	err := l.run(ctx, Adopt, func() error {
+		s := l.store
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if from == "" || s.owner != from || !s.validLocked() {
+			return fmt.Errorf("adopt fake lease %s: %w", l.name, lease.ErrLost)
+		}
+		s.grantLocked(id, self, s.now(), d)
+		out = s.rec
+		return nil
+	})
+	return out, err
+}
+
+// Owner returns the lease ID that holds the lease ("" when released).
+func (s *Store) Owner() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.owner
 }
 
 // Read implements lease.Lock.
