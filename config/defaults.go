@@ -52,7 +52,7 @@ func stateDir(name string) string {
 		}
 		return filepath.Join(base, "baton", name)
 	}
-	return "/var/lib/baton/" + name
+	return filepath.Join("/var/lib/baton", name)
 }
 
 func setDur(d *Duration, written bool, v time.Duration) {
@@ -120,6 +120,17 @@ func (st *state) defaults(c *Config) {
 	setDur(&l.RetryInterval, st.has("lease", "retry_interval"), 1*time.Second)
 	setDur(&l.CandidacyBackoff, st.has("lease", "candidacy_backoff"), 10*time.Second)
 	setStr(&l.File.Path, DefaultLeaseFile())
+	if l.StateDir == "" {
+		if l.Backend == "file" {
+			l.StateDir = filepath.Dir(l.File.Path)
+		} else {
+			l.StateDir = stateDir("")
+		}
+	}
+	setDur(&c.Peer.Timeout, st.has("peer", "timeout"), 500*time.Millisecond)
+	if c.Peer.Peers == nil {
+		c.Peer.Peers = []string{}
+	}
 	az := &l.AzBlob
 	setStr(&az.Container, DefaultContainer)
 	setStr(&az.Blob, DefaultBlob)

@@ -38,6 +38,7 @@ func TestDefaults(t *testing.T) {
 			RetryInterval:    Duration(time.Second),
 			CandidacyBackoff: Duration(10 * time.Second),
 			File:             FileLease{Path: DefaultLeaseFile()},
+			StateDir:         stateDir(""),
 			AzBlob:           AzBlobLease{Container: "baton", Blob: "leader", Auth: "default", CallTimeout: Duration(2 * time.Second)},
 		},
 		Health: Health{
@@ -69,6 +70,7 @@ func TestDefaults(t *testing.T) {
 		},
 		Log:   Log{Level: "info", Format: "json"},
 		Hooks: Hooks{Timeout: Duration(30 * time.Second)},
+		Peer:  Peer{Timeout: Duration(500 * time.Millisecond), Peers: []string{}},
 		Runtime: Runtime{
 			GCPercent: DefaultGCPercent, GCPercentFrom: OriginDefault,
 			MemoryLimit: DefaultMemoryLimit, MemoryLimitBytes: mustSize(t, DefaultMemoryLimit), MemoryLimitFrom: OriginDefault,

@@ -122,6 +122,10 @@ func (st *state) templates(c *Config) {
 	st.template("probe.listen", &c.Probe.Listen)
 	st.template("admin.listen", &c.Admin.Listen)
 	st.template("drain.advertise_url", &c.Drain.AdvertiseURL)
+	st.template("peer.listen", &c.Peer.Listen)
+	for i := range c.Peer.Peers {
+		st.template("peer.peers["+strconv.Itoa(i)+"]", &c.Peer.Peers[i])
+	}
 	for i := range c.Health.Checks {
 		st.template("health.check["+strconv.Itoa(i)+"].address", &c.Health.Checks[i].Address)
 	}

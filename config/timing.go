@@ -51,6 +51,16 @@ type Timing struct {
 	// SafetyMargin is duration - renew_deadline: how long before the lease
 	// can pass to another node the old active has stopped serving.
 	SafetyMargin time.Duration
+	// HealthRise is how long a healthy backend takes to be declared healthy
+	// after start: (rise-1) × interval of the slowest required
+	// check.
+	HealthRise time.Duration
+	// RestartFailover ≈ HealthRise + retry_interval + lb_interval, after the
+	// service manager restarted a crashed process: it takes its own lease
+	// over instead of waiting for the expiry.
+	RestartFailover time.Duration
+	// Peers is the number of peers on the link; 0 means no link.
+	Peers int
 
 	Warnings []string
 }
@@ -80,12 +90,17 @@ func (c *Config) Timing() Timing {
 		if det := time.Duration(ch.Fall)*ch.Interval.D() + ch.Timeout.D(); det > t.HealthDetect || t.HealthCheck == "" {
 			t.HealthDetect, t.HealthCheck = det, ch.Name
 		}
+		t.HealthRise = max(t.HealthRise, time.Duration(max(ch.Rise-1, 0))*ch.Interval.D())
 	}
 	lbDown := t.LBInterval * time.Duration(max(t.LBThreshold, 1))
 	t.PlannedFailover = t.RetryInterval + t.LBInterval
 	t.CrashFailover = max(t.LeaseDuration+t.RetryInterval+t.LBInterval, lbDown)
 	if t.HealthCheck != "" {
 		t.UnhealthyFailover = t.HealthDetect + t.CallTimeout + t.RetryInterval + t.LBInterval
+	}
+	t.RestartFailover = t.HealthRise + t.RetryInterval + t.LBInterval
+	if c.Peer.Listen != "" {
+		t.Peers = len(c.Peer.Peers)
 	}
 	t.FenceAfter = t.RenewDeadline
 	t.SafetyMargin = t.LeaseDuration - t.RenewDeadline
@@ -152,6 +167,9 @@ func (c *Config) warnings(t Timing) []string {
 			add("drain.advertise_url %q is a loopback address: nodes on other machines cannot forward requests to it; set drain.advertise_url (for example \"http://{{ GetPrivateIP }}:80\").", c.Drain.AdvertiseURL)
 		}
 	}
+	if t.Peers > 0 && c.Peer.Timeout.D() >= t.RetryInterval {
+		add("peer.timeout %s is not shorter than lease.retry_interval (%s): a peer that does not answer delays a standby's next attempt.", c.Peer.Timeout, d(t.RetryInterval))
+	}
 	if c.Lease.Backend == "azblob" {
 		if u, err := url.Parse(c.Lease.AzBlob.AccountURL); err == nil && u.Scheme == "http" && !isLoopback(u.Hostname()) {
 			add("lease.azblob.account_url uses plain http to a remote host: storage traffic is not encrypted.")
@@ -187,13 +205,21 @@ func (t Timing) String() string {
 	row("")
 	row("expected worst-case failover")
 	row("  planned switchover", "≈ "+d(t.PlannedFailover), "retry_interval + lb_interval; no failed request")
-	row("  active process killed", "≈ "+d(t.CrashFailover), "duration + retry_interval + lb_interval")
+	row("  active process killed", "≈ "+d(t.CrashFailover), "duration + retry_interval + lb_interval (VM lost, or no restart)")
+	row("  active process restarted", "≈ restart + "+d(t.RestartFailover), "takes its own lease over: health rise + retry_interval + lb_interval")
 	if t.HealthCheck != "" {
 		row("  backend unhealthy", "≈ "+d(t.UnhealthyFailover), fmt.Sprintf("fall × interval + timeout (check %q) + release + retry_interval + lb_interval", t.HealthCheck))
 	} else {
 		row("  backend unhealthy", "never", "no required health check")
 	}
 	row("  frozen or cut-off active", d(t.FenceAfter), "serves no request this long after its last successful renew")
+	row("")
+	if t.Peers > 0 {
+		row("peer link", fmt.Sprintf("on, %d peer(s)", t.Peers), "a release is pushed (the standby acquires at once), an acquisition is pushed (held requests move on),")
+		row("", "", fmt.Sprintf("standbys read the lease every %s instead of every %s while the holder answers, step-down -to NODE", d(t.LeaseDuration), d(t.RetryInterval)))
+	} else {
+		row("peer link", "off", fmt.Sprintf("set [peer] for pushes, step-down -to NODE and standbys that read the lease every %s, not every %s", d(t.LeaseDuration), d(t.RetryInterval)))
+	}
 	tw.Flush()
 	if len(t.Warnings) > 0 {
 		b.WriteString("\nwarnings\n")

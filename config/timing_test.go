@@ -20,6 +20,7 @@ func TestTimingDefaults(t *testing.T) {
 		{"margin", tm.SafetyMargin, 5 * time.Second},
 		{"detect", tm.HealthDetect, 5 * time.Second},
 		{"call timeout", tm.CallTimeout, 2 * time.Second},
+		{"restart", tm.RestartFailover, 2*time.Second + time.Second + 5*time.Second},
 	}
 	for _, ch := range checks {
 		if ch.got != ch.want {
@@ -105,5 +106,24 @@ func TestTimingWarnings(t *testing.T) {
 				t.Errorf("table has no warnings section:\n%s", tm.String())
 			}
 		})
+	}
+}
+
+func TestTimingPeerLink(t *testing.T) {
+	c := mustLoad(t, "[lease]\nbackend = \"file\"\n[peer]\nlisten = \"127.0.0.1:8083\"\npeers = [\"127.0.0.2:8083\"]\nsecret_env = \"S\"\ntimeout = \"1s\"\n")
+	tm := c.Timing()
+	if tm.Peers != 1 {
+		t.Errorf("peers = %d", tm.Peers)
+	}
+	out := tm.String()
+	if !strings.Contains(out, "on, 1 peer(s)") || !strings.Contains(out, "step-down -to NODE") {
+		t.Errorf("table:\n%s", out)
+	}
+	found := false
+	for _, w := range tm.Warnings {
+		found = found || strings.Contains(w, "peer.timeout 1s is not shorter than lease.retry_interval")
+	}
+	if !found {
+		t.Errorf("no warning about the slow peer timeout: %q", tm.Warnings)
 	}
 }

@@ -20,6 +20,7 @@ type Config struct {
 	Drain   Drain   `toml:"drain"`
 	TLS     TLS     `toml:"tls"`
 	Log     Log     `toml:"log"`
+	Peer    Peer    `toml:"peer"`
 	Hooks   Hooks   `toml:"hooks"`
 	Runtime Runtime `toml:"runtime"` // keep last: Redacted appends to its table
 }
@@ -72,14 +73,19 @@ type Admin struct {
 }
 
 type Lease struct {
-	Backend          string      `toml:"backend"`           // "azblob" (default) | "file"
-	Duration         Duration    `toml:"duration"`          // default 15s, in [15s, 60s]
-	RenewInterval    Duration    `toml:"renew_interval"`    // default 3s
-	RenewDeadline    Duration    `toml:"renew_deadline"`    // default 10s
-	RetryInterval    Duration    `toml:"retry_interval"`    // default 1s
-	CandidacyBackoff Duration    `toml:"candidacy_backoff"` // default 10s
-	File             FileLease   `toml:"file"`
-	AzBlob           AzBlobLease `toml:"azblob"`
+	Backend          string   `toml:"backend"`           // "azblob" (default) | "file"
+	Duration         Duration `toml:"duration"`          // default 15s, in [15s, 60s]
+	RenewInterval    Duration `toml:"renew_interval"`    // default 3s
+	RenewDeadline    Duration `toml:"renew_deadline"`    // default 10s
+	RetryInterval    Duration `toml:"retry_interval"`    // default 1s
+	CandidacyBackoff Duration `toml:"candidacy_backoff"` // default 10s
+	// StateDir holds the instance lock and the lease ID that lets a
+	// restarted process take its predecessor's lease over. Default: the
+	// lease file's folder for the file backend, else /var/lib/baton
+	// (Windows: %ProgramData%\baton). Keep it on a local disk.
+	StateDir string      `toml:"state_dir"`
+	File     FileLease   `toml:"file"`
+	AzBlob   AzBlobLease `toml:"azblob"`
 }
 
 type FileLease struct {
@@ -238,3 +244,15 @@ type Duration time.Duration
 
 // D returns the value as a time.Duration.
 func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// Peer is the direct link between the nodes of a pair: pushes on release
+// and acquisition, a standby that asks the holder instead of the storage,
+// and step-down to a named node. Off unless listen is set; with the link
+// down a node behaves as without it.
+type Peer struct {
+	Listen     string   `toml:"listen"`      // "" (default): no link; go-sockaddr template allowed, e.g. "{{ GetPrivateIP }}:8083"
+	Peers      []string `toml:"peers"`       // the other nodes' peer addresses (host:port); templates allowed
+	SecretFile string   `toml:"secret_file"` // the shared secret, from a file ...
+	SecretEnv  string   `toml:"secret_env"`  // ... or an environment variable
+	Timeout    Duration `toml:"timeout"`     // default 500ms: bounds every call on the link
+}

@@ -77,6 +77,7 @@ func (st *state) validate(c *Config) {
 	st.validateLog(c)
 	st.validateHooks(c)
 	st.validateRuntime(c)
+	st.validatePeer(c)
 }
 
 func (st *state) validateHooks(c *Config) {
@@ -213,6 +214,7 @@ func (st *state) validateListen(c *Config) {
 		{"listen.https", c.Listen.HTTPS},
 		{"probe.listen", c.Probe.Listen},
 		{"admin.listen", c.Admin.Listen},
+		{"peer.listen", c.Peer.Listen},
 	} {
 		if l.v == "" {
 			if l.key == "probe.listen" || l.key == "admin.listen" {
