@@ -294,11 +294,14 @@ func (l *Link) broadcast(path string, msg pushMsg) {
 	}
 }
 
+// ErrUnknownPeer is returned by Handover for a name that is no peer.
+var ErrUnknownPeer = errors.New("peer: no such peer")
+
 // Handover returns the lease.Handover for a step-down to the named node.
 // An unknown name is an error that lists the known peers.
 func (l *Link) Handover(ctx context.Context, node string) (lease.Handover, error) {
 	if node == l.opts.NodeName {
-		return nil, fmt.Errorf("step-down to %q: that is this node", node)
+		return nil, fmt.Errorf("%w: %q is this node", ErrUnknownPeer, node)
 	}
 	addr, ok := l.addrOf(node)
 	if !ok {
@@ -306,7 +309,7 @@ func (l *Link) Handover(ctx context.Context, node string) (lease.Handover, error
 		addr, ok = l.addrOf(node)
 	}
 	if !ok {
-		return nil, fmt.Errorf("step-down to %q: no such peer (known: %s)", node, l.known())
+		return nil, fmt.Errorf("%w: %q (known: %s)", ErrUnknownPeer, node, l.known())
 	}
 	return &remoteHandover{l: l, addr: addr, node: node}, nil
 }
@@ -393,7 +396,7 @@ func (l *Link) call(ctx context.Context, addr, path string, in, out any) error {
 
 // HandoverTimeout bounds each of the two calls of a handover: the commit
 // waits for the target's storage calls.
-const HandoverTimeout = 10 * time.Second
+const HandoverTimeout = 5 * time.Second
 
 func (l *Link) callT(ctx context.Context, addr, path string, in, out any, timeout time.Duration) error {
 	body, err := json.Marshal(in)

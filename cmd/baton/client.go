@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"strings"
 	"text/tabwriter"
@@ -20,6 +21,7 @@ const defaultAdmin = "http://127.0.0.1:8082"
 type adminFlags struct {
 	url       string
 	tokenFile string
+	timeout   time.Duration // 0: 10s
 }
 
 func (a *adminFlags) register(fs interface {
@@ -38,7 +40,11 @@ func envOr(k, def string) string {
 
 // call performs one admin API request with a bounded timeout.
 func (a *adminFlags) call(method, path string) (int, []byte, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	timeout := a.timeout
+	if timeout == 0 {
+		timeout = 10 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, method, strings.TrimSuffix(a.url, "/")+path, nil)
 	if err != nil {
@@ -121,6 +127,17 @@ func printStatus(w io.Writer, st node.Status) {
 	fmt.Fprintf(tw, "backend\t%s\n", health)
 	fmt.Fprintf(tw, "requests\t%d in flight, %d served locally, %d forwarded, %d rejected\n",
 		st.Requests.InFlight, st.Requests.Local, st.Requests.Forwarded, st.Requests.Rejected)
+	for _, p := range st.Peers {
+		name := p.Node
+		if name == "" {
+			name = "?"
+		}
+		if p.Reachable {
+			fmt.Fprintf(tw, "peer\t%s at %s: reachable, %s term %d, rtt %.1f ms\n", name, p.Address, p.Role, p.Term, p.RTTMS)
+		} else {
+			fmt.Fprintf(tw, "peer\t%s at %s: unreachable (%s)\n", name, p.Address, p.LastError)
+		}
+	}
 	tw.Flush()
 }
 
@@ -128,10 +145,19 @@ func cmdStepDown(args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("step-down", stderr)
 	var a adminFlags
 	a.register(fs)
+	to := fs.String("to", "", "hand the role to this node (by node_name) over the peer link; exit 1 if it does not take it")
 	if err := fs.Parse(args); err != nil {
 		return exitUsage
 	}
-	return a.action(http.MethodPost, "/step-down", "step-down", stdout, stderr)
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "baton step-down: unexpected argument %q (did you mean -to %s?)\n", fs.Arg(0), fs.Arg(0))
+		return exitUsage
+	}
+	if *to == "" {
+		return a.action(http.MethodPost, "/step-down", "step-down", stdout, stderr)
+	}
+	a.timeout = 30 * time.Second // two peer calls and the storage calls of a handover
+	return a.action(http.MethodPost, "/step-down?to="+url.QueryEscape(*to), "step-down", stdout, stderr)
 }
 
 func cmdReload(args []string, stdout, stderr io.Writer) int {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/batonproxy/baton/healthcheck"
 	"github.com/batonproxy/baton/lease"
+	"github.com/batonproxy/baton/peer"
 )
 
 // Status is the JSON document of the admin API's /status, also decoded by
@@ -40,6 +41,7 @@ type Status struct {
 	Started  time.Time          `json:"started"`
 	Config   string             `json:"config_file,omitempty"`
 	LoadedAt time.Time          `json:"config_loaded_at"`
+	Peers    []peer.PeerStatus  `json:"peers,omitempty"` // the peer link, when configured
 }
 
 // Holder is the lease holder record as the node last saw it.
@@ -94,6 +96,9 @@ func (n *Node) Status() Status {
 	s.Requests.Local, s.Requests.Forwarded, s.Requests.Rejected = c.Local, c.Forwarded, c.Rejected
 	s.Requests.Upgraded = n.proxy.Upgraded()
 	s.Drain = n.drain.get()
+	if n.link != nil {
+		s.Peers = n.link.Peers()
+	}
 	return s
 }
 
@@ -115,7 +120,23 @@ func (n *Node) adminHandler() http.Handler {
 		}
 		writeJSON(w, http.StatusOK, res)
 	}))
-	mux.HandleFunc("POST /step-down", n.authorized(func(w http.ResponseWriter, _ *http.Request) {
+	mux.HandleFunc("POST /step-down", n.authorized(func(w http.ResponseWriter, r *http.Request) {
+		if to := r.URL.Query().Get("to"); to != "" {
+			rec, err := n.stepDownTo(r.Context(), to)
+			if err != nil {
+				code := http.StatusBadGateway
+				switch {
+				case errors.Is(err, lease.ErrNotActive):
+					code = http.StatusConflict
+				case errors.Is(err, errNoLink), errors.Is(err, peer.ErrUnknownPeer):
+					code = http.StatusBadRequest
+				}
+				writeJSON(w, code, map[string]string{"error": err.Error()})
+				return
+			}
+			writeJSON(w, http.StatusOK, map[string]any{"result": "handed over to " + rec.Holder, "node": rec.Holder, "term": rec.Term})
+			return
+		}
 		if err := n.elector.StepDown("step-down requested by operator"); err != nil {
 			code := http.StatusInternalServerError
 			if errors.Is(err, lease.ErrNotActive) {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/batonproxy/baton/healthcheck"
 	"github.com/batonproxy/baton/lease"
+	"github.com/batonproxy/baton/peer"
 	"github.com/batonproxy/baton/proxy"
 )
 
@@ -31,6 +32,8 @@ type metrics struct {
 	cutUpgraded   prometheus.Counter
 	checkDuration *prometheus.HistogramVec
 	checkFailures *prometheus.CounterVec
+	peerUp        *prometheus.GaugeVec
+	peerRTT       *prometheus.GaugeVec
 }
 
 const ns = "baton"
@@ -61,8 +64,12 @@ func newMetrics(n *Node) *metrics {
 		Help: "Duration of health check runs.", Buckets: []float64{.001, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5}}, []string{"check"})
 	m.checkFailures = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "health_check_failures_total",
 		Help: "Failed health check runs, by check and kind of failure."}, []string{"check", "reason"})
+	m.peerUp = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "peer_up",
+		Help: "1 if the peer answered its last hello on the peer link, else 0."}, []string{"peer"})
+	m.peerRTT = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "peer_rtt_seconds",
+		Help: "Round-trip time of the last successful hello to the peer."}, []string{"peer"})
 	for _, c := range []prometheus.Collector{m.acquisitions, m.losses, m.renewDuration, m.renewFailures, rd,
-		m.drains, m.cutRequests, m.cutUpgraded, m.checkDuration, m.checkFailures} {
+		m.drains, m.cutRequests, m.cutUpgraded, m.checkDuration, m.checkFailures, m.peerUp, m.peerRTT} {
 		f(c)
 	}
 	f(collectors.NewGoCollector())
@@ -88,6 +95,17 @@ func (m *metrics) onLeaseEvent(ev lease.Event) {
 	case lease.EventDemoted:
 		m.losses.WithLabelValues(reasonClass(ev.Reason)).Inc()
 	}
+}
+
+// onPeer records the last hello to a peer (the label is its configured
+// address: bounded by the configuration).
+func (m *metrics) onPeer(p peer.PeerStatus) {
+	up := 0.0
+	if p.Reachable {
+		up = 1
+		m.peerRTT.WithLabelValues(p.Address).Set(p.RTT.Seconds())
+	}
+	m.peerUp.WithLabelValues(p.Address).Set(up)
 }
 
 // onCheckResult feeds the health check histograms; it runs on the

@@ -21,7 +21,9 @@ import (
 
 	"github.com/batonproxy/baton/config"
 	"github.com/batonproxy/baton/healthcheck"
+	"github.com/batonproxy/baton/internal/instance"
 	"github.com/batonproxy/baton/lease"
+	"github.com/batonproxy/baton/peer"
 	"github.com/batonproxy/baton/proxy"
 )
 
@@ -37,6 +39,8 @@ type Node struct {
 	loadedAt atomic.Pointer[time.Time]
 
 	lock     lease.Lock
+	inst     *instance.Lock // this configuration's host instance lock; nil once closed
+	link     *peer.Link     // nil without [peer]
 	elector  *lease.Elector
 	mon      atomic.Pointer[healthcheck.Monitor]
 	monSwap  chan struct{} // signalled when a reload replaced the monitor
@@ -70,6 +74,19 @@ type boundListener struct {
 // so that a port in use is reported before anything starts. Close releases
 // the listeners if Run is never called.
 func New(cfg *config.Config, log *zap.Logger, version string) (*Node, error) {
+	n, err := build(cfg, log, version)
+	if err != nil {
+		if n != nil {
+			n.Close()
+		}
+		return nil, err
+	}
+	return n, nil
+}
+
+// build is New without the clean-up: on error it may return a partly
+// built node for Close.
+func build(cfg *config.Config, log *zap.Logger, version string) (*Node, error) {
 	n := &Node{cfg: cfg, log: log, version: version, started: time.Now(), ready: make(chan struct{}),
 		monSwap: make(chan struct{}, 1)}
 	n.live.Store(cfg)
@@ -79,9 +96,9 @@ func New(cfg *config.Config, log *zap.Logger, version string) (*Node, error) {
 	n.metrics = newMetrics(n)
 	var err error
 	if n.lock, err = newLock(cfg, log); err != nil {
-		return nil, err
+		return n, err
 	}
-	n.elector, err = lease.NewElector(n.lock, lease.Config{
+	ec := lease.Config{
 		NodeName:         cfg.NodeName,
 		AdvertiseURL:     cfg.Drain.AdvertiseURL,
 		Duration:         cfg.Lease.Duration.D(),
@@ -89,19 +106,33 @@ func New(cfg *config.Config, log *zap.Logger, version string) (*Node, error) {
 		RenewDeadline:    cfg.Lease.RenewDeadline.D(),
 		RetryInterval:    cfg.Lease.RetryInterval.D(),
 		CandidacyBackoff: cfg.Lease.CandidacyBackoff.D(),
-		OnEvent:          n.metrics.onLeaseEvent,
-	}, log)
+		OnEvent:          n.onLeaseEvent,
+	}
+	if n.inst, err = takeInstance(cfg, n.lock, &ec); err != nil {
+		return n, err
+	}
+	if n.link, err = newLink(cfg, n, log); err != nil {
+		return n, err
+	}
+	if n.link != nil {
+		ec.HolderAlive = n.link.HolderAlive
+	}
+	if ec.Inherited {
+		log.Info("found this node's lease id from an earlier process: taking its lease over if it is still held",
+			zap.String("state_dir", cfg.Lease.StateDir))
+	}
+	n.elector, err = lease.NewElector(n.lock, ec, log)
 	if err != nil {
-		return nil, err
+		return n, err
 	}
 	mon, err := newMonitor(cfg, n.metrics, false, log)
 	if err != nil {
-		return nil, err
+		return n, err
 	}
 	n.mon.Store(mon)
 	backend, err := url.Parse(cfg.Backend.URL)
 	if err != nil {
-		return nil, fmt.Errorf("backend.url: %w", err)
+		return n, fmt.Errorf("backend.url: %w", err)
 	}
 	n.proxy, err = proxy.New(proxy.Options{
 		Backend:               backend,
@@ -120,24 +151,23 @@ func New(cfg *config.Config, log *zap.Logger, version string) (*Node, error) {
 		OnDuration:            n.metrics.onDuration,
 	}, log)
 	if err != nil {
-		return nil, err
+		return n, err
 	}
 	if cfg.Listen.HTTPS != "" {
 		if n.tls, err = newTLS(cfg, log); err != nil {
-			return nil, err
+			return n, err
 		}
 	}
 	tok, err := readToken(cfg)
 	if err != nil {
-		return nil, err
+		return n, err
 	}
 	n.token.Store(&tok)
 	if cfg.Log.Access {
 		n.proxy.SetAccessLog(log.Named("access"))
 	}
 	if err := n.bind(); err != nil {
-		n.Close()
-		return nil, err
+		return n, err
 	}
 	return n, nil
 }
@@ -154,6 +184,9 @@ func (n *Node) bind() error {
 		main      bool
 	}
 	wants := []want{{"admin.listen", n.cfg.Admin.Listen, n.adminHandler(), false}}
+	if n.link != nil {
+		wants = append(wants, want{"peer.listen", n.cfg.Peer.Listen, n.link.Handler(), false})
+	}
 	if n.cfg.Probe.Mode == "tcp" {
 		// Checked now so a port in use is reported at start; the TCP probe
 		// listener is open only while the node is up (see tcpProbe).
@@ -215,13 +248,27 @@ func (n *Node) Addr(key string) string {
 // round of health checks ran (for service managers' readiness).
 func (n *Node) Ready() <-chan struct{} { return n.ready }
 
-// Close releases the listeners of a node that was never run.
+// Close releases the listeners and the instance lock of a node that was
+// never run.
 func (n *Node) Close() {
 	for _, l := range n.listeners {
 		l.ln.Close()
 	}
 	if n.proxy != nil {
 		n.proxy.Close()
+	}
+	n.closeInstance()
+}
+
+// closeInstance stops the peer link and releases the instance lock, last
+// of all: another process of this configuration may start from here on.
+func (n *Node) closeInstance() {
+	if n.link != nil {
+		n.link.Close()
+	}
+	if n.inst != nil {
+		n.inst.Close()
+		n.inst = nil
 	}
 }
 
@@ -239,6 +286,9 @@ func (n *Node) Run(ctx context.Context) error {
 
 	n.monitor().Start(runCtx)
 	n.elector.Start(runCtx)
+	if n.link != nil {
+		n.link.Start()
+	}
 	if n.tls != nil {
 		if err := n.tls.start(runCtx); err != nil {
 			n.log.Error("certificate management failed to start", zap.Error(err))
@@ -361,6 +411,7 @@ func (n *Node) shutdown() {
 	}
 	n.monitor().Stop()
 	n.hooks.wait()
+	n.closeInstance()
 	n.log.Info("stopped", zap.Duration("took", time.Since(stopAt).Round(time.Millisecond)))
 }
 
