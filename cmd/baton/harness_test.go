@@ -104,6 +104,7 @@ type nodeOpts struct {
 	extra       string // appended TOML
 	exitDelay   string // drain.exit_delay; default "500ms"
 	backoff     string // lease.candidacy_backoff; default "2s"
+	retry       string // lease.retry_interval; default "500ms"
 }
 
 // nodeConfig is the TOML for a test node: fast timings within the contract.
@@ -132,7 +133,7 @@ token_file = %[8]q
 duration = "15s"
 renew_interval = "1s"
 renew_deadline = "5s"
-retry_interval = "500ms"
+retry_interval = %[13]q
 candidacy_backoff = %[12]q
 %[9]s[[health.check]]
 name = "app"
@@ -147,7 +148,7 @@ timeout = "3s"
 exit_delay = %[11]q
 [log]
 level = "debug"
-%[7]s`, name, n.http, o.backendPort, n.probe, n.admin, o.leaseFile, o.extra, o.tokenFile, leaseCfg, httpsLine, cmp.Or(o.exitDelay, "500ms"), cmp.Or(o.backoff, "2s"))
+%[7]s`, name, n.http, o.backendPort, n.probe, n.admin, o.leaseFile, o.extra, o.tokenFile, leaseCfg, httpsLine, cmp.Or(o.exitDelay, "500ms"), cmp.Or(o.backoff, "2s"), cmp.Or(o.retry, "500ms"))
 }
 
 func startNode(t *testing.T, name string, o nodeOpts) *batonNode {

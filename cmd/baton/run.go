@@ -35,7 +35,7 @@ Usage:
   baton run          [-config FILE]        run the node in the foreground
   baton check-config [-config FILE]        validate, print the effective config and the timing contract
   baton status       [-admin URL] [-json]  role, term, holder, lease time left, backend health
-  baton step-down    [-admin URL] [-to NODE]  planned switchover away from this node (-to: to that node, over the peer link)
+  baton step-down    [-admin URL] [-to N]  planned switchover away from this node (-to N: to node N)
   baton maintenance  on|off [-admin URL]   hold this node out of candidacy
   baton reload       [-admin URL]          re-read the config file (same as SIGHUP)
   baton version
