@@ -29,7 +29,7 @@ func main() { os.Exit(run()) }
 type nodeProc struct {
 	name, app            string
 	appPort, http, probe int
-	admin                int
+	admin, peer          int
 	appCmd, batonCmd     *exec.Cmd
 }
 
@@ -71,22 +71,27 @@ func demo(ctx context.Context) error {
 	if err := os.WriteFile(token, []byte("demo-token\n"), 0o600); err != nil {
 		return err
 	}
+	secret := filepath.Join(dir, "peer.secret")
+	if err := os.WriteFile(secret, []byte("demo-peer-secret\n"), 0o600); err != nil {
+		return err
+	}
 	ports, err := freeport.Ports(10)
 	if err != nil {
 		return err
 	}
-	a := &nodeProc{name: "node-a", app: "app-a", appPort: ports[0], http: ports[1], probe: ports[2], admin: ports[3]}
-	b := &nodeProc{name: "node-b", app: "app-b", appPort: ports[4], http: ports[5], probe: ports[6], admin: ports[7]}
+	a := &nodeProc{name: "node-a", app: "app-a", appPort: ports[0], http: ports[1], probe: ports[2], admin: ports[3], peer: ports[8]}
+	b := &nodeProc{name: "node-b", app: "app-b", appPort: ports[4], http: ports[5], probe: ports[6], admin: ports[7], peer: ports[9]}
 	nodes := []*nodeProc{a, b}
 
 	say("baton demo: two VMs simulated on this host; logs and configs in %s", dir)
 	say("each 'VM' runs the stateful demo app (visit counter kept in memory) and a baton node in front of it;")
-	say("the nodes compete for one lease (a file here, an Azure blob in production) and only its holder serves")
+	say("the nodes compete for one lease (a file here, an Azure blob in production) and only its holder serves;")
+	say("they also talk over an authenticated peer link, which makes handovers immediate")
 	for _, n := range nodes {
 		if n.appCmd, err = startApp(n); err != nil {
 			return err
 		}
-		if err := writeConfig(n, token); err != nil {
+		if err := writeConfig(n, other(nodes, n), token, secret); err != nil {
 			return err
 		}
 	}
@@ -139,34 +144,52 @@ func demo(ctx context.Context) error {
 
 	waitBackoff(ctx, active)
 
-	say("--- planned switchover: `baton step-down` on %s ---", newActive.name)
+	say("--- planned switchover: `baton step-down -to %s` on %s ---", active.name, newActive.name)
 	t0 = time.Now()
-	out, _ := exec.Command(bin+"/baton", "step-down", "-admin", fmt.Sprintf("http://127.0.0.1:%d", newActive.admin), "-token-file", token).CombinedOutput()
+	out, _ := exec.Command(bin+"/baton", "step-down", "-to", active.name, "-admin", fmt.Sprintf("http://127.0.0.1:%d", newActive.admin), "-token-file", token).CombinedOutput()
+	took := time.Since(t0)
 	say("baton step-down: %s", strings.Join(strings.Fields(string(out)), " "))
 	back, err := waitActive(ctx, nodes, newActive, 20*time.Second)
 	if err != nil {
 		return err
 	}
-	say("%s is active again %.1fs after the step-down", back.name, time.Since(t0).Seconds())
+	say("%s is active %.0f ms after the command started: the lease moved straight to it (never free) over the peer link", back.name, float64(took.Microseconds())/1000)
 	showProbes(nodes)
 	request(client, back)
-	waitBackoff(ctx, newActive)
+	request(client, back)
 
-	say("--- stopping %s with SIGTERM: its probe turns 503 at once and it releases the lease ---", back.name)
-	back.batonCmd.Process.Signal(syscall.SIGTERM)
+	say("--- crash: `kill -9` of %s's baton process, restarted 1s later (as systemd's Restart=on-failure would) ---", back.name)
+	syscall.Kill(-back.batonCmd.Process.Pid, syscall.SIGKILL)
+	t0 = time.Now()
+	time.Sleep(time.Second)
+	if back.batonCmd, err = spawn(back.name, bin+"/baton", "run", "-config", filepath.Join(dir, back.name+".toml")); err != nil {
+		return err
+	}
+	again, err := waitActive(ctx, nodes, nil, 20*time.Second)
+	if err != nil {
+		return err
+	}
+	say("%s is active %.1fs after the kill: the new process proved its predecessor dead (host instance lock) and", again.name, time.Since(t0).Seconds())
+	say("took over the lease it left behind, instead of waiting 15s for it to expire; the app never stopped,")
+	say("so the session in its memory survives (watch the visit counter):")
+	request(client, again)
+	status(again)
+
+	say("--- stopping %s with SIGTERM: its probe turns 503 at once, it releases the lease and tells its peer ---", again.name)
+	again.batonCmd.Process.Signal(syscall.SIGTERM)
 	t0 = time.Now()
 	for time.Since(t0) < 2*time.Second {
-		if code, _ := probe(back); code == http.StatusServiceUnavailable {
-			say("%s probe answered 503 %.0f ms after SIGTERM", back.name, float64(time.Since(t0).Microseconds())/1000)
+		if code, _ := probe(again); code == http.StatusServiceUnavailable {
+			say("%s probe answered 503 %.0f ms after SIGTERM", again.name, float64(time.Since(t0).Microseconds())/1000)
 			break
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	last, err := waitActive(ctx, nodes, back, 20*time.Second)
+	last, err := waitActive(ctx, nodes, again, 20*time.Second)
 	if err != nil {
 		return err
 	}
-	say("%s took over %.1fs after the SIGTERM", last.name, time.Since(t0).Seconds())
+	say("%s took over %.0f ms after the SIGTERM", last.name, float64(time.Since(t0).Microseconds())/1000)
 	status(last)
 	say("demo finished: stopping everything")
 	return nil
@@ -179,7 +202,7 @@ func other(nodes []*nodeProc, n *nodeProc) *nodeProc {
 	return nodes[0]
 }
 
-func writeConfig(n *nodeProc, token string) error {
+func writeConfig(n, peer *nodeProc, token, secret string) error {
 	cfg := fmt.Sprintf(`# baton demo config for %[1]s (generated by make demo)
 node_name = %[1]q
 [listen]
@@ -212,9 +235,13 @@ fall = 2
 [drain]
 timeout = "5s"
 exit_delay = "1s"
+[peer]
+listen = "127.0.0.1:%[8]d"
+peers = ["127.0.0.1:%[9]d"]
+secret_file = %[10]q
 [log]
 format = "console"
-`, n.name, n.http, n.appPort, n.probe, n.admin, token, filepath.Join(dir, "lease.json"))
+`, n.name, n.http, n.appPort, n.probe, n.admin, token, filepath.Join(dir, "lease.json"), n.peer, peer.peer, secret)
 	return os.WriteFile(filepath.Join(dir, n.name+".toml"), []byte(cfg), 0o600)
 }
 
