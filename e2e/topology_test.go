@@ -108,13 +108,16 @@ type batonNode struct {
 	*proc
 	name, ip           string
 	http, probe, admin int
+	peer               int // peer.listen port; 0: no peer link
 	configPath         string
 	env                []string
 }
 
 // nodeConfig is a test node's TOML: the brief's timing, the azblob lease
 // with its connection string in an environment variable.
-func nodeConfig(n *batonNode, a *app, accountURL, tokenFile string, lb time.Duration) string {
+// stateDir is the node's lease.state_dir and peerTOML its [peer] table
+// ("" for none).
+func nodeConfig(n *batonNode, a *app, accountURL, tokenFile, stateDir, peerTOML string, lb time.Duration) string {
 	return fmt.Sprintf(`node_name = %[1]q
 [listen]
 http = "%[2]s:%[3]d"
@@ -134,6 +137,7 @@ renew_interval = %[11]q
 renew_deadline = %[12]q
 retry_interval = %[13]q
 candidacy_backoff = %[14]q
+state_dir = %[23]q
 [lease.azblob]
 account_url = %[15]q
 container = "baton"
@@ -155,24 +159,52 @@ exit_delay = %[22]q
 advertise_url = "http://%[2]s:%[3]d"
 [log]
 level = "info"
-`, n.name, n.ip, n.http, a.ip, a.port, n.probe, n.admin, lb.String(), tokenFile,
+%[24]s`, n.name, n.ip, n.http, a.ip, a.port, n.probe, n.admin, lb.String(), tokenFile,
 		leaseDuration.String(), renewInterval.String(), renewDeadline.String(), retryInterval.String(), backoff.String(),
 		accountURL, storageEnvName, callTimeout.String(),
 		checkInterval.String(), checkTimeout.String(), checkFall,
-		drainTimeout.String(), exitDelay(lb).String())
+		drainTimeout.String(), exitDelay(lb).String(), stateDir, peerTOML)
 }
 
-func startNode(t *testing.T, name, ip string, a *app, accountURL, connString, tokenFile string, lb time.Duration) *batonNode {
-	t.Helper()
+// newNode picks a node's ports; with link, also a peer port.
+func newNode(t *testing.T, name, ip string, link bool) *batonNode {
 	n := &batonNode{name: name, ip: ip, http: freePort(t, ip), probe: freePort(t, ip), admin: freePort(t, ip)}
-	n.configPath = filepath.Join(t.TempDir(), name+".toml")
-	if err := os.WriteFile(n.configPath, []byte(nodeConfig(n, a, accountURL, tokenFile, lb)), 0o600); err != nil {
+	if link {
+		n.peer = freePort(t, ip)
+	}
+	return n
+}
+
+// startNode writes n's configuration (with [peer] towards peer when both
+// have a peer port) and starts it.
+func startNode(t *testing.T, n, peer *batonNode, a *app, accountURL, connString, tokenFile string, lb time.Duration) *batonNode {
+	t.Helper()
+	dir := t.TempDir()
+	n.configPath = filepath.Join(dir, n.name+".toml")
+	peerTOML := ""
+	if n.peer != 0 && peer != nil && peer.peer != 0 {
+		secret := filepath.Join(dir, "peer-secret")
+		if err := os.WriteFile(secret, []byte("e2e-peer-secret\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		peerTOML = fmt.Sprintf("[peer]\nlisten = \"%s:%d\"\npeers = [\"%s:%d\"]\nsecret_file = %q\ntimeout = \"300ms\"\n",
+			n.ip, n.peer, peer.ip, peer.peer, secret)
+	}
+	cfg := nodeConfig(n, a, accountURL, tokenFile, filepath.Join(dir, "state"), peerTOML, lb)
+	if err := os.WriteFile(n.configPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	n.env = []string{storageEnvName + "=" + connString}
-	n.proc = startProc(t, name, n.env, false, bin("baton"), "run", "-config", n.configPath)
-	waitHTTP(t, n.adminURL()+"/healthz", 10*time.Second)
+	n.restart(t)
 	return n
+}
+
+// restart starts the node's process (again) on its configuration: the same
+// ports, state directory and lease ID.
+func (n *batonNode) restart(t *testing.T) {
+	t.Helper()
+	n.proc = startProc(t, n.name, n.env, false, bin("baton"), "run", "-config", n.configPath)
+	waitHTTP(t, n.adminURL()+"/healthz", 10*time.Second)
 }
 
 func (n *batonNode) adminURL() string { return fmt.Sprintf("http://%s:%d", n.ip, n.admin) }
@@ -287,6 +319,7 @@ type topology struct {
 
 type topoOpts struct {
 	delayProxy bool // put an azuritetest.DelayProxy between the nodes and Azurite
+	peerLink   bool // the nodes talk over the peer link
 }
 
 func startTopology(t *testing.T, o topoOpts) *topology {
@@ -310,9 +343,10 @@ func startTopology(t *testing.T, o topoOpts) *topology {
 		cs = strings.Replace(cs, top.az.URL, accountURL, 1)
 	}
 	top.appA, top.appB = startApp(t, "app-a", "127.0.0.2"), startApp(t, "app-b", "127.0.0.3")
-	top.a = startNode(t, "node-a", "127.0.0.2", top.appA, accountURL, cs, top.token, top.lbInt)
+	a, b := newNode(t, "node-a", "127.0.0.2", o.peerLink), newNode(t, "node-b", "127.0.0.3", o.peerLink)
+	top.a = startNode(t, a, b, top.appA, accountURL, cs, top.token, top.lbInt)
 	top.a.waitProbe(t, 200, "active", 20*time.Second)
-	top.b = startNode(t, "node-b", "127.0.0.3", top.appB, accountURL, cs, top.token, top.lbInt)
+	top.b = startNode(t, b, a, top.appB, accountURL, cs, top.token, top.lbInt)
 	top.b.waitProbe(t, 503, "standby", 20*time.Second)
 	top.lb = startHAProxy(t, top.lbInt, []lbServer{
 		{Name: "node-a", Addr: top.a.addr(), ProbePort: top.a.probe},
