@@ -100,23 +100,23 @@ import (
 	azlease "github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/lease"
 	"go.uber.org/zap"
 
-	"github.com/batonproxy/baton/lease/azclient"
+	"github.com/batonproxy/baton/internal/azure"
 )
 
 // Auth modes of AzBlobOptions.Auth.
 const (
-	AzBlobAuthDefault          = azclient.AuthDefault
-	AzBlobAuthManagedIdentity  = azclient.AuthManagedIdentity
-	AzBlobAuthConnectionString = azclient.AuthConnectionString
-	AzBlobAuthSharedKey        = azclient.AuthSharedKey
-	AzBlobAuthSAS              = azclient.AuthSAS
+	AzBlobAuthDefault          = azure.AuthDefault
+	AzBlobAuthManagedIdentity  = azure.AuthManagedIdentity
+	AzBlobAuthConnectionString = azure.AuthConnectionString
+	AzBlobAuthSharedKey        = azure.AuthSharedKey
+	AzBlobAuthSAS              = azure.AuthSAS
 )
 
 // Bounds of an Azure blob lease and the defaults of AzBlobOptions.
 const (
 	AzBlobMinLease           = 15 * time.Second
 	AzBlobMaxLease           = 60 * time.Second
-	DefaultAzBlobCallTimeout = azclient.DefaultCallTimeout
+	DefaultAzBlobCallTimeout = azure.DefaultCallTimeout
 )
 
 // Metadata keys of the holder record. Azure stores them as sent, but Go's
@@ -130,11 +130,11 @@ const (
 )
 
 // AzBlobOptions configures NewAzBlobLock: the storage account and its
-// authentication (azclient.Options: secret fields hold the secret values
+// authentication (azure.Options: secret fields hold the secret values
 // themselves, already read from a file or the environment by the caller;
 // they never appear in logs or errors), and the blob that holds the lease.
 type AzBlobOptions struct {
-	azclient.Options
+	azure.Options
 	Container string
 	Blob      string
 }
@@ -145,7 +145,7 @@ type AzBlobLock struct {
 	log      *zap.Logger
 	name     string // "container/blob", for errors
 	opts     AzBlobOptions
-	cls      *azclient.Classifier
+	cls      *azure.Classifier
 	cont     *container.Client
 	blob     *blockblob.Client
 	lease    *azlease.BlobClient
@@ -177,7 +177,7 @@ func NewAzBlobLock(o AzBlobOptions, log *zap.Logger) (*AzBlobLock, error) {
 		name: o.Container + "/" + o.Blob,
 		opts: o,
 	}
-	l.cls = azclient.NewClassifier(o.clientOptions(), o.Container, ErrConfig)
+	l.cls = azure.NewClassifier(o.clientOptions(), o.Container, azure.Kinds{Config: ErrConfig})
 	if err := l.build(); err != nil {
 		return nil, l.redact(fmt.Errorf("azblob lease %s: %w", l.name, err))
 	}
@@ -189,17 +189,17 @@ func configErr(format string, args ...any) error {
 }
 
 // clientOptions returns the storage account part of o.
-func (o AzBlobOptions) clientOptions() azclient.Options { return o.Options }
+func (o AzBlobOptions) clientOptions() azure.Options { return o.Options }
 
 func (l *AzBlobLock) build() error {
 	o := l.opts
-	if err := azclient.CheckContainerName(o.Container); err != nil {
+	if err := azure.CheckContainerName(o.Container); err != nil {
 		return configErr("%s", err)
 	}
 	if len(o.Blob) > 1024 {
 		return configErr("blob name is longer than 1024 characters")
 	}
-	client, err := azclient.New(o.clientOptions())
+	client, err := azure.NewClient(o.clientOptions())
 	if err != nil {
 		// All of New's errors are about the options.
 		return configErr("%s", err)
@@ -215,7 +215,7 @@ func (l *AzBlobLock) build() error {
 }
 
 // accountNameFromURL returns the storage account name of an account URL.
-func accountNameFromURL(s string) string { return azclient.AccountNameFromURL(s) }
+func accountNameFromURL(s string) string { return azure.AccountNameFromURL(s) }
 
 // LeaseID returns this lock's lease ID (for logs and tests; it is not a
 // secret but grants nothing without storage credentials).
@@ -224,7 +224,7 @@ func (l *AzBlobLock) LeaseID() string { return *l.lease.LeaseID() }
 // bound gives ctx a deadline when it has none, so that no call is unbounded
 // even if a caller forgets one: all tries and back-offs of one call.
 func (l *AzBlobLock) bound(ctx context.Context) (context.Context, context.CancelFunc) {
-	return azclient.Bound(ctx, l.opts.CallTimeout)
+	return azure.Bound(ctx, l.opts.CallTimeout)
 }
 
 func leaseSeconds(d time.Duration) (int32, error) {
@@ -253,7 +253,7 @@ func (l *AzBlobLock) Acquire(ctx context.Context, self Record, d time.Duration) 
 	for attempt := 0; ; attempt++ {
 		props, err := l.blob.GetProperties(ctx, nil)
 		switch {
-		case azclient.IsNotFound(err) && attempt == 0:
+		case azure.IsNotFound(err) && attempt == 0:
 			if err := l.ensure(ctx); err != nil {
 				return Record{}, err
 			}
@@ -274,8 +274,8 @@ func (l *AzBlobLock) Acquire(ctx context.Context, self Record, d time.Duration) 
 		if err == nil {
 			break
 		}
-		switch code := azclient.ErrorCode(err); {
-		case azclient.IsNotFound(err) && attempt == 0:
+		switch code := azure.ErrorCode(err); {
+		case azure.IsNotFound(err) && attempt == 0:
 			// Deleted between the read and the acquire: recreate once.
 			if err := l.ensure(ctx); err != nil {
 				return Record{}, err
@@ -342,11 +342,11 @@ func (l *AzBlobLock) recordAcquisition(ctx context.Context, self Record) (Record
 // missing. Both creations are idempotent and safe when nodes race.
 func (l *AzBlobLock) ensure(ctx context.Context) error {
 	_, err := l.cont.Create(ctx, nil)
-	switch code := azclient.ErrorCode(err); {
+	switch code := azure.ErrorCode(err); {
 	case err == nil:
 		l.log.Info("created lease container")
 	case code == "ContainerAlreadyExists":
-	case azclient.IsAuthError(err):
+	case azure.IsAuthError(err):
 		return fmt.Errorf("create container %s: %s; create it up front (az storage container create) or allow this identity to: %w",
 			l.opts.Container, l.describe(err), ErrConfig)
 	default:
@@ -357,7 +357,7 @@ func (l *AzBlobLock) ensure(ctx context.Context) error {
 			ModifiedAccessConditions: &blob.ModifiedAccessConditions{IfNoneMatch: to(azcore.ETagAny)},
 		},
 	})
-	switch code := azclient.ErrorCode(err); {
+	switch code := azure.ErrorCode(err); {
 	case err == nil:
 		l.log.Info("created lease blob")
 	case code == "BlobAlreadyExists", code == "ConditionNotMet", code == "LeaseIdMissing",
@@ -382,12 +382,12 @@ func (l *AzBlobLock) Renew(ctx context.Context, d time.Duration) error {
 	ctx, cancel := l.bound(ctx)
 	defer cancel()
 	_, err = l.lease.RenewLease(ctx, nil)
-	switch code := azclient.ErrorCode(err); {
+	switch code := azure.ErrorCode(err); {
 	case err == nil:
 		return nil
 	case code == "LeaseIdMismatchWithLeaseOperation", code == "LeaseNotPresentWithLeaseOperation",
 		code == "LeaseLost", code == "LeaseIsBrokenAndCannotBeRenewed", code == "LeaseIdMissing",
-		azclient.IsNotFound(err):
+		azure.IsNotFound(err):
 		return fmt.Errorf("renew lease %s: %s: %w", l.name, l.describe(err), ErrLost)
 	default:
 		return l.wrap("renew lease", err)
@@ -400,12 +400,12 @@ func (l *AzBlobLock) Release(ctx context.Context) error {
 	ctx, cancel := l.bound(ctx)
 	defer cancel()
 	_, err := l.lease.ReleaseLease(ctx, nil)
-	switch code := azclient.ErrorCode(err); {
+	switch code := azure.ErrorCode(err); {
 	case err == nil:
 		l.leaseSec.Store(0)
 		return nil
 	case code == "LeaseIdMismatchWithLeaseOperation", code == "LeaseNotPresentWithLeaseOperation",
-		code == "LeaseLost", azclient.IsNotFound(err):
+		code == "LeaseLost", azure.IsNotFound(err):
 		return nil
 	default:
 		return l.wrap("release lease", err)
@@ -423,7 +423,7 @@ func (l *AzBlobLock) Read(ctx context.Context) (Record, bool, error) {
 
 func (l *AzBlobLock) read(ctx context.Context) (Record, bool, error) {
 	props, err := l.blob.GetProperties(ctx, nil)
-	if azclient.IsNotFound(err) {
+	if azure.IsNotFound(err) {
 		return Record{}, false, nil
 	}
 	if err != nil {

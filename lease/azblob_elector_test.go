@@ -17,8 +17,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/batonproxy/baton/lease/azclient"
-	"github.com/batonproxy/baton/lease/azuritetest"
+	"github.com/batonproxy/baton/internal/azure"
+	"github.com/batonproxy/baton/internal/azure/azuritetest"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 )
@@ -233,7 +233,7 @@ func TestAzBlobElectorChild(t *testing.T) {
 		os.Exit(4)
 	}()
 	connStr, blob, _ := strings.Cut(spec, "|")
-	l, err := NewAzBlobLock(AzBlobOptions{Container: "baton", Blob: blob, Options: azclient.Options{
+	l, err := NewAzBlobLock(AzBlobOptions{Container: "baton", Blob: blob, Options: azure.Options{
 		Auth: AzBlobAuthConnectionString, ConnectionString: connStr, CallTimeout: time.Second,
 	}}, zap.NewNop())
 	if err != nil {

@@ -17,7 +17,7 @@ import (
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
-	"github.com/batonproxy/baton/lease/azclient"
+	"github.com/batonproxy/baton/internal/azure"
 	"go.uber.org/zap"
 )
 
@@ -155,7 +155,7 @@ var holderMeta = map[string]string{
 
 func scriptedLock(t *testing.T, s *scriptTransport, mod ...lockOpt) *AzBlobLock {
 	t.Helper()
-	o := AzBlobOptions{Container: "baton", Blob: "leader", Options: azclient.Options{
+	o := AzBlobOptions{Container: "baton", Blob: "leader", Options: azure.Options{
 		AccountURL:  "https://acct.blob.core.windows.net",
 		Auth:        AzBlobAuthSharedKey,
 		AccountKey:  "a2V5LWZvci11bml0LXRlc3Rz",
@@ -471,9 +471,9 @@ func TestAzBlobNoSecretsInErrors(t *testing.T) {
 	}
 
 	for _, o := range []AzBlobOptions{
-		{Options: azclient.Options{Auth: AzBlobAuthConnectionString, ConnectionString: "AccountName=a;AccountKey=" + sig + ";Bogus"}},
-		{Options: azclient.Options{Auth: AzBlobAuthSharedKey, AccountURL: "https://a.blob.core.windows.net", AccountKey: "not base64 " + sig}},
-		{Options: azclient.Options{Auth: AzBlobAuthSAS, AccountURL: "https://a.blob.core.windows.net", SASToken: "%zz" + sig}},
+		{Options: azure.Options{Auth: AzBlobAuthConnectionString, ConnectionString: "AccountName=a;AccountKey=" + sig + ";Bogus"}},
+		{Options: azure.Options{Auth: AzBlobAuthSharedKey, AccountURL: "https://a.blob.core.windows.net", AccountKey: "not base64 " + sig}},
+		{Options: azure.Options{Auth: AzBlobAuthSAS, AccountURL: "https://a.blob.core.windows.net", SASToken: "%zz" + sig}},
 	} {
 		_, err := NewAzBlobLock(o, zap.NewNop())
 		if !errors.Is(err, ErrConfig) || strings.Contains(err.Error(), sig) {
@@ -483,7 +483,7 @@ func TestAzBlobNoSecretsInErrors(t *testing.T) {
 }
 
 func TestNewAzBlobLockOptions(t *testing.T) {
-	valid := AzBlobOptions{Options: azclient.Options{AccountURL: "https://acct.blob.core.windows.net", Auth: AzBlobAuthSharedKey, AccountKey: "a2V5"}}
+	valid := AzBlobOptions{Options: azure.Options{AccountURL: "https://acct.blob.core.windows.net", Auth: AzBlobAuthSharedKey, AccountKey: "a2V5"}}
 	tests := []struct {
 		name string
 		mod  func(*AzBlobOptions)

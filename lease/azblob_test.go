@@ -15,8 +15,8 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/sas"
-	"github.com/batonproxy/baton/lease/azclient"
-	"github.com/batonproxy/baton/lease/azuritetest"
+	"github.com/batonproxy/baton/internal/azure"
+	"github.com/batonproxy/baton/internal/azure/azuritetest"
 	"go.uber.org/zap/zaptest"
 )
 
@@ -77,7 +77,7 @@ type lockOpt func(*AzBlobOptions)
 func newAzuriteLock(t testing.TB, az *azuritetest.Azurite, blob string, opts ...lockOpt) (*AzBlobLock, *countingTransport) {
 	t.Helper()
 	ct := testTransport(t)
-	o := AzBlobOptions{Container: "baton", Blob: blob, Options: azclient.Options{
+	o := AzBlobOptions{Container: "baton", Blob: blob, Options: azure.Options{
 		Auth:             AzBlobAuthConnectionString,
 		ConnectionString: az.ConnectionString(),
 		CallTimeout:      time.Second,

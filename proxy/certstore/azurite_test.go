@@ -16,8 +16,8 @@ import (
 	"github.com/caddyserver/certmagic"
 	"go.uber.org/zap/zaptest"
 
-	"github.com/batonproxy/baton/lease/azclient"
-	"github.com/batonproxy/baton/lease/azuritetest"
+	"github.com/batonproxy/baton/internal/azure"
+	"github.com/batonproxy/baton/internal/azure/azuritetest"
 )
 
 // cutTransport forwards requests until cut, then fails them all: a holder
@@ -45,8 +45,8 @@ func newAzStorage(t testing.TB, az *azuritetest.Azurite, opts ...storeOpt) (*Sto
 	t.Cleanup(tr.CloseIdleConnections)
 	ct := &cutTransport{rt: tr}
 	o := Options{
-		Client: azclient.Options{
-			Auth:             azclient.AuthConnectionString,
+		Client: azure.Options{
+			Auth:             azure.AuthConnectionString,
 			ConnectionString: az.ConnectionString(),
 			CallTimeout:      time.Second,
 			Transport:        ct,

@@ -17,7 +17,7 @@ import (
 	azlease "github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/lease"
 	"go.uber.org/zap"
 
-	"github.com/batonproxy/baton/lease/azclient"
+	"github.com/batonproxy/baton/internal/azure"
 )
 
 // heldLock is one lock this Storage holds, with its renewal goroutine.
@@ -139,10 +139,10 @@ func (s *Storage) tryLock(ctx context.Context, name, id string) (bool, <-chan st
 		if err == nil {
 			break
 		}
-		switch code := azclient.ErrorCode(err); {
+		switch code := azure.ErrorCode(err); {
 		case code == "LeaseAlreadyPresent" || code == "LeaseIsBreakingAndCannotBeAcquired":
 			return false, nil, nil
-		case azclient.IsNotFound(err) && attempt == 0:
+		case azure.IsNotFound(err) && attempt == 0:
 			if err := s.createLockBlob(cctx, name, bb, code == "ContainerNotFound"); err != nil {
 				return false, nil, err
 			}
@@ -183,7 +183,7 @@ func (s *Storage) createLockBlob(ctx context.Context, name string, bb *blockblob
 			ModifiedAccessConditions: &blob.ModifiedAccessConditions{IfNoneMatch: to(azcore.ETagAny)},
 		},
 	})
-	switch code := azclient.ErrorCode(err); {
+	switch code := azure.ErrorCode(err); {
 	case err == nil:
 		return nil
 	case code == "BlobAlreadyExists", code == "ConditionNotMet", code == "LeaseIdMissing",
@@ -241,15 +241,15 @@ func (s *Storage) keep(ctx context.Context, h *heldLock, lastOK time.Time) {
 
 // renew renews h's lease once, bounded by max as well as the call budget.
 func (s *Storage) renew(ctx context.Context, h *heldLock, max time.Duration) error {
-	ctx, cancel := context.WithTimeout(ctx, min(max, azclient.CallBudget(s.callTimeout)))
+	ctx, cancel := context.WithTimeout(ctx, min(max, azure.CallBudget(s.callTimeout)))
 	defer cancel()
 	_, err := h.lc.RenewLease(ctx, nil)
-	switch code := azclient.ErrorCode(err); {
+	switch code := azure.ErrorCode(err); {
 	case err == nil:
 		return nil
 	case code == "LeaseIdMismatchWithLeaseOperation", code == "LeaseNotPresentWithLeaseOperation",
 		code == "LeaseLost", code == "LeaseIsBrokenAndCannotBeRenewed", code == "LeaseIdMissing",
-		azclient.IsNotFound(err):
+		azure.IsNotFound(err):
 		return fmt.Errorf("renew lock %s: %s: %w", s.where(lockDir+h.name), s.cls.Describe(err), ErrLockLost)
 	default:
 		return s.fail("renew lock", lockDir+h.name, err)
@@ -271,7 +271,7 @@ func (s *Storage) RenewLockLease(ctx context.Context, lockKey string, _ time.Dur
 	if p := h.lost.Load(); p != nil {
 		return *p
 	}
-	err := s.renew(ctx, h, azclient.CallBudget(s.callTimeout))
+	err := s.renew(ctx, h, azure.CallBudget(s.callTimeout))
 	if errors.Is(err, ErrLockLost) {
 		h.lost.Store(&err)
 	}
@@ -307,11 +307,11 @@ func (s *Storage) release(ctx context.Context, h *heldLock) error {
 	ctx, cancel := s.bound(context.WithoutCancel(ctx))
 	defer cancel()
 	_, err := h.lc.ReleaseLease(ctx, nil)
-	switch code := azclient.ErrorCode(err); {
+	switch code := azure.ErrorCode(err); {
 	case err == nil:
 		return nil
 	case code == "LeaseIdMismatchWithLeaseOperation", code == "LeaseNotPresentWithLeaseOperation",
-		code == "LeaseLost", azclient.IsNotFound(err):
+		code == "LeaseLost", azure.IsNotFound(err):
 		s.log.Warn("unlocking a lock that was lost before", zap.String("lock", h.name), zap.String("storage", s.cls.Describe(err)))
 		return nil
 	default:

@@ -19,7 +19,7 @@ import (
 	"github.com/caddyserver/certmagic"
 	"go.uber.org/zap"
 
-	"github.com/batonproxy/baton/lease/azclient"
+	"github.com/batonproxy/baton/internal/azure"
 )
 
 // Defaults and bounds of Options.
@@ -51,7 +51,7 @@ type Options struct {
 	// Client is the storage account and how to authenticate to it, as for
 	// the lease (AccountURL, Auth, ClientID, ConnectionString, AccountName,
 	// AccountKey, SASToken, CallTimeout, Transport).
-	Client azclient.Options
+	Client azure.Options
 	// Container holds the blobs. Default "baton" (the lease's default).
 	Container string
 	// Prefix is put before every key to form its blob name. Default
@@ -68,7 +68,7 @@ type Options struct {
 // concurrent use.
 type Storage struct {
 	log         *zap.Logger
-	cls         *azclient.Classifier
+	cls         *azure.Classifier
 	cont        *container.Client
 	containerNm string
 	prefix      string
@@ -108,11 +108,11 @@ func New(o Options, log *zap.Logger) (*Storage, error) {
 		o.LockTTL = DefaultLockTTL
 	}
 	o.Client = o.Client.WithDefaults()
-	cls := azclient.NewClassifier(o.Client, o.Container, ErrConfig)
+	cls := azure.NewClassifier(o.Client, o.Container, azure.Kinds{Config: ErrConfig})
 	cfgErr := func(err error) error {
 		return cls.Redact(fmt.Errorf("certstore %s/%s: %w: %w", o.Container, o.Prefix, err, ErrConfig))
 	}
-	if err := azclient.CheckContainerName(o.Container); err != nil {
+	if err := azure.CheckContainerName(o.Container); err != nil {
 		return nil, cfgErr(err)
 	}
 	if o.Prefix == "/" || len(o.Prefix) > maxBlobName/2 {
@@ -121,7 +121,7 @@ func New(o Options, log *zap.Logger) (*Storage, error) {
 	if o.LockTTL < MinLockTTL || o.LockTTL > MaxLockTTL || o.LockTTL%time.Second != 0 {
 		return nil, cfgErr(fmt.Errorf("lock ttl %v is not a whole number of seconds in [%v, %v]", o.LockTTL, MinLockTTL, MaxLockTTL))
 	}
-	client, err := azclient.New(o.Client)
+	client, err := azure.NewClient(o.Client)
 	if err != nil {
 		return nil, cfgErr(err)
 	}
@@ -180,7 +180,7 @@ func (s *Storage) notExist(op, key string) error {
 }
 
 func (s *Storage) bound(ctx context.Context) (context.Context, context.CancelFunc) {
-	return azclient.Bound(ctx, s.callTimeout)
+	return azure.Bound(ctx, s.callTimeout)
 }
 
 // ensureContainer creates the container if it is missing.
@@ -190,9 +190,9 @@ func (s *Storage) ensureContainer(ctx context.Context) error {
 	case err == nil:
 		s.log.Info("created certificate storage container")
 		return nil
-	case azclient.ErrorCode(err) == "ContainerAlreadyExists":
+	case azure.ErrorCode(err) == "ContainerAlreadyExists":
 		return nil
-	case azclient.IsAuthError(err):
+	case azure.IsAuthError(err):
 		return s.cls.Redact(fmt.Errorf("create container %s: %s; create it up front (az storage container create) or allow this identity to: %w",
 			s.containerNm, s.cls.Describe(err), ErrConfig))
 	default:
@@ -215,7 +215,7 @@ func (s *Storage) Store(ctx context.Context, key string, value []byte) error {
 		if err == nil {
 			return nil
 		}
-		if attempt == 0 && azclient.ErrorCode(err) == "ContainerNotFound" {
+		if attempt == 0 && azure.ErrorCode(err) == "ContainerNotFound" {
 			if err := s.ensureContainer(ctx); err != nil {
 				return err
 			}
@@ -234,7 +234,7 @@ func (s *Storage) Load(ctx context.Context, key string) ([]byte, error) {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
 	resp, err := s.cont.NewBlobClient(name).DownloadStream(ctx, nil)
-	if azclient.IsNotFound(err) {
+	if azure.IsNotFound(err) {
 		return nil, s.notExist("load", key)
 	}
 	if err != nil {
@@ -277,7 +277,7 @@ func (s *Storage) deleteBlob(ctx context.Context, key, name string) error {
 	_, err := s.cont.NewBlobClient(name).Delete(ctx, &blob.DeleteOptions{
 		DeleteSnapshots: to(blob.DeleteSnapshotsOptionTypeInclude),
 	})
-	if err == nil || azclient.IsNotFound(err) {
+	if err == nil || azure.IsNotFound(err) {
 		return nil
 	}
 	return s.fail("delete", key, err)
@@ -310,7 +310,7 @@ func (s *Storage) Stat(ctx context.Context, key string) (certmagic.KeyInfo, erro
 			ki.Size = *props.ContentLength
 		}
 		return ki, nil
-	case !azclient.IsNotFound(err):
+	case !azure.IsNotFound(err):
 		return certmagic.KeyInfo{}, s.fail("stat", key, err)
 	}
 	isDir, err := s.hasAny(ctx, name+"/")
@@ -330,7 +330,7 @@ func (s *Storage) hasAny(ctx context.Context, prefix string) (bool, error) {
 		return false, nil
 	}
 	page, err := nextPage(ctx, s.callTimeout, pager.NextPage)
-	if azclient.IsNotFound(err) {
+	if azure.IsNotFound(err) {
 		return false, nil
 	}
 	if err != nil {
@@ -429,7 +429,7 @@ func (s *Storage) listHierarchy(ctx context.Context, prefix string, f func(name 
 func eachPage[T any](ctx context.Context, callTimeout time.Duration, pager *runtime.Pager[T], visit func(T)) error {
 	for pager.More() {
 		page, err := nextPage(ctx, callTimeout, pager.NextPage)
-		if azclient.IsNotFound(err) {
+		if azure.IsNotFound(err) {
 			return nil
 		}
 		if err != nil {
@@ -441,7 +441,7 @@ func eachPage[T any](ctx context.Context, callTimeout time.Duration, pager *runt
 }
 
 func nextPage[T any](ctx context.Context, callTimeout time.Duration, next func(context.Context) (T, error)) (T, error) {
-	ctx, cancel := azclient.Bound(ctx, callTimeout)
+	ctx, cancel := azure.Bound(ctx, callTimeout)
 	defer cancel()
 	return next(ctx)
 }

@@ -1,4 +1,4 @@
-package azclient
+package azure
 
 import (
 	"context"
@@ -12,7 +12,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 )
 
-func TestNew(t *testing.T) {
+func TestNewClient(t *testing.T) {
 	const secret = "c2VjcmV0LXNpZ25hdHVyZQ"
 	valid := Options{AccountURL: "https://acct.blob.core.windows.net", Auth: AuthSharedKey, AccountKey: "a2V5"}
 	tests := []struct {
@@ -44,16 +44,16 @@ func TestNew(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			o := valid
 			tc.mod(&o)
-			c, err := New(o)
+			c, err := NewClient(o)
 			if tc.want == "" {
 				if err != nil || c == nil {
-					t.Fatalf("New: %v", err)
+					t.Fatalf("NewClient: %v", err)
 				}
 				return
 			}
 			var ce *ConfigError
 			if !errors.As(err, &ce) || !strings.Contains(err.Error(), tc.want) {
-				t.Fatalf("New: %v, want a *ConfigError containing %q", err, tc.want)
+				t.Fatalf("NewClient: %v, want a *ConfigError containing %q", err, tc.want)
 			}
 			if strings.Contains(err.Error(), secret) {
 				t.Errorf("error holds the secret: %v", err)
@@ -90,7 +90,7 @@ var errTestConfig = errors.New("test: misconfigured")
 
 func TestClassifier(t *testing.T) {
 	const sas = "sv=2024&sig=c2VjcmV0"
-	c := NewClassifier(Options{Auth: AuthSAS, SASToken: "?" + sas}, "baton", errTestConfig)
+	c := NewClassifier(Options{Auth: AuthSAS, SASToken: "?" + sas}, "baton", Kinds{Config: errTestConfig})
 	resp := func(status int, code string) error {
 		return &azcore.ResponseError{StatusCode: status, ErrorCode: code, RawResponse: &http.Response{StatusCode: status}}
 	}
