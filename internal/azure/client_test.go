@@ -4,12 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 )
 
 func TestNewClient(t *testing.T) {
@@ -130,3 +133,41 @@ func TestClassifier(t *testing.T) {
 		t.Error("ErrorCode/IsNotFound/IsAuthError")
 	}
 }
+
+func TestClassifyCredentialErrors(t *testing.T) {
+	c := NewClassifier(Options{Auth: AuthManagedIdentity}, "baton", Kinds{Config: errTestConfig})
+	tests := []struct {
+		name       string
+		err        error
+		wantConfig bool
+		wantMsg    string
+	}{
+		{"token refused", fmt.Errorf("get token: %w", &azidentity.AuthenticationFailedError{
+			RawResponse: &http.Response{StatusCode: 400, Status: "400 Bad Request", Body: io.NopCloser(strings.NewReader(`{"error":"invalid_request"}`))}}),
+			true, `azure identity (auth "managed-identity") could not get a token`},
+		{"no response", &azidentity.AuthenticationFailedError{}, true, "could not get a token"},
+		{"token service down", &azidentity.AuthenticationFailedError{
+			RawResponse: &http.Response{StatusCode: 503, Body: io.NopCloser(strings.NewReader(""))}}, false, "token service: 503"},
+		{"no credential", fmt.Errorf("chain: %w", fakeUnavailable{}), true, "no azure credential available"},
+		{"dns", &net.DNSError{Err: "no such host", Name: "acct.blob.core.windows.net", IsNotFound: true}, false, "check account_url"},
+		{"deadline", fmt.Errorf("x: %w", context.DeadlineExceeded), false, "timed out"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			err := c.Redact(c.Classify("renew lease baton/leader", tc.err))
+			if errors.Is(err, errTestConfig) != tc.wantConfig || !strings.Contains(err.Error(), tc.wantMsg) {
+				t.Errorf("Classify(%v) = %v; want config %v, containing %q", tc.err, err, tc.wantConfig, tc.wantMsg)
+			}
+			if strings.Contains(err.Error(), "\n") {
+				t.Errorf("error spans lines: %q", err)
+			}
+		})
+	}
+}
+
+type fakeUnavailable struct{}
+
+func (fakeUnavailable) Error() string {
+	return "ManagedIdentityCredential: no managed identity endpoint"
+}
+func (fakeUnavailable) NonRetriable() {}

@@ -10,6 +10,7 @@ import (
 	"github.com/batonproxy/baton/healthcheck"
 	"github.com/batonproxy/baton/internal/azure"
 	"github.com/batonproxy/baton/lease"
+	"github.com/batonproxy/baton/lease/azlock"
 )
 
 // newLock builds the lease backend named by lease.backend, reading its
@@ -28,7 +29,7 @@ func newLock(cfg *config.Config, log *zap.Logger) (lease.Lock, error) {
 			return nil, err
 		}
 		a := cfg.Lease.AzBlob
-		return lease.NewAzBlobLock(lease.AzBlobOptions{Options: c, Container: a.Container, Blob: a.Blob}, log)
+		return azlock.New(azlock.Options{Options: c, Container: a.Container, Blob: a.Blob}, log)
 	default:
 		return nil, fmt.Errorf("lease.backend: unknown backend %q", cfg.Lease.Backend)
 	}
