@@ -237,6 +237,19 @@ func (l *Lease) kindErr(op string, err, kind error) error {
 	return l.c.Redact(fmt.Errorf("%s %s: %s: %w", op, l, l.c.Describe(err), kind))
 }
 
+// answer classifies the result of op by this ID: success, the ID does not
+// hold the lease (Kinds.Lost), or a storage error.
+func (l *Lease) answer(op string, err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case isLeaseNotHeld(err):
+		return l.kindErr(op, err, l.c.cls.kinds.Lost)
+	default:
+		return l.fail(op, err)
+	}
+}
+
 // Ensure creates the empty blob if it is missing, and the container first
 // when cause (the not-found error that showed something missing; nil when
 // unknown) does not say that only the blob is missing, or when the blob's
@@ -308,14 +321,7 @@ func (l *Lease) Renew(ctx context.Context) error {
 	ctx, cancel := l.c.Bound(ctx)
 	defer cancel()
 	_, err := l.client().RenewLease(ctx, nil)
-	switch {
-	case err == nil:
-		return nil
-	case isLeaseNotHeld(err):
-		return l.kindErr("renew", err, l.c.cls.kinds.Lost)
-	default:
-		return l.fail("renew", err)
-	}
+	return l.answer("renew", err)
 }
 
 // Release gives the lease up: another ID can acquire it at once. When this
@@ -325,14 +331,7 @@ func (l *Lease) Release(ctx context.Context) error {
 	ctx, cancel := l.c.Bound(ctx)
 	defer cancel()
 	_, err := l.client().ReleaseLease(ctx, nil)
-	switch {
-	case err == nil:
-		return nil
-	case isLeaseNotHeld(err):
-		return l.kindErr("release", err, l.c.cls.kinds.Lost)
-	default:
-		return l.fail("release", err)
-	}
+	return l.answer("release", err)
 }
 
 // Change moves the lease this ID holds to proposedID (Azure's Change
@@ -349,14 +348,7 @@ func (l *Lease) Change(ctx context.Context, proposedID string) error {
 	ctx, cancel := l.c.Bound(ctx)
 	defer cancel()
 	_, err := l.client().ChangeLease(ctx, strings.ToLower(proposedID), nil)
-	switch {
-	case err == nil:
-		return nil
-	case isLeaseNotHeld(err):
-		return l.kindErr("change", err, l.c.cls.kinds.Lost)
-	default:
-		return l.fail("change", err)
-	}
+	return l.answer("change", err)
 }
 
 // Break ends the lease whoever holds it (no lease ID is needed): no ID can
@@ -478,14 +470,7 @@ func (l *Lease) SetMetadata(ctx context.Context, meta map[string]string, ifMatch
 		ac.ModifiedAccessConditions = &blob.ModifiedAccessConditions{IfMatch: &ifMatch}
 	}
 	_, err := l.blob.SetMetadata(ctx, m, &blob.SetMetadataOptions{AccessConditions: ac})
-	switch {
-	case err == nil:
-		return nil
-	case isLeaseNotHeld(err):
-		return l.kindErr("write metadata of", err, l.c.cls.kinds.Lost)
-	default:
-		return l.fail("write metadata of", err)
-	}
+	return l.answer("write metadata of", err)
 }
 
 func to[T any](v T) *T { return &v }
