@@ -51,7 +51,7 @@ func newAzStorage(t testing.TB, az *azuritetest.Azurite, opts ...storeOpt) (*Sto
 			CallTimeout:      time.Second,
 			Transport:        ct,
 		},
-		LockTTL: MinLockTTL,
+		LockTTL: azure.MinLeaseDuration,
 	}
 	for _, f := range opts {
 		f(&o)
@@ -401,9 +401,9 @@ func testLockHolderCut(t *testing.T, az *azuritetest.Azurite) {
 		t.Fatalf("b.Lock after a was cut off: %v", err)
 	}
 	waited := time.Since(acquired)
-	t.Logf("b acquired the lock %v after a acquired it and stopped renewing (ttl %v)", waited, MinLockTTL)
-	if waited < MinLockTTL-time.Second || waited > MinLockTTL+4*time.Second {
-		t.Errorf("b waited %v, want about the lease duration %v (poll ~1 s)", waited, MinLockTTL)
+	t.Logf("b acquired the lock %v after a acquired it and stopped renewing (ttl %v)", waited, azure.MinLeaseDuration)
+	if waited < azure.MinLeaseDuration-time.Second || waited > azure.MinLeaseDuration+4*time.Second {
+		t.Errorf("b waited %v, want about the lease duration %v (poll ~1 s)", waited, azure.MinLeaseDuration)
 	}
 
 	cutA.cut.Store(false)
@@ -449,7 +449,7 @@ func testLockBeyondTTL(t *testing.T, az *azuritetest.Azurite) {
 		t.Fatalf("b.Lock: %v", err)
 	}
 	handover := time.Since(unlocked)
-	t.Logf("held %v with a %v lease; b acquired %v after a's Unlock", hold, MinLockTTL, handover)
+	t.Logf("held %v with a %v lease; b acquired %v after a's Unlock", hold, azure.MinLeaseDuration, handover)
 	if handover > 2*time.Second {
 		t.Errorf("handover took %v, want about one poll (<= 1.25 s)", handover)
 	}
