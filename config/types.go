@@ -73,7 +73,7 @@ type Admin struct {
 
 type Lease struct {
 	Backend          string      `toml:"backend"`           // "azblob" (default) | "file"
-	Duration         Duration    `toml:"duration"`          // default 15s, in [15s, 60s]
+	Duration         Duration    `toml:"duration"`          // default 15s; azblob: whole seconds in [15s, 60s]
 	RenewInterval    Duration    `toml:"renew_interval"`    // default 3s
 	RenewDeadline    Duration    `toml:"renew_deadline"`    // default 10s
 	RetryInterval    Duration    `toml:"retry_interval"`    // default 1s
