@@ -63,8 +63,9 @@ type Options struct {
 	// "certmagic/"; a missing trailing "/" is added.
 	Prefix string
 	// LockTTL is the blob lease duration of a lock: a whole number of
-	// seconds in Azure's bounds, [15s, 60s]. Default 30 s. A dead holder's lock frees up
-	// within LockTTL; a live holder renews every LockTTL/3.
+	// seconds in Azure's bounds, [15s, 60s]. Default 30 s. A dead
+	// holder's lock frees up within LockTTL; a live holder renews every
+	// LockTTL/3.
 	LockTTL time.Duration
 }
 
