@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // testLoader is the real loader with a fixed host name and private IP and
@@ -136,3 +137,35 @@ func TestBadFiles(t *testing.T) {
 }
 
 func (w want) String() string { return strconv.Itoa(w.line) + " " + w.key + ": " + w.msg }
+
+// TestLeaseDurationBounds: Azure's 15s..60s binds the azblob backend only;
+// the timing contract binds every backend.
+func TestLeaseDurationBounds(t *testing.T) {
+	const short = "duration = \"4s\"\nrenew_interval = \"1s\"\nrenew_deadline = \"3s\"\n"
+	c := mustLoad(t, fileLease+short)
+	if c.Lease.Duration.D() != 4*time.Second {
+		t.Errorf("file lease duration = %v, want 4s", c.Lease.Duration)
+	}
+	mustLoad(t, fileLease+"duration = \"90s\"\n") // no upper bound either
+
+	for _, tc := range []struct{ doc, key, msg string }{
+		{"[lease]\nbackend = \"azblob\"\nduration = \"10s\"\n" +
+			"[lease.azblob]\naccount_url = \"https://a.blob.core.windows.net\"\n",
+			"lease.duration", "10s is outside the allowed range 15s..60s (Azure blob lease limits)"},
+		{fileLease + "duration = \"4s\"\nrenew_interval = \"1s\"\nrenew_deadline = \"4s\"\n",
+			"lease.renew_deadline", "must be less than lease.duration"},
+		{fileLease + "duration = \"4s\"\nrenew_interval = \"2s\"\nrenew_deadline = \"3s\"\n",
+			"lease.renew_deadline", "fewer than two renew attempts"},
+		{fileLease + "duration = \"-4s\"\nrenew_interval = \"1s\"\nrenew_deadline = \"3s\"\n",
+			"lease.duration", "must be positive"},
+	} {
+		_, err := load(t, tc.doc)
+		found := false
+		for _, e := range Errors(err) {
+			found = found || e.Key == tc.key && strings.Contains(e.Msg, tc.msg)
+		}
+		if !found {
+			t.Errorf("load(%q): %v; want %s: %s", tc.doc, err, tc.key, tc.msg)
+		}
+	}
+}

@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"runtime"
 	"time"
+
+	"github.com/batonproxy/baton/internal/azure"
 )
 
 // Documented defaults (see types.go and DESIGN.md's reference config).
@@ -137,7 +139,7 @@ func (st *state) defaults(c *Config) {
 	setStr(&az.Auth, "default")
 	setDur(&az.CallTimeout, st.has("lease", "azblob", "call_timeout"), 2*time.Second)
 	if az.Auth == "shared-key" && az.AccountName == "" {
-		az.AccountName = accountNameFromURL(az.AccountURL)
+		az.AccountName = azure.AccountNameFromURL(az.AccountURL)
 	}
 
 	h := &c.Health

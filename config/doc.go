@@ -20,9 +20,11 @@
 //  4. derive drain.advertise_url (from listen.http, an unspecified host
 //     replaced by {{ GetPrivateIP }} or 127.0.0.1) and drain.exit_delay
 //     (probe.lb_interval × probe.lb_threshold + 1s) when not set;
-//  5. validate, including the timing contract (15s <= lease.duration <= 60s,
-//     renew_interval < renew_deadline < duration, 2 × renew_interval <=
-//     renew_deadline, retry_interval < duration, call_timeout <
+//  5. validate, including the timing contract of every lease backend
+//     (0 < renew_interval < renew_deadline < duration, 2 × renew_interval
+//     <= renew_deadline, retry_interval < duration) and the azblob
+//     backend's own limits (lease.duration a whole number of seconds in
+//     Azure's 15s..60s, taken from internal/azure; call_timeout <
 //     renew_interval).
 //
 // # Guarantees

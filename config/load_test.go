@@ -283,13 +283,15 @@ func TestUnknownKeySuggestions(t *testing.T) {
 
 func TestAllProblemsReportedAtOnce(t *testing.T) {
 	_, err := load(t, `[lease]
-backend = "file"
+backend = "azblob"
 duration = "10s"
 retry_interval = "0s"
 [probe]
 mode = "udp"
 [log]
 level = "loud"
+[lease.azblob]
+account_url = "https://a.blob.core.windows.net"
 `)
 	es := Errors(err)
 	var keys []string

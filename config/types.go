@@ -74,7 +74,7 @@ type Admin struct {
 
 type Lease struct {
 	Backend          string   `toml:"backend"`           // "azblob" (default) | "file"
-	Duration         Duration `toml:"duration"`          // default 15s, in [15s, 60s]
+	Duration         Duration `toml:"duration"`          // default 15s; azblob: whole seconds in [15s, 60s]
 	RenewInterval    Duration `toml:"renew_interval"`    // default 3s
 	RenewDeadline    Duration `toml:"renew_deadline"`    // default 10s
 	RetryInterval    Duration `toml:"retry_interval"`    // default 1s
@@ -82,7 +82,7 @@ type Lease struct {
 	// StateDir holds the instance lock and the lease ID that lets a
 	// restarted process take its predecessor's lease over. Default: the
 	// lease file's folder for the file backend, else /var/lib/baton
-	// (Windows: %ProgramData%\baton). Keep it on a local disk.
+	// (Windows: %ProgramData%aton). Keep it on a local disk.
 	StateDir string      `toml:"state_dir"`
 	File     FileLease   `toml:"file"`
 	AzBlob   AzBlobLease `toml:"azblob"`

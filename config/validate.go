@@ -15,12 +15,8 @@ import (
 	"strings"
 	"time"
 	"unicode"
-)
 
-// Limits of the timing contract.
-const (
-	MinLeaseDuration = 15 * time.Second // Azure blob leases: 15s..60s
-	MaxLeaseDuration = 60 * time.Second
+	"github.com/batonproxy/baton/internal/azure"
 )
 
 var (
@@ -361,13 +357,19 @@ func (st *state) validateLease(c *Config) {
 	l := c.Lease
 	okBackend := st.oneOf("lease.backend", l.Backend, leaseBackends)
 
-	// The timing contract.
+	// The timing contract, for every backend; the storage's own limits on
+	// the lease duration, for the backend that has them.
 	L, ri, D, R := l.Duration, l.RenewInterval, l.RenewDeadline, l.RetryInterval
-	okL := L >= Duration(MinLeaseDuration) && L <= Duration(MaxLeaseDuration)
-	if !okL {
-		st.errorf("lease.duration", "%s is outside the allowed range 15s..60s (Azure blob lease limits)", L)
-	} else if l.Backend == "azblob" && L.D()%time.Second != 0 {
-		st.errorf("lease.duration", "%s: Azure blob leases last a whole number of seconds", L)
+	okL := st.positive("lease.duration", L)
+	if okL && l.Backend == "azblob" {
+		switch {
+		case L.D() < azure.MinLeaseDuration || L.D() > azure.MaxLeaseDuration:
+			st.errorf("lease.duration", "%s is outside the allowed range %ds..%ds (Azure blob lease limits)",
+				L, azure.MinLeaseDuration/time.Second, azure.MaxLeaseDuration/time.Second)
+			okL = false
+		case L.D()%time.Second != 0:
+			st.errorf("lease.duration", "%s: Azure blob leases last a whole number of seconds", L)
+		}
 	}
 	if st.positive("lease.renew_interval", ri) && ri >= D {
 		st.errorf("lease.renew_interval", "must be less than lease.renew_deadline (%s >= %s)", ri, D)
@@ -396,8 +398,6 @@ func (st *state) validateLease(c *Config) {
 	}
 }
 
-var containerRE = regexp.MustCompile(`^[a-z0-9](?:[a-z0-9]|-[a-z0-9])*$`)
-
 // missingAccount is the error for an azblob lease without a storage account.
 const missingAccount = `no storage account configured for the azblob lease: ` +
 	`set [lease.azblob] account_url = "https://ACCOUNT.blob.core.windows.net" (or the emulator's URL), ` +
@@ -421,7 +421,7 @@ func (st *state) validateAzBlob(c *Config) {
 		}
 	}
 
-	if !containerRE.MatchString(az.Container) || len(az.Container) < 3 || len(az.Container) > 63 {
+	if azure.CheckContainerName(az.Container) != nil {
 		st.errorf(p+"container", "%q is not a valid container name (3-63 characters: lowercase letters, digits, single hyphens; starts and ends with a letter or digit)", az.Container)
 	}
 	if az.Blob == "" || len(az.Blob) > 1024 || hasCtl(az.Blob) || strings.HasSuffix(az.Blob, "/") {
@@ -483,24 +483,6 @@ func isEnvName(s string) bool {
 		}
 	}
 	return true
-}
-
-// accountNameFromURL reads the storage account name from a blob endpoint:
-// the first DNS label ("https://ACCOUNT.blob.core.windows.net"), or the
-// first path segment for an IP or localhost endpoint (the emulator's
-// "http://127.0.0.1:10000/devstoreaccount1").
-func accountNameFromURL(s string) string {
-	u, err := url.Parse(s)
-	if err != nil || u.Hostname() == "" || u.RawQuery != "" || u.User != nil {
-		return ""
-	}
-	h := u.Hostname()
-	if _, err := netip.ParseAddr(h); err == nil || h == "localhost" || !strings.Contains(h, ".") {
-		seg, _, _ := strings.Cut(strings.TrimPrefix(u.Path, "/"), "/")
-		return seg
-	}
-	label, _, _ := strings.Cut(h, ".")
-	return label
 }
 
 func (st *state) validateHealth(c *Config) {

@@ -13,8 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/batonproxy/baton/internal/azure/azuritetest"
 	"github.com/batonproxy/baton/internal/testproc"
-	"github.com/batonproxy/baton/lease/azuritetest"
 )
 
 // The timing of every test node (the brief's): the lease contract, the

@@ -1,7 +1,12 @@
 // Package lease decides which baton node is active: the Elector runs the
 // election over a Lock, a small interface over a shared lease with an
-// expiry kept by the storage (Azure Blob Storage in production, a local file
-// for processes on one host).
+// expiry kept by the storage. It owns the election, the Lock contract
+// (Record, the sentinels ErrHeld, ErrLost and ErrConfig) and the file
+// backend (FileLock, for processes on one host). The production backend,
+// Azure Blob Storage, is the sub-package lease/azlock: this package links
+// no storage SDK, so another backend is one more implementation of Lock,
+// and the lease duration's bounds are the backend's (the elector asks only
+// for the timing contract below).
 //
 // # The node's life
 //
@@ -112,5 +117,6 @@
 //
 // FileLock coordinates processes on ONE host only (demo, tests): it relies
 // on that host's OS file locks and wall clock. Two machines pointing at a
-// shared file system must not use it; use Azure Blob Storage.
+// shared file system must not use it; use Azure Blob Storage
+// (lease/azlock). Its leases may be shorter than Azure's 15 s minimum.
 package lease

@@ -17,7 +17,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/batonproxy/baton/lease/azuritetest"
+	"github.com/batonproxy/baton/internal/azure/azuritetest"
 )
 
 // pebbleBins builds Pebble and its mock DNS server from the pinned tools

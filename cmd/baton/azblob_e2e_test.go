@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/batonproxy/baton/lease/azuritetest"
+	"github.com/batonproxy/baton/internal/azure/azuritetest"
 )
 
 // TestAzBlobPairAndStorageOutage: two baton processes on an Azurite lease.

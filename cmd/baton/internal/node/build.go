@@ -8,8 +8,9 @@ import (
 
 	"github.com/batonproxy/baton/config"
 	"github.com/batonproxy/baton/healthcheck"
+	"github.com/batonproxy/baton/internal/azure"
 	"github.com/batonproxy/baton/lease"
-	"github.com/batonproxy/baton/lease/azclient"
+	"github.com/batonproxy/baton/lease/azlock"
 )
 
 // newLock builds the lease backend named by lease.backend, reading its
@@ -28,7 +29,7 @@ func newLock(cfg *config.Config, log *zap.Logger) (lease.Lock, error) {
 			return nil, err
 		}
 		a := cfg.Lease.AzBlob
-		return lease.NewAzBlobLock(lease.AzBlobOptions{Options: c, Container: a.Container, Blob: a.Blob}, log)
+		return azlock.New(azlock.Options{Options: c, Container: a.Container, Blob: a.Blob}, log)
 	default:
 		return nil, fmt.Errorf("lease.backend: unknown backend %q", cfg.Lease.Backend)
 	}
@@ -37,9 +38,9 @@ func newLock(cfg *config.Config, log *zap.Logger) (lease.Lock, error) {
 // azblobClient is the storage account settings of [lease.azblob] with their
 // secrets read from files or environment variables; the lease and the ACME
 // certificate storage share them.
-func azblobClient(cfg *config.Config) (azclient.Options, error) {
+func azblobClient(cfg *config.Config) (azure.Options, error) {
 	a := cfg.Lease.AzBlob
-	o := azclient.Options{
+	o := azure.Options{
 		AccountURL: a.AccountURL, Auth: a.Auth, ClientID: a.ClientID,
 		AccountName: a.AccountName, CallTimeout: a.CallTimeout.D(),
 	}

@@ -15,9 +15,9 @@ import (
 	"github.com/caddyserver/certmagic"
 	"go.uber.org/zap"
 
+	"github.com/batonproxy/baton/certstore"
 	"github.com/batonproxy/baton/config"
 	"github.com/batonproxy/baton/proxy"
-	"github.com/batonproxy/baton/proxy/certstore"
 )
 
 // tlsSource provides the HTTPS listener's certificates: static files

@@ -1,4 +1,4 @@
-package lease
+package azlock
 
 // Fast unit tests of the Azure Blob backend over a scripted HTTP transport:
 // every request must match the next step of the script, and every step must
@@ -9,15 +9,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
-	"github.com/batonproxy/baton/lease/azclient"
+	"github.com/batonproxy/baton/internal/azure"
+	"github.com/batonproxy/baton/lease"
 	"go.uber.org/zap"
 )
 
@@ -153,11 +152,11 @@ var holderMeta = map[string]string{
 	"term": "7", "holder": "node-a", "advertise_url": "http://10.0.0.4:80", "acquired_at": "2026-01-02T03:04:05.123456789Z",
 }
 
-func scriptedLock(t *testing.T, s *scriptTransport, mod ...lockOpt) *AzBlobLock {
+func scriptedLock(t *testing.T, s *scriptTransport, mod ...lockOpt) *Lock {
 	t.Helper()
-	o := AzBlobOptions{Container: "baton", Blob: "leader", Options: azclient.Options{
+	o := Options{Container: "baton", Blob: "leader", Options: azure.Options{
 		AccountURL:  "https://acct.blob.core.windows.net",
-		Auth:        AzBlobAuthSharedKey,
+		Auth:        azure.AuthSharedKey,
 		AccountKey:  "a2V5LWZvci11bml0LXRlc3Rz",
 		CallTimeout: time.Second,
 		Transport:   s,
@@ -165,7 +164,7 @@ func scriptedLock(t *testing.T, s *scriptTransport, mod ...lockOpt) *AzBlobLock 
 	for _, f := range mod {
 		f(&o)
 	}
-	l, err := NewAzBlobLock(o, zap.NewNop())
+	l, err := New(o, zap.NewNop())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -180,19 +179,19 @@ func TestAzBlobRenewErrors(t *testing.T) {
 		wantMsg string // substring of the error
 	}{
 		{"ok", []step{ok("PUT lease renew", 200)}, nil, ""},
-		{"id mismatch", []step{fail("PUT lease renew", 409, "LeaseIdMismatchWithLeaseOperation")}, ErrLost, "409 LeaseIdMismatchWithLeaseOperation"},
-		{"not present", []step{fail("PUT lease renew", 409, "LeaseNotPresentWithLeaseOperation")}, ErrLost, ""},
-		{"lost", []step{fail("PUT lease renew", 409, "LeaseLost")}, ErrLost, ""},
-		{"broken", []step{fail("PUT lease renew", 409, "LeaseIsBrokenAndCannotBeRenewed")}, ErrLost, ""},
-		{"blob gone", []step{fail("PUT lease renew", 404, "BlobNotFound")}, ErrLost, ""},
-		{"role missing", []step{fail("PUT lease renew", 403, "AuthorizationPermissionMismatch")}, ErrConfig,
+		{"id mismatch", []step{fail("PUT lease renew", 409, "LeaseIdMismatchWithLeaseOperation")}, lease.ErrLost, "409 LeaseIdMismatchWithLeaseOperation"},
+		{"not present", []step{fail("PUT lease renew", 409, "LeaseNotPresentWithLeaseOperation")}, lease.ErrLost, ""},
+		{"lost", []step{fail("PUT lease renew", 409, "LeaseLost")}, lease.ErrLost, ""},
+		{"broken", []step{fail("PUT lease renew", 409, "LeaseIsBrokenAndCannotBeRenewed")}, lease.ErrLost, ""},
+		{"blob gone", []step{fail("PUT lease renew", 404, "BlobNotFound")}, lease.ErrLost, ""},
+		{"role missing", []step{fail("PUT lease renew", 403, "AuthorizationPermissionMismatch")}, lease.ErrConfig,
 			"storage account rejected our credentials (403 AuthorizationPermissionMismatch): give this VM's identity the Storage Blob Data Contributor role on container baton"},
-		{"bad key", []step{fail("PUT lease renew", 403, "AuthenticationFailed")}, ErrConfig, "check the account key"},
-		{"not authorized", []step{fail("PUT lease renew", 403, "AuthorizationFailure")}, ErrConfig, "check the account key, its permissions, and the account's network rules"},
-		{"firewall", []step{fail("PUT lease renew", 403, "AuthorizationSourceIPMismatch")}, ErrConfig, "network rules do not admit this host"},
-		{"unauthorized", []step{fail("PUT lease renew", 401, "")}, ErrConfig, "401 Unauthorized"},
-		{"no account", []step{fail("PUT lease renew", 404, "ResourceNotFound")}, ErrConfig, "check account_url"},
-		{"bad request", []step{fail("PUT lease renew", 400, "InvalidHeaderValue")}, ErrConfig, "400 InvalidHeaderValue"},
+		{"bad key", []step{fail("PUT lease renew", 403, "AuthenticationFailed")}, lease.ErrConfig, "check the account key"},
+		{"not authorized", []step{fail("PUT lease renew", 403, "AuthorizationFailure")}, lease.ErrConfig, "check the account key, its permissions, and the account's network rules"},
+		{"firewall", []step{fail("PUT lease renew", 403, "AuthorizationSourceIPMismatch")}, lease.ErrConfig, "network rules do not admit this host"},
+		{"unauthorized", []step{fail("PUT lease renew", 401, "")}, lease.ErrConfig, "401 Unauthorized"},
+		{"no account", []step{fail("PUT lease renew", 404, "ResourceNotFound")}, lease.ErrConfig, "check account_url"},
+		{"bad request", []step{fail("PUT lease renew", 400, "InvalidHeaderValue")}, lease.ErrConfig, "400 InvalidHeaderValue"},
 		{"5xx retried then ok", []step{fail("PUT lease renew", 500, "InternalError"), fail("PUT lease renew", 503, "ServerBusy"), ok("PUT lease renew", 200)}, nil, ""},
 		{"5xx exhausted", []step{fail("PUT lease renew", 503, "ServerBusy"), fail("PUT lease renew", 503, "ServerBusy"), fail("PUT lease renew", 503, "ServerBusy")}, nil, "storage unavailable (503 ServerBusy)"},
 		{"429 retried", []step{fail("PUT lease renew", 429, "TooManyRequests"), ok("PUT lease renew", 200)}, nil, ""},
@@ -208,7 +207,7 @@ func TestAzBlobRenewErrors(t *testing.T) {
 				t.Fatalf("Renew: %v, want nil", err)
 			case tc.want != nil && !errors.Is(err, tc.want):
 				t.Fatalf("Renew: %v, want %v", err, tc.want)
-			case tc.want == nil && tc.wantMsg != "" && (err == nil || errors.Is(err, ErrConfig) || errors.Is(err, ErrLost)):
+			case tc.want == nil && tc.wantMsg != "" && (err == nil || errors.Is(err, lease.ErrConfig) || errors.Is(err, lease.ErrLost)):
 				t.Fatalf("Renew: %v, want a plain (transient) error", err)
 			}
 			if tc.wantMsg != "" && !strings.Contains(fmt.Sprint(err), tc.wantMsg) {
@@ -232,7 +231,7 @@ func TestAzBlobReleaseErrors(t *testing.T) {
 		{"not present", []step{fail("PUT lease release", 409, "LeaseNotPresentWithLeaseOperation")}, nil},
 		{"blob gone", []step{fail("PUT lease release", 404, "BlobNotFound")}, nil},
 		{"container gone", []step{fail("PUT lease release", 404, "ContainerNotFound")}, nil},
-		{"forbidden", []step{fail("PUT lease release", 403, "AuthorizationPermissionMismatch")}, ErrConfig},
+		{"forbidden", []step{fail("PUT lease release", 403, "AuthorizationPermissionMismatch")}, lease.ErrConfig},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -249,20 +248,20 @@ func TestAzBlobRead(t *testing.T) {
 	tests := []struct {
 		name   string
 		steps  []step
-		want   Record
+		want   lease.Record
 		wantOK bool
 		errIs  error
 	}{
-		{"leased", []step{props("leased", holderMeta)}, Record{Holder: "node-a", AdvertiseURL: "http://10.0.0.4:80", Term: 7,
+		{"leased", []step{props("leased", holderMeta)}, lease.Record{Holder: "node-a", AdvertiseURL: "http://10.0.0.4:80", Term: 7,
 			AcquiredAt: time.Date(2026, 1, 2, 3, 4, 5, 123456789, time.UTC)}, true, nil},
-		{"breaking counts as held", []step{props("breaking", map[string]string{"term": "3"})}, Record{Term: 3}, true, nil},
-		{"expired keeps the term", []step{props("expired", map[string]string{"term": "3", "holder": "old"})}, Record{Term: 3, Holder: "old"}, false, nil},
-		{"new blob", []step{props("available", nil)}, Record{}, false, nil},
-		{"no blob", []step{fail("HEAD blob", 404, "BlobNotFound")}, Record{}, false, nil},
-		{"no container", []step{fail("HEAD blob", 404, "ContainerNotFound")}, Record{}, false, nil},
-		{"escaped holder", []step{props("leased", map[string]string{"holder": "n%C3%A9%20x%25"})}, Record{Holder: "né x%"}, true, nil},
-		{"bad term", []step{props("leased", map[string]string{"term": "x"})}, Record{}, true, ErrConfig},
-		{"forbidden", []step{fail("HEAD blob", 403, "AuthorizationPermissionMismatch")}, Record{}, false, ErrConfig},
+		{"breaking counts as held", []step{props("breaking", map[string]string{"term": "3"})}, lease.Record{Term: 3}, true, nil},
+		{"expired keeps the term", []step{props("expired", map[string]string{"term": "3", "holder": "old"})}, lease.Record{Term: 3, Holder: "old"}, false, nil},
+		{"new blob", []step{props("available", nil)}, lease.Record{}, false, nil},
+		{"no blob", []step{fail("HEAD blob", 404, "BlobNotFound")}, lease.Record{}, false, nil},
+		{"no container", []step{fail("HEAD blob", 404, "ContainerNotFound")}, lease.Record{}, false, nil},
+		{"escaped holder", []step{props("leased", map[string]string{"holder": "n%C3%A9%20x%25"})}, lease.Record{Holder: "né x%"}, true, nil},
+		{"bad term", []step{props("leased", map[string]string{"term": "x"})}, lease.Record{}, true, lease.ErrConfig},
+		{"forbidden", []step{fail("HEAD blob", 403, "AuthorizationPermissionMismatch")}, lease.Record{}, false, lease.ErrConfig},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -283,7 +282,7 @@ func TestAzBlobRead(t *testing.T) {
 }
 
 func TestAzBlobAcquire(t *testing.T) {
-	self := Record{Holder: "node-b", AdvertiseURL: "http://10.0.0.5:80"}
+	self := lease.Record{Holder: "node-b", AdvertiseURL: "http://10.0.0.5:80"}
 	var leaseID string
 	checkMeta := func(term string) func(*http.Request) error {
 		return func(r *http.Request) error {
@@ -319,10 +318,10 @@ func TestAzBlobAcquire(t *testing.T) {
 		steps    []step
 		wantTerm uint64 // when the acquisition succeeds
 		errIs    error
-		wantRec  string // holder in the returned record on ErrHeld
+		wantRec  string // holder in the returned record on lease.ErrHeld
 	}{
-		{"held: no acquire attempt", []step{props("leased", holderMeta)}, 0, ErrHeld, "node-a"},
-		{"breaking: held", []step{props("breaking", holderMeta)}, 0, ErrHeld, "node-a"},
+		{"held: no acquire attempt", []step{props("leased", holderMeta)}, 0, lease.ErrHeld, "node-a"},
+		{"breaking: held", []step{props("breaking", holderMeta)}, 0, lease.ErrHeld, "node-a"},
 		{"held under our name: still ours", []step{
 			props("leased", map[string]string{"term": "7", "holder": "node-b"}),
 			{op: "PUT lease acquire", status: 201, check: checkAcquire},
@@ -333,7 +332,7 @@ func TestAzBlobAcquire(t *testing.T) {
 			props("leased", map[string]string{"term": "7", "holder": "node-b"}),
 			fail("PUT lease acquire", 409, "LeaseAlreadyPresent"),
 			props("leased", map[string]string{"term": "7", "holder": "node-b"}),
-		}, 0, ErrHeld, "node-b"},
+		}, 0, lease.ErrHeld, "node-b"},
 		{"free", []step{
 			props("available", map[string]string{"term": "7"}),
 			{op: "PUT lease acquire", status: 201, check: checkAcquire},
@@ -350,7 +349,7 @@ func TestAzBlobAcquire(t *testing.T) {
 			props("available", map[string]string{"term": "7"}),
 			fail("PUT lease acquire", 409, "LeaseAlreadyPresent"),
 			props("leased", map[string]string{"term": "8", "holder": "node-c"}),
-		}, 0, ErrHeld, "node-c"},
+		}, 0, lease.ErrHeld, "node-c"},
 		{"creates container and blob", []step{
 			fail("HEAD blob", 404, "ContainerNotFound"),
 			ok("PUT container", 201),
@@ -370,11 +369,11 @@ func TestAzBlobAcquire(t *testing.T) {
 			fail("PUT blob", 412, "LeaseIdMissing"),
 			fail("PUT lease acquire", 409, "LeaseAlreadyPresent"),
 			props("leased", holderMeta),
-		}, 0, ErrHeld, "node-a"},
+		}, 0, lease.ErrHeld, "node-a"},
 		{"cannot create container", []step{
 			fail("HEAD blob", 404, "ContainerNotFound"),
 			fail("PUT container", 403, "AuthorizationPermissionMismatch"),
-		}, 0, ErrConfig, ""},
+		}, 0, lease.ErrConfig, ""},
 		{"metadata write fails: released", []step{
 			props("available", nil),
 			ok("PUT lease acquire", 201),
@@ -387,8 +386,8 @@ func TestAzBlobAcquire(t *testing.T) {
 			ok("PUT lease acquire", 201),
 			props("leased", map[string]string{"term": "-1"}),
 			ok("PUT lease release", 200),
-		}, 0, ErrConfig, ""},
-		{"forbidden", []step{fail("HEAD blob", 403, "AuthorizationPermissionMismatch")}, 0, ErrConfig, ""},
+		}, 0, lease.ErrConfig, ""},
+		{"forbidden", []step{fail("HEAD blob", 403, "AuthorizationPermissionMismatch")}, 0, lease.ErrConfig, ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -408,7 +407,7 @@ func TestAzBlobAcquire(t *testing.T) {
 					t.Errorf("record on error = %+v, want holder %q", rec, tc.wantRec)
 				}
 			default:
-				if err == nil || errors.Is(err, ErrHeld) {
+				if err == nil || errors.Is(err, lease.ErrHeld) {
 					t.Fatalf("Acquire: %v, want a failure", err)
 				}
 			}
@@ -419,11 +418,11 @@ func TestAzBlobAcquire(t *testing.T) {
 func TestAzBlobLeaseDurationChecked(t *testing.T) {
 	l := scriptedLock(t, newScript(t)) // no request may be made
 	for _, d := range []time.Duration{0, 14 * time.Second, 61 * time.Second, 15500 * time.Millisecond} {
-		if _, err := l.Acquire(context.Background(), Record{Holder: "x"}, d); !errors.Is(err, ErrConfig) {
-			t.Errorf("Acquire(%v): %v, want ErrConfig", d, err)
+		if _, err := l.Acquire(context.Background(), lease.Record{Holder: "x"}, d); !errors.Is(err, lease.ErrConfig) {
+			t.Errorf("Acquire(%v): %v, want lease.ErrConfig", d, err)
 		}
-		if err := l.Renew(context.Background(), d); !errors.Is(err, ErrConfig) {
-			t.Errorf("Renew(%v): %v, want ErrConfig", d, err)
+		if err := l.Renew(context.Background(), d); !errors.Is(err, lease.ErrConfig) {
+			t.Errorf("Renew(%v): %v, want lease.ErrConfig", d, err)
 		}
 	}
 }
@@ -435,14 +434,14 @@ func TestAzBlobCallDeadline(t *testing.T) {
 		t.Run(fmt.Sprint(callTimeout), func(t *testing.T) {
 			hang := step{op: "PUT lease renew", block: true}
 			s := newScript(t, hang, hang, hang)
-			l := scriptedLock(t, s, func(o *AzBlobOptions) { o.CallTimeout = callTimeout })
+			l := scriptedLock(t, s, func(o *Options) { o.CallTimeout = callTimeout })
 			const deadline = 300 * time.Millisecond
 			ctx, cancel := context.WithTimeout(context.Background(), deadline)
 			defer cancel()
 			start := time.Now()
 			err := l.Renew(ctx, 15*time.Second)
 			took := time.Since(start)
-			if !errors.Is(err, context.DeadlineExceeded) || errors.Is(err, ErrLost) || errors.Is(err, ErrConfig) {
+			if !errors.Is(err, context.DeadlineExceeded) || errors.Is(err, lease.ErrLost) || errors.Is(err, lease.ErrConfig) {
 				t.Errorf("Renew against a hung storage: %v, want a deadline error", err)
 			}
 			if took > deadline+100*time.Millisecond {
@@ -464,84 +463,70 @@ func TestAzBlobNoSecretsInErrors(t *testing.T) {
 		step{op: "PUT lease renew", err: errors.New("dial tcp: connection refused")},
 		step{op: "PUT lease renew", err: errors.New("dial tcp: connection refused")},
 	)
-	l := scriptedLock(t, s, func(o *AzBlobOptions) { o.Auth, o.AccountKey, o.SASToken = AzBlobAuthSAS, "", "?"+sas })
+	l := scriptedLock(t, s, func(o *Options) { o.Auth, o.AccountKey, o.SASToken = azure.AuthSAS, "", "?"+sas })
 	err := l.Renew(ctxT(t, 5*time.Second), 15*time.Second)
 	if err == nil || strings.Contains(err.Error(), sig) || !strings.Contains(err.Error(), "connection refused") {
 		t.Errorf("transport error with a SAS URL: %v; want the cause without the signature", err)
 	}
 
-	for _, o := range []AzBlobOptions{
-		{Options: azclient.Options{Auth: AzBlobAuthConnectionString, ConnectionString: "AccountName=a;AccountKey=" + sig + ";Bogus"}},
-		{Options: azclient.Options{Auth: AzBlobAuthSharedKey, AccountURL: "https://a.blob.core.windows.net", AccountKey: "not base64 " + sig}},
-		{Options: azclient.Options{Auth: AzBlobAuthSAS, AccountURL: "https://a.blob.core.windows.net", SASToken: "%zz" + sig}},
+	for _, o := range []Options{
+		{Options: azure.Options{Auth: azure.AuthConnectionString, ConnectionString: "AccountName=a;AccountKey=" + sig + ";Bogus"}},
+		{Options: azure.Options{Auth: azure.AuthSharedKey, AccountURL: "https://a.blob.core.windows.net", AccountKey: "not base64 " + sig}},
+		{Options: azure.Options{Auth: azure.AuthSAS, AccountURL: "https://a.blob.core.windows.net", SASToken: "%zz" + sig}},
 	} {
-		_, err := NewAzBlobLock(o, zap.NewNop())
-		if !errors.Is(err, ErrConfig) || strings.Contains(err.Error(), sig) {
-			t.Errorf("NewAzBlobLock(%s): %v; want ErrConfig without the secret", o.Auth, err)
+		_, err := New(o, zap.NewNop())
+		if !errors.Is(err, lease.ErrConfig) || strings.Contains(err.Error(), sig) {
+			t.Errorf("New(%s): %v; want lease.ErrConfig without the secret", o.Auth, err)
 		}
 	}
 }
 
 func TestNewAzBlobLockOptions(t *testing.T) {
-	valid := AzBlobOptions{Options: azclient.Options{AccountURL: "https://acct.blob.core.windows.net", Auth: AzBlobAuthSharedKey, AccountKey: "a2V5"}}
+	valid := Options{Options: azure.Options{AccountURL: "https://acct.blob.core.windows.net", Auth: azure.AuthSharedKey, AccountKey: "a2V5"}}
 	tests := []struct {
 		name string
-		mod  func(*AzBlobOptions)
+		mod  func(*Options)
 		want string // "" means valid
 	}{
-		{"valid", func(*AzBlobOptions) {}, ""},
-		{"bad container", func(o *AzBlobOptions) { o.Container = "Baton_1" }, "container name"},
-		{"no url", func(o *AzBlobOptions) { o.AccountURL = "" }, "account_url is empty"},
-		{"not a url", func(o *AzBlobOptions) { o.AccountURL = "acct.blob.core.windows.net" }, "not an http(s) URL"},
-		{"query in url", func(o *AzBlobOptions) { o.AccountURL += "/?sig=x" }, "must not carry a query"},
-		{"unknown auth", func(o *AzBlobOptions) { o.Auth = "password" }, "auth \"password\" is not one of"},
-		{"mi over http", func(o *AzBlobOptions) { o.Auth, o.AccountURL = AzBlobAuthManagedIdentity, "http://acct.example" }, "needs an https account_url"},
-		{"client id without mi", func(o *AzBlobOptions) { o.ClientID = "11111111-1111-1111-1111-111111111111" }, "client_id is only used"},
-		{"mi with client id", func(o *AzBlobOptions) {
-			o.Auth, o.ClientID = AzBlobAuthManagedIdentity, "11111111-1111-1111-1111-111111111111"
+		{"valid", func(*Options) {}, ""},
+		{"bad container", func(o *Options) { o.Container = "Baton_1" }, "container name"},
+		{"no url", func(o *Options) { o.AccountURL = "" }, "account_url is empty"},
+		{"not a url", func(o *Options) { o.AccountURL = "acct.blob.core.windows.net" }, "not an http(s) URL"},
+		{"query in url", func(o *Options) { o.AccountURL += "/?sig=x" }, "must not carry a query"},
+		{"unknown auth", func(o *Options) { o.Auth = "password" }, "auth \"password\" is not one of"},
+		{"mi over http", func(o *Options) { o.Auth, o.AccountURL = azure.AuthManagedIdentity, "http://acct.example" }, "needs an https account_url"},
+		{"client id without mi", func(o *Options) { o.ClientID = "11111111-1111-1111-1111-111111111111" }, "client_id is only used"},
+		{"mi with client id", func(o *Options) {
+			o.Auth, o.ClientID = azure.AuthManagedIdentity, "11111111-1111-1111-1111-111111111111"
 		}, ""},
-		{"default", func(o *AzBlobOptions) { o.Auth = AzBlobAuthDefault }, ""},
-		{"no key", func(o *AzBlobOptions) { o.AccountKey = "" }, "needs an account key"},
-		{"no name in url", func(o *AzBlobOptions) { o.AccountURL = "http://127.0.0.1:10000" }, "cannot tell the account name"},
-		{"no connection string", func(o *AzBlobOptions) { o.Auth = AzBlobAuthConnectionString }, "needs a connection string"},
-		{"no sas", func(o *AzBlobOptions) { o.Auth = AzBlobAuthSAS }, "needs a SAS token"},
-		{"negative timeout", func(o *AzBlobOptions) { o.CallTimeout = -time.Second }, "negative"},
+		{"default", func(o *Options) { o.Auth = azure.AuthDefault }, ""},
+		{"no key", func(o *Options) { o.AccountKey = "" }, "needs an account key"},
+		{"no name in url", func(o *Options) { o.AccountURL = "http://127.0.0.1:10000" }, "cannot tell the account name"},
+		{"no connection string", func(o *Options) { o.Auth = azure.AuthConnectionString }, "needs a connection string"},
+		{"no sas", func(o *Options) { o.Auth = azure.AuthSAS }, "needs a SAS token"},
+		{"negative timeout", func(o *Options) { o.CallTimeout = -time.Second }, "negative"},
+		{"lease id not a guid", func(o *Options) { o.LeaseID = "node-a" }, "is not a GUID"},
+		{"lease id a guid", func(o *Options) { o.LeaseID = "3f2504e0-4f89-41d3-9a0c-0305e82c3301" }, ""},
+		{"blob name too long", func(o *Options) { o.Blob = strings.Repeat("b", 1025) }, "blob name"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			o := valid
 			tc.mod(&o)
-			_, err := NewAzBlobLock(o, zap.NewNop())
+			_, err := New(o, zap.NewNop())
 			if tc.want == "" {
 				if err != nil {
-					t.Fatalf("NewAzBlobLock: %v", err)
+					t.Fatalf("New: %v", err)
 				}
 				return
 			}
-			if !errors.Is(err, ErrConfig) || !strings.Contains(fmt.Sprint(err), tc.want) {
-				t.Fatalf("NewAzBlobLock: %v, want ErrConfig containing %q", err, tc.want)
+			if !errors.Is(err, lease.ErrConfig) || !strings.Contains(fmt.Sprint(err), tc.want) {
+				t.Fatalf("New: %v, want lease.ErrConfig containing %q", err, tc.want)
 			}
 		})
 	}
-	if _, err := NewAzBlobLock(valid, nil); err == nil {
-		t.Error("NewAzBlobLock with a nil logger: want an error")
-	}
-}
-
-func TestAccountNameFromURL(t *testing.T) {
-	for in, want := range map[string]string{
-		"https://acct.blob.core.windows.net":             "acct",
-		"https://acct.blob.core.usgovcloudapi.net/":      "acct",
-		"http://127.0.0.1:10000/devstoreaccount1":        "devstoreaccount1",
-		"http://localhost:10000/devstoreaccount1/":       "devstoreaccount1",
-		"http://[::1]:10000/devstoreaccount1":            "devstoreaccount1",
-		"http://127.0.0.1:10000":                         "",
-		"http://localhost:10000":                         "",
-		"https://acct.privatelink.blob.core.windows.net": "acct",
-	} {
-		if got := accountNameFromURL(in); got != want {
-			t.Errorf("accountNameFromURL(%q) = %q, want %q", in, got, want)
-		}
+	if _, err := New(valid, nil); err == nil {
+		t.Error("New with a nil logger: want an error")
 	}
 }
 
@@ -562,39 +547,47 @@ func TestMetaEncoding(t *testing.T) {
 	}
 }
 
-type fakeUnavailable struct{}
-
-func (fakeUnavailable) Error() string {
-	return "ManagedIdentityCredential: no managed identity endpoint"
-}
-func (fakeUnavailable) NonRetriable() {}
-
-func TestAzBlobCredentialErrors(t *testing.T) {
-	l := scriptedLock(t, newScript(t), func(o *AzBlobOptions) { o.Auth, o.AccountKey = AzBlobAuthManagedIdentity, "" })
+func TestAzBlobAdoptReleasesOnFailure(t *testing.T) {
+	const from = "3f2504e0-4f89-41d3-9a0c-0305e82c3301"
+	var own string
+	checkChange := func(r *http.Request) error {
+		if hdr(r, "x-ms-lease-id") != from || hdr(r, "x-ms-proposed-lease-id") != own {
+			return fmt.Errorf("change from %q to %q, want from %q to ours %q", hdr(r, "x-ms-lease-id"), hdr(r, "x-ms-proposed-lease-id"), from, own)
+		}
+		return nil
+	}
+	ours := func(r *http.Request) error {
+		if got := hdr(r, "x-ms-lease-id"); got != own {
+			return fmt.Errorf("lease id %q, want ours %q", got, own)
+		}
+		return nil
+	}
 	tests := []struct {
-		name       string
-		err        error
-		wantConfig bool
-		wantMsg    string
+		name  string
+		steps []step
+		errIs error // nil: a plain error
 	}{
-		{"token refused", fmt.Errorf("get token: %w", &azidentity.AuthenticationFailedError{
-			RawResponse: &http.Response{StatusCode: 400, Status: "400 Bad Request", Body: io.NopCloser(strings.NewReader(`{"error":"invalid_request"}`))}}),
-			true, `azure identity (auth "managed-identity") could not get a token`},
-		{"no response", &azidentity.AuthenticationFailedError{}, true, "could not get a token"},
-		{"token service down", &azidentity.AuthenticationFailedError{
-			RawResponse: &http.Response{StatusCode: 503, Body: io.NopCloser(strings.NewReader(""))}}, false, "token service: 503"},
-		{"no credential", fmt.Errorf("chain: %w", fakeUnavailable{}), true, "no azure credential available"},
-		{"dns", &net.DNSError{Err: "no such host", Name: "acct.blob.core.windows.net", IsNotFound: true}, false, "check account_url"},
-		{"deadline", fmt.Errorf("x: %w", context.DeadlineExceeded), false, "timed out"},
+		{"from holds nothing", []step{fail("PUT lease change", 409, "LeaseIdMismatchWithLeaseOperation")}, lease.ErrLost},
+		{"renew fails after the change: released", []step{
+			{op: "PUT lease change", status: 200, check: checkChange},
+			fail("PUT lease renew", 409, "LeaseIsBrokenAndCannotBeRenewed"),
+			{op: "PUT lease release", status: 200, check: ours},
+		}, lease.ErrLost},
+		{"record fails after the change: released", []step{
+			{op: "PUT lease change", status: 200, check: checkChange},
+			{op: "PUT lease renew", status: 200, check: ours},
+			props("leased", map[string]string{"term": "4"}),
+			fail("PUT metadata", 412, "ConditionNotMet"),
+			{op: "PUT lease release", status: 200, check: ours},
+		}, nil},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			err := l.wrap("renew lease", tc.err)
-			if errors.Is(err, ErrConfig) != tc.wantConfig || !strings.Contains(err.Error(), tc.wantMsg) {
-				t.Errorf("wrap(%v) = %v; want ErrConfig %v, containing %q", tc.err, err, tc.wantConfig, tc.wantMsg)
-			}
-			if strings.Contains(err.Error(), "\n") {
-				t.Errorf("error spans lines: %q", err)
+			l := scriptedLock(t, newScript(t, tc.steps...))
+			own = l.LeaseID()
+			rec, err := l.Adopt(ctxT(t, 5*time.Second), from, lease.Record{Holder: "node-b"}, 15*time.Second)
+			if err == nil || rec != (lease.Record{}) || (tc.errIs != nil && !errors.Is(err, tc.errIs)) {
+				t.Fatalf("Adopt = %+v, %v; want a failure wrapping %v", rec, err, tc.errIs)
 			}
 		})
 	}

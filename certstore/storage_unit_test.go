@@ -6,20 +6,19 @@ package certstore
 import (
 	"context"
 	"errors"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
 
 	"go.uber.org/zap"
 
-	"github.com/batonproxy/baton/lease/azclient"
+	"github.com/batonproxy/baton/internal/azure"
 )
 
 func validOptions() Options {
-	return Options{Client: azclient.Options{
+	return Options{Client: azure.Options{
 		AccountURL: "https://acct.blob.core.windows.net",
-		Auth:       azclient.AuthSharedKey,
+		Auth:       azure.AuthSharedKey,
 		AccountKey: "a2V5LWZvci11bml0LXRlc3Rz",
 	}}
 }
@@ -42,10 +41,10 @@ func TestNewOptions(t *testing.T) {
 		{"unknown auth", func(o *Options) { o.Client.Auth = "password" }, `auth "password" is not one of`},
 		{"bad key, no secret", func(o *Options) { o.Client.AccountKey = "not base64 " + secret }, "not valid base64"},
 		{"bad connection string, no secret", func(o *Options) {
-			o.Client = azclient.Options{Auth: azclient.AuthConnectionString, ConnectionString: "AccountName=a;AccountKey=" + secret + ";Bogus"}
+			o.Client = azure.Options{Auth: azure.AuthConnectionString, ConnectionString: "AccountName=a;AccountKey=" + secret + ";Bogus"}
 		}, "connection string"},
 		{"sas", func(o *Options) {
-			o.Client = azclient.Options{Auth: azclient.AuthSAS, AccountURL: "https://acct.blob.core.windows.net", SASToken: "?sv=1&sig=x"}
+			o.Client = azure.Options{Auth: azure.AuthSAS, AccountURL: "https://acct.blob.core.windows.net", SASToken: "?sv=1&sig=x"}
 		}, ""},
 	}
 	for _, tc := range tests {
@@ -111,16 +110,7 @@ func TestKeyMapping(t *testing.T) {
 	}
 }
 
-func TestLeaseIDAndJitter(t *testing.T) {
-	uuidRE := regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`)
-	seen := make(map[string]bool)
-	for range 100 {
-		id, err := newLeaseID()
-		if err != nil || !uuidRE.MatchString(id) || seen[id] {
-			t.Fatalf("newLeaseID() = %q, %v: want a fresh v4 UUID", id, err)
-		}
-		seen[id] = true
-	}
+func TestJitter(t *testing.T) {
 	s, err := New(validOptions(), zap.NewNop())
 	if err != nil {
 		t.Fatal(err)

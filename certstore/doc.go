@@ -1,11 +1,15 @@
-// Package certstore is a certmagic Storage on Azure Blob Storage, so that
-// every baton node shares one ACME account, one set of certificates and
-// the locks that make only one node talk to the CA at a time.
+// Package certstore is a certmagic Storage and Locker on Azure Blob
+// Storage, so that every baton node shares one ACME account, one set of
+// certificates and the locks that make only one node talk to the CA at a
+// time. It owns the mapping of certmagic's keys and locks to blobs; the
+// storage client, the classification of the storage's errors, Azure's
+// lease bounds and the blob-lease primitive its locks are built on belong
+// to internal/azure, which the election's lock (lease/azlock) shares.
 //
 // A key maps to the block blob Prefix+key in Container (default
 // "baton/certmagic/..."); "directories" are the blob name prefixes ending
 // in "/". The storage account and its authentication are configured like
-// the lease's (package lease/azclient), and the container may be the
+// the lease's (internal/azure.Options), and the container may be the
 // lease's: the lease blob and the certmagic prefix do not overlap.
 //
 // # Semantics (certmagic.Storage)
@@ -45,7 +49,7 @@
 //     its lock becomes free LockTTL after its last successful renewal at
 //     the latest, with no operator action.
 //   - Every storage call is bounded: one try lasts at most CallTimeout and
-//     a call makes at most three tries (azclient), also when ctx has no
+//     a call makes at most three tries (internal/azure), also when ctx has no
 //     deadline; List and a directory Delete bound each page and each blob.
 //     Unlock releases with a context detached from the caller's
 //     cancellation but bounded the same way.

@@ -1,4 +1,4 @@
-package lease
+package azlock
 
 // Lock-level tests of the Azure Blob backend against a real Azurite.
 
@@ -15,8 +15,9 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/sas"
-	"github.com/batonproxy/baton/lease/azclient"
-	"github.com/batonproxy/baton/lease/azuritetest"
+	"github.com/batonproxy/baton/internal/azure"
+	"github.com/batonproxy/baton/internal/azure/azuritetest"
+	"github.com/batonproxy/baton/lease"
 	"go.uber.org/zap/zaptest"
 )
 
@@ -70,15 +71,15 @@ func testTransport(t testing.TB) *countingTransport {
 	return &countingTransport{rt: tr}
 }
 
-type lockOpt func(*AzBlobOptions)
+type lockOpt func(*Options)
 
 // newAzuriteLock returns a lock on blob (in container "baton") of az via
 // its connection string; opts may change anything.
-func newAzuriteLock(t testing.TB, az *azuritetest.Azurite, blob string, opts ...lockOpt) (*AzBlobLock, *countingTransport) {
+func newAzuriteLock(t testing.TB, az *azuritetest.Azurite, blob string, opts ...lockOpt) (*Lock, *countingTransport) {
 	t.Helper()
 	ct := testTransport(t)
-	o := AzBlobOptions{Container: "baton", Blob: blob, Options: azclient.Options{
-		Auth:             AzBlobAuthConnectionString,
+	o := Options{Container: "baton", Blob: blob, Options: azure.Options{
+		Auth:             azure.AuthConnectionString,
 		ConnectionString: az.ConnectionString(),
 		CallTimeout:      time.Second,
 		Transport:        ct,
@@ -86,9 +87,9 @@ func newAzuriteLock(t testing.TB, az *azuritetest.Azurite, blob string, opts ...
 	for _, f := range opts {
 		f(&o)
 	}
-	l, err := NewAzBlobLock(o, zaptest.NewLogger(t))
+	l, err := New(o, zaptest.NewLogger(t))
 	if err != nil {
-		t.Fatalf("NewAzBlobLock: %v", err)
+		t.Fatalf("New: %v", err)
 	}
 	return l, ct
 }
@@ -99,9 +100,9 @@ func ctxT(t testing.TB, d time.Duration) context.Context {
 	return ctx
 }
 
-func mustAcquire(t *testing.T, l *AzBlobLock, name string) Record {
+func mustAcquire(t *testing.T, l *Lock, name string) lease.Record {
 	t.Helper()
-	rec, err := l.Acquire(ctxT(t, 10*time.Second), Record{Holder: name, AdvertiseURL: "http://" + name + ":80"}, testLeaseDur)
+	rec, err := l.Acquire(ctxT(t, 10*time.Second), lease.Record{Holder: name, AdvertiseURL: "http://" + name + ":80"}, testLeaseDur)
 	if err != nil {
 		t.Fatalf("%s: Acquire: %v", name, err)
 	}
@@ -137,21 +138,21 @@ func testAzBlobLock(t *testing.T, az *azuritetest.Azurite) {
 			wg      sync.WaitGroup
 			winners atomic.Int32
 			errs    = make(chan error, n)
-			recs    = make(chan Record, n)
+			recs    = make(chan lease.Record, n)
 		)
 		start := make(chan struct{})
 		for i := range n {
-			l, _ := newAzuriteLock(t, az, "race", func(o *AzBlobOptions) { o.Container = "race-container" })
+			l, _ := newAzuriteLock(t, az, "race", func(o *Options) { o.Container = "race-container" })
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
 				<-start
-				rec, err := l.Acquire(ctxT(t, 10*time.Second), Record{Holder: string(rune('a' + i))}, testLeaseDur)
+				rec, err := l.Acquire(ctxT(t, 10*time.Second), lease.Record{Holder: string(rune('a' + i))}, testLeaseDur)
 				switch {
 				case err == nil:
 					winners.Add(1)
 					recs <- rec
-				case errors.Is(err, ErrHeld):
+				case errors.Is(err, lease.ErrHeld):
 				default:
 					errs <- err
 				}
@@ -180,18 +181,18 @@ func testAzBlobLock(t *testing.T, az *azuritetest.Azurite) {
 		}
 		recA := mustAcquire(t, a, "node-a")
 
-		got, err := b.Acquire(ctxT(t, 5*time.Second), Record{Holder: "node-b"}, testLeaseDur)
-		if !errors.Is(err, ErrHeld) {
-			t.Fatalf("b.Acquire while a holds: err = %v, want ErrHeld", err)
+		got, err := b.Acquire(ctxT(t, 5*time.Second), lease.Record{Holder: "node-b"}, testLeaseDur)
+		if !errors.Is(err, lease.ErrHeld) {
+			t.Fatalf("b.Acquire while a holds: err = %v, want lease.ErrHeld", err)
 		}
 		if got.Holder != "node-a" || got.Term != recA.Term || got.AdvertiseURL != recA.AdvertiseURL || !got.AcquiredAt.Equal(recA.AcquiredAt) {
-			t.Errorf("holder record on ErrHeld = %+v, want %+v", got, recA)
+			t.Errorf("holder record on lease.ErrHeld = %+v, want %+v", got, recA)
 		}
 		if err := a.Renew(ctxT(t, 5*time.Second), testLeaseDur); err != nil {
 			t.Fatalf("a.Renew: %v", err)
 		}
-		if err := b.Renew(ctxT(t, 5*time.Second), testLeaseDur); !errors.Is(err, ErrLost) {
-			t.Errorf("b.Renew of a lease it never had: err = %v, want ErrLost", err)
+		if err := b.Renew(ctxT(t, 5*time.Second), testLeaseDur); !errors.Is(err, lease.ErrLost) {
+			t.Errorf("b.Renew of a lease it never had: err = %v, want lease.ErrLost", err)
 		}
 		if err := b.Release(ctxT(t, 5*time.Second)); err != nil {
 			t.Errorf("b.Release of a lease it does not hold: %v, want nil", err)
@@ -215,8 +216,8 @@ func testAzBlobLock(t *testing.T, az *azuritetest.Azurite) {
 		if recB.Term != recA.Term+1 {
 			t.Errorf("b's term = %d, want %d", recB.Term, recA.Term+1)
 		}
-		if err := a.Renew(ctxT(t, 5*time.Second), testLeaseDur); !errors.Is(err, ErrLost) {
-			t.Errorf("a.Renew after b took the lease: err = %v, want ErrLost", err)
+		if err := a.Renew(ctxT(t, 5*time.Second), testLeaseDur); !errors.Is(err, lease.ErrLost) {
+			t.Errorf("a.Renew after b took the lease: err = %v, want lease.ErrLost", err)
 		}
 		if err := a.Release(ctxT(t, 5*time.Second)); err != nil {
 			t.Errorf("a.Release of b's lease: %v, want nil", err)
@@ -234,8 +235,8 @@ func testAzBlobLock(t *testing.T, az *azuritetest.Azurite) {
 		twin, _ := newAzuriteLock(t, az, "own")
 		rec1 := mustAcquire(t, a, "node-a")
 		// A process that uses the same node name has another lease ID.
-		if _, err := twin.Acquire(ctxT(t, 5*time.Second), Record{Holder: "node-a"}, testLeaseDur); !errors.Is(err, ErrHeld) {
-			t.Fatalf("same name, other lock: %v, want ErrHeld", err)
+		if _, err := twin.Acquire(ctxT(t, 5*time.Second), lease.Record{Holder: "node-a"}, testLeaseDur); !errors.Is(err, lease.ErrHeld) {
+			t.Fatalf("same name, other lock: %v, want lease.ErrHeld", err)
 		}
 		// Our own lease (e.g. after a renew that timed out on our side).
 		rec2 := mustAcquire(t, a, "node-a")
@@ -247,8 +248,96 @@ func testAzBlobLock(t *testing.T, az *azuritetest.Azurite) {
 		}
 	})
 
+	t.Run("chosen lease id", func(t *testing.T) {
+		const id = "AAAAAAAA-BBBB-4CCC-8DDD-EEEEEEEEEEEE"
+		l, _ := newAzuriteLock(t, az, "chosen", func(o *Options) { o.LeaseID = id })
+		if l.LeaseID() != strings.ToLower(id) {
+			t.Errorf("LeaseID() = %q, want %q", l.LeaseID(), strings.ToLower(id))
+		}
+		mustAcquire(t, l, "node-a")
+		// Another process given the same ID would be the same holder: the
+		// ID really is the one on the storage.
+		same, _ := newAzuriteLock(t, az, "chosen", func(o *Options) { o.LeaseID = id })
+		if err := same.Renew(ctxT(t, 5*time.Second), testLeaseDur); err != nil {
+			t.Errorf("Renew by a lock with the same chosen ID: %v", err)
+		}
+		if err := l.Release(ctxT(t, 5*time.Second)); err != nil {
+			t.Fatal(err)
+		}
+	})
+
+	t.Run("handover: change, adopt, release by id", func(t *testing.T) {
+		a, _ := newAzuriteLock(t, az, "handover")
+		b, _ := newAzuriteLock(t, az, "handover")
+		c, _ := newAzuriteLock(t, az, "handover")
+		recA := mustAcquire(t, a, "node-a")
+
+		// Adopting from an ID that does not hold the lease fails.
+		if _, err := b.Adopt(ctxT(t, 5*time.Second), c.LeaseID(), lease.Record{Holder: "node-b"}, testLeaseDur); !errors.Is(err, lease.ErrLost) {
+			t.Errorf("Adopt from an ID that holds nothing: %v, want ErrLost", err)
+		}
+		if _, err := b.Adopt(ctxT(t, 5*time.Second), "not-a-guid", lease.Record{Holder: "node-b"}, testLeaseDur); !errors.Is(err, lease.ErrConfig) {
+			t.Errorf("Adopt from a bad ID: %v, want ErrConfig", err)
+		}
+		if err := c.Change(ctxT(t, 5*time.Second), b.LeaseID()); !errors.Is(err, lease.ErrLost) {
+			t.Errorf("Change by a lock that does not hold the lease: %v, want ErrLost", err)
+		}
+
+		// Pull: b takes a's lease over under a's ID.
+		recB, err := b.Adopt(ctxT(t, 5*time.Second), a.LeaseID(), lease.Record{Holder: "node-b", AdvertiseURL: "http://node-b:80"}, testLeaseDur)
+		if err != nil || recB.Term != recA.Term+1 || recB.Holder != "node-b" || recB.AdvertiseURL != "http://node-b:80" || recB.AcquiredAt.IsZero() {
+			t.Fatalf("b.Adopt(a's ID) = %+v, %v; want node-b with term %d", recB, err, recA.Term+1)
+		}
+		if err := a.Renew(ctxT(t, 5*time.Second), testLeaseDur); !errors.Is(err, lease.ErrLost) {
+			t.Errorf("a.Renew after b adopted its lease: %v, want ErrLost", err)
+		}
+		if err := b.Renew(ctxT(t, 5*time.Second), testLeaseDur); err != nil {
+			t.Errorf("b.Renew after the adoption: %v", err)
+		}
+		if rec, ok, err := c.Read(ctxT(t, 5*time.Second)); err != nil || !ok || rec.Holder != "node-b" || rec.Term != recB.Term {
+			t.Errorf("Read after the adoption = %+v, %v, %v", rec, ok, err)
+		}
+
+		// Push: b moves its lease to c's ID; until c adopts it nobody can
+		// take it, and b no longer holds it.
+		if err := b.Change(ctxT(t, 5*time.Second), c.LeaseID()); err != nil {
+			t.Fatalf("b.Change to c's ID: %v", err)
+		}
+		if err := b.Renew(ctxT(t, 5*time.Second), testLeaseDur); !errors.Is(err, lease.ErrLost) {
+			t.Errorf("b.Renew after its change: %v, want ErrLost", err)
+		}
+		if _, err := a.Acquire(ctxT(t, 5*time.Second), lease.Record{Holder: "node-a"}, testLeaseDur); !errors.Is(err, lease.ErrHeld) {
+			t.Errorf("a.Acquire during the handover: %v, want ErrHeld", err)
+		}
+		recC, err := c.Adopt(ctxT(t, 5*time.Second), c.LeaseID(), lease.Record{Holder: "node-c"}, testLeaseDur)
+		if err != nil || recC.Term != recB.Term+1 || recC.Holder != "node-c" {
+			t.Fatalf("c.Adopt(its own ID) = %+v, %v; want node-c with term %d", recC, err, recB.Term+1)
+		}
+		if err := c.Renew(ctxT(t, 5*time.Second), testLeaseDur); err != nil {
+			t.Errorf("c.Renew after the adoption: %v", err)
+		}
+
+		// Release by ID: a frees c's lease (a handover cleanup); again is
+		// no error.
+		if err := a.ReleaseID(ctxT(t, 5*time.Second), strings.ToUpper(c.LeaseID())); err != nil {
+			t.Fatalf("a.ReleaseID(c's ID): %v", err)
+		}
+		if rec, ok, err := a.Read(ctxT(t, 5*time.Second)); err != nil || ok || rec.Term != recC.Term {
+			t.Errorf("Read after ReleaseID = %+v, %v, %v; want free, term %d kept", rec, ok, err, recC.Term)
+		}
+		if err := a.ReleaseID(ctxT(t, 5*time.Second), c.LeaseID()); err != nil {
+			t.Errorf("second ReleaseID: %v, want nil", err)
+		}
+		if err := a.ReleaseID(ctxT(t, 5*time.Second), "nope"); !errors.Is(err, lease.ErrConfig) {
+			t.Errorf("ReleaseID of a bad ID: %v, want ErrConfig", err)
+		}
+		if err := c.Renew(ctxT(t, 5*time.Second), testLeaseDur); !errors.Is(err, lease.ErrLost) {
+			t.Errorf("c.Renew after its lease was released by ID: %v, want ErrLost", err)
+		}
+	})
+
 	t.Run("terms 1 2 3 and holder records", func(t *testing.T) {
-		locks := make([]*AzBlobLock, 3)
+		locks := make([]*Lock, 3)
 		for i := range locks {
 			locks[i], _ = newAzuriteLock(t, az, "terms")
 		}
@@ -300,32 +389,32 @@ func testAzBlobLock(t *testing.T, az *azuritetest.Azurite) {
 		}
 	})
 
-	t.Run("bad account key is ErrConfig", func(t *testing.T) {
+	t.Run("bad account key is lease.ErrConfig", func(t *testing.T) {
 		badKey := "c2VjcmV0LWJ1dC13cm9uZy1rZXktMDEyMzQ1Njc4OWFiY2RlZg==" // base64, wrong
-		for _, auth := range []string{AzBlobAuthSharedKey, AzBlobAuthConnectionString} {
-			l, _ := newAzuriteLock(t, az, "basic", func(o *AzBlobOptions) {
+		for _, auth := range []string{azure.AuthSharedKey, azure.AuthConnectionString} {
+			l, _ := newAzuriteLock(t, az, "basic", func(o *Options) {
 				o.Auth = auth
 				o.AccountURL = az.URL
 				o.AccountKey = badKey
 				o.ConnectionString = strings.Replace(az.ConnectionString(), azuritetest.AccountKey, badKey, 1)
 			})
-			_, err := l.Acquire(ctxT(t, 5*time.Second), Record{Holder: "x"}, testLeaseDur)
-			if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), "rejected our credentials") {
-				t.Errorf("%s: Acquire with a bad key: %v, want ErrConfig", auth, err)
+			_, err := l.Acquire(ctxT(t, 5*time.Second), lease.Record{Holder: "x"}, testLeaseDur)
+			if !errors.Is(err, lease.ErrConfig) || !strings.Contains(err.Error(), "rejected our credentials") {
+				t.Errorf("%s: Acquire with a bad key: %v, want lease.ErrConfig", auth, err)
 			}
 			t.Logf("%s: %v", auth, err)
 			if err != nil && strings.Contains(err.Error(), badKey) {
 				t.Errorf("%s: error contains the key: %v", auth, err)
 			}
-			if _, _, err := l.Read(ctxT(t, 5*time.Second)); !errors.Is(err, ErrConfig) {
-				t.Errorf("%s: Read with a bad key: %v, want ErrConfig", auth, err)
+			if _, _, err := l.Read(ctxT(t, 5*time.Second)); !errors.Is(err, lease.ErrConfig) {
+				t.Errorf("%s: Read with a bad key: %v, want lease.ErrConfig", auth, err)
 			}
 		}
 	})
 
 	t.Run("shared key with the account name from the URL", func(t *testing.T) {
-		l, _ := newAzuriteLock(t, az, "sharedkey", func(o *AzBlobOptions) {
-			o.Auth = AzBlobAuthSharedKey
+		l, _ := newAzuriteLock(t, az, "sharedkey", func(o *Options) {
+			o.Auth = azure.AuthSharedKey
 			o.AccountURL = az.URL
 			o.AccountKey = azuritetest.AccountKey
 		})
@@ -352,8 +441,8 @@ func testAzBlobLock(t *testing.T, az *azuritetest.Azurite) {
 			t.Fatal(err)
 		}
 		token := qp.Encode()
-		l, _ := newAzuriteLock(t, az, "sas", func(o *AzBlobOptions) {
-			o.Auth, o.AccountURL, o.SASToken = AzBlobAuthSAS, az.URL, "?"+token
+		l, _ := newAzuriteLock(t, az, "sas", func(o *Options) {
+			o.Auth, o.AccountURL, o.SASToken = azure.AuthSAS, az.URL, "?"+token
 		})
 		mustAcquire(t, l, "sas")
 		if err := l.Release(ctxT(t, 5*time.Second)); err != nil {
@@ -369,20 +458,20 @@ func testAzBlobLock(t *testing.T, az *azuritetest.Azurite) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		ro, _ := newAzuriteLock(t, az, "sas", func(o *AzBlobOptions) {
-			o.Auth, o.AccountURL, o.SASToken = AzBlobAuthSAS, az.URL, qp.Encode()
+		ro, _ := newAzuriteLock(t, az, "sas", func(o *Options) {
+			o.Auth, o.AccountURL, o.SASToken = azure.AuthSAS, az.URL, qp.Encode()
 		})
-		_, err = ro.Acquire(ctxT(t, 5*time.Second), Record{Holder: "ro"}, testLeaseDur)
-		if !errors.Is(err, ErrConfig) || strings.Contains(err.Error(), qp.Signature()) || !strings.Contains(err.Error(), "the SAS token must allow") {
-			t.Errorf("read-only SAS: Acquire: %v, want ErrConfig without the signature", err)
+		_, err = ro.Acquire(ctxT(t, 5*time.Second), lease.Record{Holder: "ro"}, testLeaseDur)
+		if !errors.Is(err, lease.ErrConfig) || strings.Contains(err.Error(), qp.Signature()) || !strings.Contains(err.Error(), "the SAS token must allow") {
+			t.Errorf("read-only SAS: Acquire: %v, want lease.ErrConfig without the signature", err)
 		}
 		t.Logf("read-only SAS: %v", err)
 	})
 
 	t.Run("slow storage: calls end at their deadline", func(t *testing.T) {
 		proxy := azuritetest.NewDelayProxy(t, az.Addr())
-		l, _ := newAzuriteLock(t, az, "slow", func(o *AzBlobOptions) {
-			o.Auth = AzBlobAuthSharedKey
+		l, _ := newAzuriteLock(t, az, "slow", func(o *Options) {
+			o.Auth = azure.AuthSharedKey
 			o.AccountURL = proxy.URL("/" + azuritetest.AccountName)
 			o.AccountKey = azuritetest.AccountKey
 			o.CallTimeout = 300 * time.Millisecond
@@ -400,7 +489,7 @@ func testAzBlobLock(t *testing.T, az *azuritetest.Azurite) {
 			{"renew", func(ctx context.Context) error { return l.Renew(ctx, testLeaseDur) }},
 			{"read", func(ctx context.Context) error { _, _, err := l.Read(ctx); return err }},
 			{"acquire", func(ctx context.Context) error {
-				_, err := l.Acquire(ctx, Record{Holder: "x"}, testLeaseDur)
+				_, err := l.Acquire(ctx, lease.Record{Holder: "x"}, testLeaseDur)
 				return err
 			}},
 		} {
@@ -438,14 +527,14 @@ func testLockLostAfterExpiry(t *testing.T, az *azuritetest.Azurite) {
 	recA := mustAcquire(t, a, "node-a")
 	acquiredAt := time.Now()
 	// b must be refused until the storage expires a's lease, then win.
-	var recB Record
+	var recB lease.Record
 	for {
-		rec, err := b.Acquire(ctxT(t, 5*time.Second), Record{Holder: "node-b"}, testLeaseDur)
+		rec, err := b.Acquire(ctxT(t, 5*time.Second), lease.Record{Holder: "node-b"}, testLeaseDur)
 		if err == nil {
 			recB = rec
 			break
 		}
-		if !errors.Is(err, ErrHeld) {
+		if !errors.Is(err, lease.ErrHeld) {
 			t.Fatalf("b.Acquire: %v", err)
 		}
 		if time.Since(acquiredAt) > testLeaseDur+5*time.Second {
@@ -459,8 +548,8 @@ func testLockLostAfterExpiry(t *testing.T, az *azuritetest.Azurite) {
 	if recB.Term != recA.Term+1 {
 		t.Errorf("b's term %d, want %d", recB.Term, recA.Term+1)
 	}
-	if err := a.Renew(ctxT(t, 5*time.Second), testLeaseDur); !errors.Is(err, ErrLost) {
-		t.Errorf("a.Renew after b took the expired lease: %v, want ErrLost", err)
+	if err := a.Renew(ctxT(t, 5*time.Second), testLeaseDur); !errors.Is(err, lease.ErrLost) {
+		t.Errorf("a.Renew after b took the expired lease: %v, want lease.ErrLost", err)
 	}
 	if err := b.Release(ctxT(t, 5*time.Second)); err != nil {
 		t.Fatal(err)

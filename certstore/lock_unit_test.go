@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"go.uber.org/zap/zaptest"
+
+	"github.com/batonproxy/baton/internal/azure"
 )
 
 // fakeLeases answers the lease calls of one blob like the blob service:
@@ -50,7 +52,7 @@ func (f *fakeLeases) RoundTrip(r *http.Request) (*http.Response, error) {
 	case action == "acquire" && held && f.holder != id:
 		return answer(r, http.StatusConflict, "LeaseAlreadyPresent"), nil
 	case action == "acquire":
-		f.holder, f.expires = id, now.Add(MinLockTTL)
+		f.holder, f.expires = id, now.Add(azure.MinLeaseDuration)
 		if f.loseAcks > 0 {
 			f.loseAcks--
 			return nil, errors.New("test: connection reset")
@@ -60,7 +62,7 @@ func (f *fakeLeases) RoundTrip(r *http.Request) (*http.Response, error) {
 		return answer(r, http.StatusServiceUnavailable, "ServerBusy"), nil
 	case action == "renew" && f.holder == id:
 		// Azure renews an expired lease too if nobody took it.
-		f.expires = now.Add(MinLockTTL)
+		f.expires = now.Add(azure.MinLeaseDuration)
 		return answer(r, http.StatusOK, ""), nil
 	case action == "release" && f.holder == id:
 		f.holder = ""
@@ -91,7 +93,7 @@ func (f *fakeLeases) count(action string) int {
 func (f *fakeLeases) take(id string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.holder, f.expires = id, time.Now().Add(MinLockTTL)
+	f.holder, f.expires = id, time.Now().Add(azure.MinLeaseDuration)
 }
 
 func (f *fakeLeases) setFailRenew(v bool) {
@@ -111,7 +113,7 @@ func answer(r *http.Request, status int, code string) *http.Response {
 func newFakeStorage(t *testing.T, f *fakeLeases) *Storage {
 	t.Helper()
 	o := validOptions()
-	o.LockTTL = MinLockTTL
+	o.LockTTL = azure.MinLeaseDuration
 	o.Client.CallTimeout = time.Second
 	o.Client.Transport = f
 	s, err := New(o, zaptest.NewLogger(t))
@@ -135,8 +137,8 @@ func TestLockPollsUntilFree(t *testing.T) {
 		// The other holder never renews: free after 15 s; polls of
 		// 0.75-1.25 s notice it within one poll.
 		waited := time.Since(start)
-		if waited < MinLockTTL || waited > MinLockTTL+1250*time.Millisecond {
-			t.Errorf("Lock waited %v, want between %v and one poll later", waited, MinLockTTL)
+		if waited < azure.MinLeaseDuration || waited > azure.MinLeaseDuration+1250*time.Millisecond {
+			t.Errorf("Lock waited %v, want between %v and one poll later", waited, azure.MinLeaseDuration)
 		}
 		if n := f.count("acquire"); n < 12 || n > 21 {
 			t.Errorf("%d acquire attempts in %v, want one per ~1 s poll", n, waited)
@@ -248,7 +250,7 @@ func TestLockAcquireAnswerLost(t *testing.T) {
 			t.Fatal(err)
 		}
 		if d := time.Since(start); d > 5*time.Second {
-			t.Errorf("Lock took %v after lost answers, want about one poll, not the %v lease", d, MinLockTTL)
+			t.Errorf("Lock took %v after lost answers, want about one poll, not the %v lease", d, azure.MinLeaseDuration)
 		}
 		if err := s.Unlock(ctx, "x"); err != nil {
 			t.Fatal(err)

@@ -1,4 +1,4 @@
-package azclient
+package azure
 
 import (
 	"context"
@@ -11,6 +11,7 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/bloberror"
 )
 
 // ErrorCode returns the storage error code of err ("LeaseAlreadyPresent"),
@@ -34,17 +35,53 @@ func StatusCode(err error) int {
 
 // IsNotFound reports a missing blob or container (not a missing account).
 func IsNotFound(err error) bool {
-	switch ErrorCode(err) {
-	case "BlobNotFound", "ContainerNotFound":
-		return true
-	}
-	return false
+	return bloberror.HasCode(err, bloberror.BlobNotFound, bloberror.ContainerNotFound)
 }
 
 // IsAuthError reports a 401 or 403 answer.
 func IsAuthError(err error) bool {
 	s := StatusCode(err)
 	return s == http.StatusUnauthorized || s == http.StatusForbidden
+}
+
+// isLeaseHeld reports an answer that means another lease ID holds the
+// lease (an acquire or a change to a new ID refused).
+func isLeaseHeld(err error) bool {
+	return bloberror.HasCode(err, bloberror.LeaseAlreadyPresent, bloberror.LeaseIsBreakingAndCannotBeAcquired)
+}
+
+// isLeaseNotHeld reports an answer that means the lease ID of a lease
+// operation (renew, release, change) or of a blob operation under a lease
+// condition does not hold the lease: another ID holds it, it expired and
+// was taken, it is broken or breaking, or the blob is gone.
+func isLeaseNotHeld(err error) bool {
+	return IsNotFound(err) || bloberror.HasCode(err,
+		bloberror.LeaseIDMismatchWithLeaseOperation, bloberror.LeaseNotPresentWithLeaseOperation,
+		bloberror.LeaseLost, bloberror.LeaseIsBrokenAndCannotBeRenewed, bloberror.LeaseIDMissing,
+		bloberror.LeaseIsBreakingAndCannotBeChanged,
+		bloberror.LeaseIDMismatchWithBlobOperation, bloberror.LeaseNotPresentWithBlobOperation)
+}
+
+// isAlreadyThere reports an answer to a conditional creation that means
+// the blob exists (and may already be leased by another node).
+func isAlreadyThere(err error) bool {
+	return bloberror.HasCode(err, bloberror.BlobAlreadyExists, bloberror.ConditionNotMet,
+		bloberror.LeaseIDMissing, bloberror.LeaseAlreadyPresent, bloberror.LeaseIDMismatchWithBlobOperation)
+}
+
+// Kinds are the caller's sentinel errors that this package's errors wrap,
+// so that each caller tests them with errors.Is against its own package's
+// sentinels (lease.ErrConfig, certstore.ErrLockLost, ...). A nil kind is
+// not wrapped.
+type Kinds struct {
+	// Config: the storage can never work as configured (options,
+	// credentials, roles, network rules, a wrong endpoint).
+	Config error
+	// Held: another lease ID holds the lease (Acquire refused).
+	Held error
+	// Lost: this lease ID does not hold the lease (Renew, Release, Change,
+	// and reads and writes under the lease ID).
+	Lost error
 }
 
 // nonRetriable is the marker azidentity puts on credential errors that no
@@ -59,15 +96,15 @@ type nonRetriable interface {
 type Classifier struct {
 	auth      string
 	container string
-	config    error
+	kinds     Kinds
 	secrets   []string
 }
 
 // NewClassifier returns a Classifier for a client built from o, working on
 // container. Errors that need an operator (credentials, roles, network
-// rules, a wrong endpoint) wrap config.
-func NewClassifier(o Options, container string, config error) *Classifier {
-	c := &Classifier{auth: o.WithDefaults().Auth, container: container, config: config}
+// rules, a wrong endpoint) wrap k.Config.
+func NewClassifier(o Options, container string, k Kinds) *Classifier {
+	c := &Classifier{auth: o.WithDefaults().Auth, container: container, kinds: k}
 	sasTrimmed := strings.TrimPrefix(strings.TrimSpace(o.SASToken), "?")
 	for _, s := range []string{o.ConnectionString, o.AccountKey, o.SASToken, sasTrimmed} {
 		if s != "" {
@@ -145,10 +182,10 @@ func (c *Classifier) Classify(prefix string, err error) error {
 // configErrorf formats a message and wraps the config sentinel, if any.
 func (c *Classifier) configErrorf(format string, args ...any) error {
 	msg := fmt.Sprintf(format, args...)
-	if c.config == nil {
+	if c.kinds.Config == nil {
 		return errors.New(msg)
 	}
-	return fmt.Errorf("%s: %w", msg, c.config)
+	return fmt.Errorf("%s: %w", msg, c.kinds.Config)
 }
 
 func (c *Classifier) classifyResponse(prefix string, re *azcore.ResponseError) error {
@@ -221,7 +258,7 @@ func (e *redactedError) Unwrap() []error { return e.kinds }
 
 // Redact returns err with every secret value removed from its text. An
 // error whose text holds no secret is returned as it is; otherwise the
-// result unwraps only to those of the Classifier's config sentinel,
+// result unwraps only to those of the Classifier's Kinds,
 // context.DeadlineExceeded, context.Canceled and kinds that err wrapped.
 func (c *Classifier) Redact(err error, kinds ...error) error {
 	if err == nil {
@@ -232,7 +269,7 @@ func (c *Classifier) Redact(err error, kinds ...error) error {
 		return err
 	}
 	r := &redactedError{msg: msg}
-	all := append([]error{c.config, context.DeadlineExceeded, context.Canceled}, kinds...)
+	all := append([]error{c.kinds.Config, c.kinds.Held, c.kinds.Lost, context.DeadlineExceeded, context.Canceled}, kinds...)
 	for _, k := range all {
 		if k != nil && errors.Is(err, k) {
 			r.kinds = append(r.kinds, k)

@@ -1,6 +1,6 @@
-package lease
+package azlock
 
-// Elector-level tests of the Azure Blob backend against a real Azurite, in
+// lease.Elector-level tests of the Azure Blob backend against a real Azurite, in
 // real time: failover, kill, storage outage, slow storage, terms, and the
 // storage transactions per node-hour at default settings.
 
@@ -17,16 +17,17 @@ import (
 	"testing"
 	"time"
 
-	"github.com/batonproxy/baton/lease/azclient"
-	"github.com/batonproxy/baton/lease/azuritetest"
+	"github.com/batonproxy/baton/internal/azure"
+	"github.com/batonproxy/baton/internal/azure/azuritetest"
+	"github.com/batonproxy/baton/lease"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 )
 
 // testElectorConfig is the timing of the elector tests: the shortest lease
 // Azure allows, renew every second, deadline 5 s, retry every 250 ms.
-func testElectorConfig(name string) Config {
-	return Config{
+func testElectorConfig(name string) lease.Config {
+	return lease.Config{
 		NodeName:         name,
 		AdvertiseURL:     "http://" + name + ":80",
 		Duration:         15 * time.Second,
@@ -38,11 +39,11 @@ func testElectorConfig(name string) Config {
 	}
 }
 
-func startElector(t *testing.T, lock Lock, cfg Config) *Elector {
+func startElector(t *testing.T, lock lease.Lock, cfg lease.Config) *lease.Elector {
 	t.Helper()
-	e, err := NewElector(lock, cfg, zaptest.NewLogger(t, zaptest.Level(zap.InfoLevel)).Named(cfg.NodeName))
+	e, err := lease.NewElector(lock, cfg, zaptest.NewLogger(t, zaptest.Level(zap.InfoLevel)).Named(cfg.NodeName))
 	if err != nil {
-		t.Fatalf("NewElector(%s): %v", cfg.NodeName, err)
+		t.Fatalf("lease.NewElector(%s): %v", cfg.NodeName, err)
 	}
 	e.Start(context.Background())
 	e.SetHealthy(true, "test")
@@ -55,7 +56,7 @@ func startElector(t *testing.T, lock Lock, cfg Config) *Elector {
 type fenceMonitor struct {
 	t     *testing.T
 	names []string
-	es    []*Elector
+	es    []*lease.Elector
 	quit  chan struct{}
 	done  chan struct{}
 
@@ -71,7 +72,7 @@ type fenceChange struct {
 	at   time.Time
 }
 
-func watchFences(t *testing.T, names []string, es ...*Elector) *fenceMonitor {
+func watchFences(t *testing.T, names []string, es ...*lease.Elector) *fenceMonitor {
 	m := &fenceMonitor{t: t, names: names, es: es, on: make([]bool, len(es)),
 		quit: make(chan struct{}), done: make(chan struct{})}
 	go m.run()
@@ -157,7 +158,7 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool)
 // timedLock records every Renew: how long it took against its context's
 // deadline.
 type timedLock struct {
-	Lock
+	lease.Lock
 	mu     sync.Mutex
 	renews []timedCall
 }
@@ -190,7 +191,7 @@ func testElectorFailoverOnRelease(t *testing.T, az *azuritetest.Azurite) {
 	cfgA, cfgB := testElectorConfig("node-a"), testElectorConfig("node-b")
 	a := startElector(t, la, cfgA)
 	b := startElector(t, lb, cfgB)
-	es := []*Elector{a, b}
+	es := []*lease.Elector{a, b}
 	m := watchFences(t, []string{"node-a", "node-b"}, a, b)
 
 	waitFor(t, 10*time.Second, "one active node", func() bool { return m.active() >= 0 })
@@ -198,7 +199,7 @@ func testElectorFailoverOnRelease(t *testing.T, az *azuritetest.Azurite) {
 	other := 1 - act
 	waitFor(t, 5*time.Second, "the other node to see the holder", func() bool {
 		s := es[other].State()
-		return s.Role == RoleStandby && s.HolderKnown && s.Holder.Holder == es[act].cfg.NodeName
+		return s.Role == lease.RoleStandby && s.HolderKnown && s.Holder.Holder == []string{cfgA.NodeName, cfgB.NodeName}[act]
 	})
 
 	stopAt := time.Now()
@@ -233,14 +234,14 @@ func TestAzBlobElectorChild(t *testing.T) {
 		os.Exit(4)
 	}()
 	connStr, blob, _ := strings.Cut(spec, "|")
-	l, err := NewAzBlobLock(AzBlobOptions{Container: "baton", Blob: blob, Options: azclient.Options{
-		Auth: AzBlobAuthConnectionString, ConnectionString: connStr, CallTimeout: time.Second,
+	l, err := New(Options{Container: "baton", Blob: blob, Options: azure.Options{
+		Auth: azure.AuthConnectionString, ConnectionString: connStr, CallTimeout: time.Second,
 	}}, zap.NewNop())
 	if err != nil {
 		fmt.Println("error", err)
 		os.Exit(3)
 	}
-	e, err := NewElector(&reportingLock{Lock: l}, testElectorConfig("child"), zap.NewNop())
+	e, err := lease.NewElector(&reportingLock{Lock: l}, testElectorConfig("child"), zap.NewNop())
 	if err != nil {
 		fmt.Println("error", err)
 		os.Exit(3)
@@ -258,9 +259,9 @@ func TestAzBlobElectorChild(t *testing.T) {
 
 // reportingLock prints the send time of every acquire and renew attempt
 // and of every successful one, for the parent to bound the lease expiry.
-type reportingLock struct{ Lock }
+type reportingLock struct{ lease.Lock }
 
-func (l *reportingLock) Acquire(ctx context.Context, self Record, d time.Duration) (Record, error) {
+func (l *reportingLock) Acquire(ctx context.Context, self lease.Record, d time.Duration) (lease.Record, error) {
 	sent := time.Now().UnixNano()
 	fmt.Println("send", sent)
 	rec, err := l.Lock.Acquire(ctx, self, d)
@@ -343,7 +344,7 @@ func testElectorKilledHolder(t *testing.T, az *azuritetest.Azurite) {
 	b := startElector(t, lb, cfg)
 	waitFor(t, 5*time.Second, "node-b to see the child as holder", func() bool {
 		s := b.State()
-		return s.Role == RoleStandby && s.Holder.Holder == "child"
+		return s.Role == lease.RoleStandby && s.Holder.Holder == "child"
 	})
 	time.Sleep(1500 * time.Millisecond) // let the child renew at least once
 
@@ -391,9 +392,9 @@ func TestAzBlobElectorStorageOutage(t *testing.T) {
 	t.Parallel()
 	az := azuritetest.Start(t)
 	names := []string{"node-a", "node-b"}
-	var es []*Elector
+	var es []*lease.Elector
 	for _, n := range names {
-		l, _ := newAzuriteLock(t, az, "outage", func(o *AzBlobOptions) { o.CallTimeout = 500 * time.Millisecond })
+		l, _ := newAzuriteLock(t, az, "outage", func(o *Options) { o.CallTimeout = 500 * time.Millisecond })
 		es = append(es, startElector(t, l, testElectorConfig(n)))
 	}
 	m := watchFences(t, names, es...)
@@ -424,7 +425,7 @@ func TestAzBlobElectorStorageOutage(t *testing.T) {
 	if limit := validUntil.Add(-cfg.RenewDeadline).Add(cfg.Duration); !offLast.Before(limit) {
 		t.Errorf("fence still on %v after the last successful renew, want off before duration %v", offLast.Sub(validUntil.Add(-cfg.RenewDeadline)), cfg.Duration)
 	}
-	waitFor(t, 500*time.Millisecond, "the role to leave active after the deadline", func() bool { return es[act].State().Role != RoleActive })
+	waitFor(t, 500*time.Millisecond, "the role to leave active after the deadline", func() bool { return es[act].State().Role != lease.RoleActive })
 
 	az.Restart()
 	restartedAt := time.Now()
@@ -442,12 +443,12 @@ func testElectorSlowStorage(t *testing.T, az *azuritetest.Azurite) {
 	proxy := azuritetest.NewDelayProxy(t, az.Addr())
 	names := []string{"node-a", "node-b"}
 	var (
-		es    []*Elector
+		es    []*lease.Elector
 		locks []*timedLock
 	)
 	for _, n := range names {
-		l, _ := newAzuriteLock(t, az, "elector-slow", func(o *AzBlobOptions) {
-			o.Auth = AzBlobAuthSharedKey
+		l, _ := newAzuriteLock(t, az, "elector-slow", func(o *Options) {
+			o.Auth = azure.AuthSharedKey
 			o.AccountURL = proxy.URL("/" + azuritetest.AccountName)
 			o.AccountKey = azuritetest.AccountKey
 			o.CallTimeout = 300 * time.Millisecond
@@ -510,7 +511,7 @@ func testElectorTerms(t *testing.T, az *azuritetest.Azurite) {
 	a := startElector(t, la, testElectorConfig("node-a"))
 	waitFor(t, 10*time.Second, "node-a active", func() bool { _, ok := a.Fence(); return ok })
 	b := startElector(t, lb, testElectorConfig("node-b"))
-	es := map[string]*Elector{"node-a": a, "node-b": b}
+	es := map[string]*lease.Elector{"node-a": a, "node-b": b}
 	watchFences(t, []string{"node-a", "node-b"}, a, b)
 
 	check := func(holder string, term uint64) {
@@ -526,7 +527,7 @@ func testElectorTerms(t *testing.T, az *azuritetest.Azurite) {
 		}
 	}
 	check("node-a", 1)
-	waitFor(t, 5*time.Second, "node-b standby", func() bool { return b.State().Role == RoleStandby })
+	waitFor(t, 5*time.Second, "node-b standby", func() bool { return b.State().Role == lease.RoleStandby })
 	if err := a.StepDown("test"); err != nil {
 		t.Fatal(err)
 	}
@@ -534,7 +535,7 @@ func testElectorTerms(t *testing.T, az *azuritetest.Azurite) {
 	// node-a sits out its candidacy back-off, then competes again.
 	waitFor(t, 5*time.Second, "node-a back from its back-off", func() bool {
 		s := a.State()
-		return s.Role == RoleStandby && time.Now().After(s.BackoffUntil)
+		return s.Role == lease.RoleStandby && time.Now().After(s.BackoffUntil)
 	})
 	if err := b.StepDown("test"); err != nil {
 		t.Fatal(err)
@@ -547,8 +548,8 @@ func testElectorTerms(t *testing.T, az *azuritetest.Azurite) {
 // deadline 10 s, retry every 1 s) with a counting HTTP transport, over a
 // steady-state window of 9 s, and extrapolates to one hour.
 func testTransactionsPerHour(t *testing.T, az *azuritetest.Azurite) {
-	cfg := func(name string) Config {
-		return Config{NodeName: name, Duration: 15 * time.Second, RenewInterval: 3 * time.Second,
+	cfg := func(name string) lease.Config {
+		return lease.Config{NodeName: name, Duration: 15 * time.Second, RenewInterval: 3 * time.Second,
 			RenewDeadline: 10 * time.Second, RetryInterval: time.Second, CandidacyBackoff: 10 * time.Second}
 	}
 	la, ca := newAzuriteLock(t, az, "count")
@@ -556,7 +557,7 @@ func testTransactionsPerHour(t *testing.T, az *azuritetest.Azurite) {
 	a := startElector(t, la, cfg("node-a"))
 	waitFor(t, 10*time.Second, "node-a active", func() bool { _, ok := a.Fence(); return ok })
 	b := startElector(t, lb, cfg("node-b"))
-	waitFor(t, 5*time.Second, "node-b standby", func() bool { return b.State().Role == RoleStandby })
+	waitFor(t, 5*time.Second, "node-b standby", func() bool { return b.State().Role == lease.RoleStandby })
 
 	const window = 9 * time.Second
 	t0 := time.Now()

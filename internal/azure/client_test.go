@@ -1,18 +1,21 @@
-package azclient
+package azure
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 )
 
-func TestNew(t *testing.T) {
+func TestNewClient(t *testing.T) {
 	const secret = "c2VjcmV0LXNpZ25hdHVyZQ"
 	valid := Options{AccountURL: "https://acct.blob.core.windows.net", Auth: AuthSharedKey, AccountKey: "a2V5"}
 	tests := []struct {
@@ -44,16 +47,16 @@ func TestNew(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			o := valid
 			tc.mod(&o)
-			c, err := New(o)
+			c, err := NewClient(o)
 			if tc.want == "" {
 				if err != nil || c == nil {
-					t.Fatalf("New: %v", err)
+					t.Fatalf("NewClient: %v", err)
 				}
 				return
 			}
 			var ce *ConfigError
 			if !errors.As(err, &ce) || !strings.Contains(err.Error(), tc.want) {
-				t.Fatalf("New: %v, want a *ConfigError containing %q", err, tc.want)
+				t.Fatalf("NewClient: %v, want a *ConfigError containing %q", err, tc.want)
 			}
 			if strings.Contains(err.Error(), secret) {
 				t.Errorf("error holds the secret: %v", err)
@@ -90,7 +93,7 @@ var errTestConfig = errors.New("test: misconfigured")
 
 func TestClassifier(t *testing.T) {
 	const sas = "sv=2024&sig=c2VjcmV0"
-	c := NewClassifier(Options{Auth: AuthSAS, SASToken: "?" + sas}, "baton", errTestConfig)
+	c := NewClassifier(Options{Auth: AuthSAS, SASToken: "?" + sas}, "baton", Kinds{Config: errTestConfig})
 	resp := func(status int, code string) error {
 		return &azcore.ResponseError{StatusCode: status, ErrorCode: code, RawResponse: &http.Response{StatusCode: status}}
 	}
@@ -130,3 +133,41 @@ func TestClassifier(t *testing.T) {
 		t.Error("ErrorCode/IsNotFound/IsAuthError")
 	}
 }
+
+func TestClassifyCredentialErrors(t *testing.T) {
+	c := NewClassifier(Options{Auth: AuthManagedIdentity}, "baton", Kinds{Config: errTestConfig})
+	tests := []struct {
+		name       string
+		err        error
+		wantConfig bool
+		wantMsg    string
+	}{
+		{"token refused", fmt.Errorf("get token: %w", &azidentity.AuthenticationFailedError{
+			RawResponse: &http.Response{StatusCode: 400, Status: "400 Bad Request", Body: io.NopCloser(strings.NewReader(`{"error":"invalid_request"}`))}}),
+			true, `azure identity (auth "managed-identity") could not get a token`},
+		{"no response", &azidentity.AuthenticationFailedError{}, true, "could not get a token"},
+		{"token service down", &azidentity.AuthenticationFailedError{
+			RawResponse: &http.Response{StatusCode: 503, Body: io.NopCloser(strings.NewReader(""))}}, false, "token service: 503"},
+		{"no credential", fmt.Errorf("chain: %w", fakeUnavailable{}), true, "no azure credential available"},
+		{"dns", &net.DNSError{Err: "no such host", Name: "acct.blob.core.windows.net", IsNotFound: true}, false, "check account_url"},
+		{"deadline", fmt.Errorf("x: %w", context.DeadlineExceeded), false, "timed out"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			err := c.Redact(c.Classify("renew lease baton/leader", tc.err))
+			if errors.Is(err, errTestConfig) != tc.wantConfig || !strings.Contains(err.Error(), tc.wantMsg) {
+				t.Errorf("Classify(%v) = %v; want config %v, containing %q", tc.err, err, tc.wantConfig, tc.wantMsg)
+			}
+			if strings.Contains(err.Error(), "\n") {
+				t.Errorf("error spans lines: %q", err)
+			}
+		})
+	}
+}
+
+type fakeUnavailable struct{}
+
+func (fakeUnavailable) Error() string {
+	return "ManagedIdentityCredential: no managed identity endpoint"
+}
+func (fakeUnavailable) NonRetriable() {}

@@ -15,11 +15,12 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/streaming"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blob"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/bloberror"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
 	"github.com/caddyserver/certmagic"
 	"go.uber.org/zap"
 
-	"github.com/batonproxy/baton/lease/azclient"
+	"github.com/batonproxy/baton/internal/azure"
 )
 
 // Defaults and bounds of Options.
@@ -27,8 +28,6 @@ const (
 	DefaultContainer = "baton"
 	DefaultPrefix    = "certmagic/"
 	DefaultLockTTL   = 30 * time.Second
-	MinLockTTL       = 15 * time.Second // Azure's bounds of a blob lease
-	MaxLockTTL       = 60 * time.Second
 
 	maxBlobName = 1024
 	lockDir     = "locks/"
@@ -46,20 +45,27 @@ var ErrLockLost = errors.New("certstore: lock lost")
 // ErrClosed is returned by Lock and TryLock after Close.
 var ErrClosed = errors.New("certstore: storage closed")
 
+// errLockHeld means another holder has the lock (TryLock answers false).
+var errLockHeld = errors.New("certstore: lock held by another holder")
+
+// kinds maps the storage's answers to this package's sentinels.
+var kinds = azure.Kinds{Config: ErrConfig, Held: errLockHeld, Lost: ErrLockLost}
+
 // Options configures New.
 type Options struct {
 	// Client is the storage account and how to authenticate to it, as for
 	// the lease (AccountURL, Auth, ClientID, ConnectionString, AccountName,
 	// AccountKey, SASToken, CallTimeout, Transport).
-	Client azclient.Options
+	Client azure.Options
 	// Container holds the blobs. Default "baton" (the lease's default).
 	Container string
 	// Prefix is put before every key to form its blob name. Default
 	// "certmagic/"; a missing trailing "/" is added.
 	Prefix string
 	// LockTTL is the blob lease duration of a lock: a whole number of
-	// seconds in [15s, 60s]. Default 30 s. A dead holder's lock frees up
-	// within LockTTL; a live holder renews every LockTTL/3.
+	// seconds in Azure's bounds, [15s, 60s]. Default 30 s. A dead
+	// holder's lock frees up within LockTTL; a live holder renews every
+	// LockTTL/3.
 	LockTTL time.Duration
 }
 
@@ -68,8 +74,7 @@ type Options struct {
 // concurrent use.
 type Storage struct {
 	log         *zap.Logger
-	cls         *azclient.Classifier
-	cont        *container.Client
+	cont        *azure.Container
 	containerNm string
 	prefix      string
 	callTimeout time.Duration
@@ -108,27 +113,21 @@ func New(o Options, log *zap.Logger) (*Storage, error) {
 		o.LockTTL = DefaultLockTTL
 	}
 	o.Client = o.Client.WithDefaults()
-	cls := azclient.NewClassifier(o.Client, o.Container, ErrConfig)
-	cfgErr := func(err error) error {
-		return cls.Redact(fmt.Errorf("certstore %s/%s: %w: %w", o.Container, o.Prefix, err, ErrConfig))
-	}
-	if err := azclient.CheckContainerName(o.Container); err != nil {
-		return nil, cfgErr(err)
+	log = log.Named("certstore").With(zap.String("container", o.Container), zap.String("prefix", o.Prefix))
+	where := "certstore " + o.Container + "/" + o.Prefix
+	cont, err := azure.NewContainer(o.Client, o.Container, kinds, log)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", where, err)
 	}
 	if o.Prefix == "/" || len(o.Prefix) > maxBlobName/2 {
-		return nil, cfgErr(fmt.Errorf("prefix %q must be 1 to %d characters", o.Prefix, maxBlobName/2))
+		return nil, fmt.Errorf("%s: prefix %q must be 1 to %d characters: %w", where, o.Prefix, maxBlobName/2, ErrConfig)
 	}
-	if o.LockTTL < MinLockTTL || o.LockTTL > MaxLockTTL || o.LockTTL%time.Second != 0 {
-		return nil, cfgErr(fmt.Errorf("lock ttl %v is not a whole number of seconds in [%v, %v]", o.LockTTL, MinLockTTL, MaxLockTTL))
-	}
-	client, err := azclient.New(o.Client)
-	if err != nil {
-		return nil, cfgErr(err)
+	if err := azure.CheckLeaseDuration("lock ttl", o.LockTTL); err != nil {
+		return nil, fmt.Errorf("%s: %w: %w", where, err, ErrConfig)
 	}
 	return &Storage{
-		log:         log.Named("certstore").With(zap.String("container", o.Container), zap.String("prefix", o.Prefix)),
-		cls:         cls,
-		cont:        client.ServiceClient().NewContainerClient(o.Container),
+		log:         log,
+		cont:        cont,
 		containerNm: o.Container,
 		prefix:      o.Prefix,
 		callTimeout: o.Client.CallTimeout,
@@ -172,7 +171,7 @@ func (s *Storage) where(key string) string {
 
 // fail classifies and redacts a storage error of op on key.
 func (s *Storage) fail(op, key string, err error) error {
-	return s.cls.Redact(s.cls.Classify(op+" "+s.where(key), err), ErrLockLost)
+	return s.cont.Classify(op+" "+s.where(key), err)
 }
 
 func (s *Storage) notExist(op, key string) error {
@@ -180,24 +179,7 @@ func (s *Storage) notExist(op, key string) error {
 }
 
 func (s *Storage) bound(ctx context.Context) (context.Context, context.CancelFunc) {
-	return azclient.Bound(ctx, s.callTimeout)
-}
-
-// ensureContainer creates the container if it is missing.
-func (s *Storage) ensureContainer(ctx context.Context) error {
-	_, err := s.cont.Create(ctx, nil)
-	switch {
-	case err == nil:
-		s.log.Info("created certificate storage container")
-		return nil
-	case azclient.ErrorCode(err) == "ContainerAlreadyExists":
-		return nil
-	case azclient.IsAuthError(err):
-		return s.cls.Redact(fmt.Errorf("create container %s: %s; create it up front (az storage container create) or allow this identity to: %w",
-			s.containerNm, s.cls.Describe(err), ErrConfig))
-	default:
-		return s.fail("create container", "", err)
-	}
+	return s.cont.Bound(ctx)
 }
 
 // Store implements certmagic.Storage: one Put Blob, so readers see the old
@@ -209,14 +191,14 @@ func (s *Storage) Store(ctx context.Context, key string, value []byte) error {
 	}
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
-	b := s.cont.NewBlockBlobClient(name)
+	b := s.cont.Client().NewBlockBlobClient(name)
 	for attempt := 0; ; attempt++ {
 		_, err = b.Upload(ctx, streaming.NopCloser(bytes.NewReader(value)), nil)
 		if err == nil {
 			return nil
 		}
-		if attempt == 0 && azclient.ErrorCode(err) == "ContainerNotFound" {
-			if err := s.ensureContainer(ctx); err != nil {
+		if attempt == 0 && bloberror.HasCode(err, bloberror.ContainerNotFound) {
+			if err := s.cont.Ensure(ctx); err != nil {
 				return err
 			}
 			continue
@@ -233,8 +215,8 @@ func (s *Storage) Load(ctx context.Context, key string) ([]byte, error) {
 	}
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
-	resp, err := s.cont.NewBlobClient(name).DownloadStream(ctx, nil)
-	if azclient.IsNotFound(err) {
+	resp, err := s.cont.Client().NewBlobClient(name).DownloadStream(ctx, nil)
+	if azure.IsNotFound(err) {
 		return nil, s.notExist("load", key)
 	}
 	if err != nil {
@@ -274,10 +256,10 @@ func (s *Storage) Delete(ctx context.Context, key string) error {
 func (s *Storage) deleteBlob(ctx context.Context, key, name string) error {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
-	_, err := s.cont.NewBlobClient(name).Delete(ctx, &blob.DeleteOptions{
+	_, err := s.cont.Client().NewBlobClient(name).Delete(ctx, &blob.DeleteOptions{
 		DeleteSnapshots: to(blob.DeleteSnapshotsOptionTypeInclude),
 	})
-	if err == nil || azclient.IsNotFound(err) {
+	if err == nil || azure.IsNotFound(err) {
 		return nil
 	}
 	return s.fail("delete", key, err)
@@ -299,7 +281,7 @@ func (s *Storage) Stat(ctx context.Context, key string) (certmagic.KeyInfo, erro
 	}
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
-	props, err := s.cont.NewBlobClient(name).GetProperties(ctx, nil)
+	props, err := s.cont.Client().NewBlobClient(name).GetProperties(ctx, nil)
 	switch {
 	case err == nil:
 		ki := certmagic.KeyInfo{Key: key, IsTerminal: true}
@@ -310,7 +292,7 @@ func (s *Storage) Stat(ctx context.Context, key string) (certmagic.KeyInfo, erro
 			ki.Size = *props.ContentLength
 		}
 		return ki, nil
-	case !azclient.IsNotFound(err):
+	case !azure.IsNotFound(err):
 		return certmagic.KeyInfo{}, s.fail("stat", key, err)
 	}
 	isDir, err := s.hasAny(ctx, name+"/")
@@ -325,12 +307,12 @@ func (s *Storage) Stat(ctx context.Context, key string) (certmagic.KeyInfo, erro
 
 // hasAny reports whether a blob name starts with prefix.
 func (s *Storage) hasAny(ctx context.Context, prefix string) (bool, error) {
-	pager := s.cont.NewListBlobsFlatPager(&container.ListBlobsFlatOptions{Prefix: &prefix, MaxResults: to(int32(1))})
+	pager := s.cont.Client().NewListBlobsFlatPager(&container.ListBlobsFlatOptions{Prefix: &prefix, MaxResults: to(int32(1))})
 	if !pager.More() {
 		return false, nil
 	}
 	page, err := nextPage(ctx, s.callTimeout, pager.NextPage)
-	if azclient.IsNotFound(err) {
+	if azure.IsNotFound(err) {
 		return false, nil
 	}
 	if err != nil {
@@ -342,7 +324,7 @@ func (s *Storage) hasAny(ctx context.Context, prefix string) (bool, error) {
 // listFlat calls f with the name of every blob starting with prefix. A
 // missing container has no blobs.
 func (s *Storage) listFlat(ctx context.Context, prefix string, f func(name string)) error {
-	pager := s.cont.NewListBlobsFlatPager(&container.ListBlobsFlatOptions{Prefix: &prefix})
+	pager := s.cont.Client().NewListBlobsFlatPager(&container.ListBlobsFlatOptions{Prefix: &prefix})
 	return eachPage(ctx, s.callTimeout, pager, func(page container.ListBlobsFlatResponse) {
 		for _, it := range page.Segment.BlobItems {
 			if it.Name != nil {
@@ -408,7 +390,7 @@ func (s *Storage) List(ctx context.Context, dir string, recursive bool) ([]strin
 // listHierarchy calls f with the direct children of prefix: blob names and
 // virtual directories (their names end in "/").
 func (s *Storage) listHierarchy(ctx context.Context, prefix string, f func(name string)) error {
-	pager := s.cont.NewListBlobsHierarchyPager("/", &container.ListBlobsHierarchyOptions{Prefix: &prefix})
+	pager := s.cont.Client().NewListBlobsHierarchyPager("/", &container.ListBlobsHierarchyOptions{Prefix: &prefix})
 	return eachPage(ctx, s.callTimeout, pager, func(page container.ListBlobsHierarchyResponse) {
 		for _, p := range page.Segment.BlobPrefixes {
 			if p.Name != nil {
@@ -429,7 +411,7 @@ func (s *Storage) listHierarchy(ctx context.Context, prefix string, f func(name 
 func eachPage[T any](ctx context.Context, callTimeout time.Duration, pager *runtime.Pager[T], visit func(T)) error {
 	for pager.More() {
 		page, err := nextPage(ctx, callTimeout, pager.NextPage)
-		if azclient.IsNotFound(err) {
+		if azure.IsNotFound(err) {
 			return nil
 		}
 		if err != nil {
@@ -441,7 +423,7 @@ func eachPage[T any](ctx context.Context, callTimeout time.Duration, pager *runt
 }
 
 func nextPage[T any](ctx context.Context, callTimeout time.Duration, next func(context.Context) (T, error)) (T, error) {
-	ctx, cancel := azclient.Bound(ctx, callTimeout)
+	ctx, cancel := azure.Bound(ctx, callTimeout)
 	defer cancel()
 	return next(ctx)
 }

@@ -1,30 +1,22 @@
 package certstore
 
 import (
-	"bytes"
 	"context"
-	crand "crypto/rand"
 	"errors"
 	"fmt"
 	mrand "math/rand/v2"
 	"sync/atomic"
 	"time"
 
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore/streaming"
-	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blob"
-	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blockblob"
-	azlease "github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/lease"
 	"go.uber.org/zap"
 
-	"github.com/batonproxy/baton/lease/azclient"
+	"github.com/batonproxy/baton/internal/azure"
 )
 
 // heldLock is one lock this Storage holds, with its renewal goroutine.
 type heldLock struct {
 	name     string
-	leaseID  string
-	lc       *azlease.BlobClient
+	lc       *azure.Lease
 	cancel   context.CancelFunc // stops the renewal
 	done     chan struct{}      // closed when the renewal goroutine ended
 	released chan struct{}      // closed by Unlock after the release: wakes local waiters
@@ -54,7 +46,7 @@ func (s *Storage) Lock(ctx context.Context, name string) error {
 	// One lease ID for all attempts: if an acquire reaches the storage but
 	// its answer is lost, the next attempt with the same ID succeeds
 	// (instead of waiting out our own orphaned lease).
-	id, err := newLeaseID()
+	id, err := azure.NewLeaseID()
 	if err != nil {
 		return fmt.Errorf("lock %s: %w", name, err)
 	}
@@ -94,7 +86,7 @@ func (s *Storage) TryLock(ctx context.Context, name string) (bool, error) {
 	if _, err := s.lockBlob(name); err != nil {
 		return false, err
 	}
-	id, err := newLeaseID()
+	id, err := azure.NewLeaseID()
 	if err != nil {
 		return false, fmt.Errorf("lock %s: %w", name, err)
 	}
@@ -123,36 +115,21 @@ func (s *Storage) tryLock(ctx context.Context, name, id string) (bool, <-chan st
 	s.mu.Unlock()
 
 	blobName, _ := s.lockBlob(name)
-	bb := s.cont.NewBlockBlobClient(blobName)
-	lc, err := azlease.NewBlobClient(bb, &azlease.BlobClientOptions{LeaseID: &id})
+	lc, err := s.cont.Lease(blobName, azure.LeaseOptions{ID: id, Noun: "lock"})
 	if err != nil {
-		return false, nil, fmt.Errorf("lock %s: lease client: %w", name, err)
+		return false, nil, fmt.Errorf("lock %s: %w", name, err)
 	}
-	secs := int32(s.ttl / time.Second)
-
-	cctx, cancel := s.bound(ctx)
-	defer cancel()
-	var sent time.Time
-	for attempt := 0; ; attempt++ {
-		sent = time.Now()
-		_, err = lc.AcquireLease(cctx, secs, nil)
-		if err == nil {
-			break
-		}
-		switch code := azclient.ErrorCode(err); {
-		case code == "LeaseAlreadyPresent" || code == "LeaseIsBreakingAndCannotBeAcquired":
-			return false, nil, nil
-		case azclient.IsNotFound(err) && attempt == 0:
-			if err := s.createLockBlob(cctx, name, bb, code == "ContainerNotFound"); err != nil {
-				return false, nil, err
-			}
-			continue
-		default:
-			return false, nil, s.fail("acquire lock", lockDir+name, err)
-		}
+	// The primitive creates a missing lock blob (and container) once.
+	sent := time.Now()
+	err = lc.Acquire(ctx, s.ttl)
+	switch {
+	case errors.Is(err, errLockHeld):
+		return false, nil, nil
+	case err != nil:
+		return false, nil, err
 	}
 
-	h := &heldLock{name: name, leaseID: id, lc: lc, done: make(chan struct{}), released: make(chan struct{})}
+	h := &heldLock{name: name, lc: lc, done: make(chan struct{}), released: make(chan struct{})}
 	rctx, rcancel := context.WithCancel(context.Background())
 	h.cancel = rcancel
 	s.mu.Lock()
@@ -168,32 +145,6 @@ func (s *Storage) tryLock(ctx context.Context, name, id string) (bool, <-chan st
 	s.mu.Unlock()
 	go s.keep(rctx, h, sent)
 	return true, nil, nil
-}
-
-// createLockBlob creates the empty lock blob (and the container first when
-// it is missing). Losing a creation race is fine.
-func (s *Storage) createLockBlob(ctx context.Context, name string, bb *blockblob.Client, noContainer bool) error {
-	if noContainer {
-		if err := s.ensureContainer(ctx); err != nil {
-			return err
-		}
-	}
-	_, err := bb.Upload(ctx, streaming.NopCloser(bytes.NewReader(nil)), &blockblob.UploadOptions{
-		AccessConditions: &blob.AccessConditions{
-			ModifiedAccessConditions: &blob.ModifiedAccessConditions{IfNoneMatch: to(azcore.ETagAny)},
-		},
-	})
-	switch code := azclient.ErrorCode(err); {
-	case err == nil:
-		return nil
-	case code == "BlobAlreadyExists", code == "ConditionNotMet", code == "LeaseIdMissing",
-		code == "LeaseAlreadyPresent", code == "LeaseIdMismatchWithBlobOperation":
-		return nil // another locker created (and maybe leased) it
-	case code == "ContainerNotFound" && !noContainer:
-		return s.createLockBlob(ctx, name, bb, true)
-	default:
-		return s.fail("create lock blob", lockDir+name, err)
-	}
 }
 
 // keep renews h's lease every renewEvery until ctx ends or the lease is
@@ -241,19 +192,9 @@ func (s *Storage) keep(ctx context.Context, h *heldLock, lastOK time.Time) {
 
 // renew renews h's lease once, bounded by max as well as the call budget.
 func (s *Storage) renew(ctx context.Context, h *heldLock, max time.Duration) error {
-	ctx, cancel := context.WithTimeout(ctx, min(max, azclient.CallBudget(s.callTimeout)))
+	ctx, cancel := context.WithTimeout(ctx, min(max, azure.CallBudget(s.callTimeout)))
 	defer cancel()
-	_, err := h.lc.RenewLease(ctx, nil)
-	switch code := azclient.ErrorCode(err); {
-	case err == nil:
-		return nil
-	case code == "LeaseIdMismatchWithLeaseOperation", code == "LeaseNotPresentWithLeaseOperation",
-		code == "LeaseLost", code == "LeaseIsBrokenAndCannotBeRenewed", code == "LeaseIdMissing",
-		azclient.IsNotFound(err):
-		return fmt.Errorf("renew lock %s: %s: %w", s.where(lockDir+h.name), s.cls.Describe(err), ErrLockLost)
-	default:
-		return s.fail("renew lock", lockDir+h.name, err)
-	}
+	return h.lc.Renew(ctx)
 }
 
 // RenewLockLease implements certmagic.LockLeaseRenewer, which certmagic
@@ -271,7 +212,7 @@ func (s *Storage) RenewLockLease(ctx context.Context, lockKey string, _ time.Dur
 	if p := h.lost.Load(); p != nil {
 		return *p
 	}
-	err := s.renew(ctx, h, azclient.CallBudget(s.callTimeout))
+	err := s.renew(ctx, h, azure.CallBudget(s.callTimeout))
 	if errors.Is(err, ErrLockLost) {
 		h.lost.Store(&err)
 	}
@@ -306,17 +247,16 @@ func (s *Storage) release(ctx context.Context, h *heldLock) error {
 	}
 	ctx, cancel := s.bound(context.WithoutCancel(ctx))
 	defer cancel()
-	_, err := h.lc.ReleaseLease(ctx, nil)
-	switch code := azclient.ErrorCode(err); {
+	err := h.lc.Release(ctx)
+	switch {
 	case err == nil:
 		return nil
-	case code == "LeaseIdMismatchWithLeaseOperation", code == "LeaseNotPresentWithLeaseOperation",
-		code == "LeaseLost", azclient.IsNotFound(err):
-		s.log.Warn("unlocking a lock that was lost before", zap.String("lock", h.name), zap.String("storage", s.cls.Describe(err)))
+	case errors.Is(err, ErrLockLost):
+		s.log.Warn("unlocking a lock that was lost before", zap.String("lock", h.name), zap.Error(err))
 		return nil
 	default:
 		// Not renewed any more: it frees up within LockTTL anyway.
-		return s.fail("release lock", lockDir+h.name, err)
+		return err
 	}
 }
 
@@ -342,15 +282,4 @@ func (s *Storage) Close(ctx context.Context) error {
 		}
 	}
 	return first
-}
-
-// newLeaseID returns a random (version 4) UUID, the form Azure requires.
-func newLeaseID() (string, error) {
-	var b [16]byte
-	if _, err := crand.Read(b[:]); err != nil {
-		return "", fmt.Errorf("random lease id: %w", err)
-	}
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16]), nil
 }

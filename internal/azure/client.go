@@ -1,9 +1,10 @@
-package azclient
+package azure
 
 import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"regexp"
 	"strings"
@@ -97,14 +98,14 @@ func CheckContainerName(name string) error {
 	return nil
 }
 
-// New checks o (after WithDefaults) and builds the client. It makes no
-// network call. Errors about the options are *ConfigError; no error holds
-// a secret of o.
-func New(o Options) (*azblob.Client, error) {
+// NewClient checks o (after WithDefaults) and builds the client. It makes
+// no network call. Errors about the options are *ConfigError; no error
+// holds a secret of o.
+func NewClient(o Options) (*azblob.Client, error) {
 	o = o.WithDefaults()
 	c, err := build(o)
 	if ce, ok := err.(*ConfigError); ok {
-		ce.Msg = NewClassifier(o, "", nil).RedactString(ce.Msg)
+		ce.Msg = NewClassifier(o, "", Kinds{}).RedactString(ce.Msg)
 	}
 	return c, err
 }
@@ -228,27 +229,27 @@ func parseAccountURL(s string) (*url.URL, error) {
 	return u, nil
 }
 
-// AccountNameFromURL returns the storage account name of an account URL:
-// the first path segment for path-style URLs (Azurite:
-// http://127.0.0.1:10000/devstoreaccount1), else the host's first label;
-// "" when it cannot tell.
+// AccountNameFromURL returns the storage account name of an account URL,
+// "" when it cannot tell. The emulator's endpoints are path-style (the
+// account is the first path segment) when the host is an IP address,
+// "localhost" or a name without dots (http://127.0.0.1:10000/devstoreaccount1,
+// http://azurite:10000/devstoreaccount1); every other host is Azure's
+// host-style https://ACCOUNT.blob.core.windows.net (any cloud's suffix),
+// where the account is the host's first label and a path is ignored. A URL
+// with a query or user info names no account. For a custom domain, give
+// the account name explicitly.
 func AccountNameFromURL(s string) string {
 	u, err := url.Parse(s)
-	if err != nil {
+	if err != nil || u.Hostname() == "" || u.RawQuery != "" || u.User != nil {
 		return ""
 	}
-	if seg, _, _ := strings.Cut(strings.TrimPrefix(u.Path, "/"), "/"); seg != "" {
+	h := u.Hostname()
+	if _, err := netip.ParseAddr(h); err == nil || h == "localhost" || !strings.Contains(h, ".") {
+		seg, _, _ := strings.Cut(strings.TrimPrefix(u.Path, "/"), "/")
 		return seg
 	}
-	host := u.Hostname()
-	if first, _, ok := strings.Cut(host, "."); ok && first != "" && !isIPHost(host) {
-		return first
-	}
-	return ""
-}
-
-func isIPHost(h string) bool {
-	return strings.Contains(h, ":") || strings.Trim(h, "0123456789.") == ""
+	label, _, _ := strings.Cut(h, ".")
+	return label
 }
 
 // CallBudget is the longest one call can take with try timeout callTimeout:

@@ -16,8 +16,8 @@ import (
 	"github.com/caddyserver/certmagic"
 	"go.uber.org/zap/zaptest"
 
-	"github.com/batonproxy/baton/lease/azclient"
-	"github.com/batonproxy/baton/lease/azuritetest"
+	"github.com/batonproxy/baton/internal/azure"
+	"github.com/batonproxy/baton/internal/azure/azuritetest"
 )
 
 // cutTransport forwards requests until cut, then fails them all: a holder
@@ -45,13 +45,13 @@ func newAzStorage(t testing.TB, az *azuritetest.Azurite, opts ...storeOpt) (*Sto
 	t.Cleanup(tr.CloseIdleConnections)
 	ct := &cutTransport{rt: tr}
 	o := Options{
-		Client: azclient.Options{
-			Auth:             azclient.AuthConnectionString,
+		Client: azure.Options{
+			Auth:             azure.AuthConnectionString,
 			ConnectionString: az.ConnectionString(),
 			CallTimeout:      time.Second,
 			Transport:        ct,
 		},
-		LockTTL: MinLockTTL,
+		LockTTL: azure.MinLeaseDuration,
 	}
 	for _, f := range opts {
 		f(&o)
@@ -401,9 +401,9 @@ func testLockHolderCut(t *testing.T, az *azuritetest.Azurite) {
 		t.Fatalf("b.Lock after a was cut off: %v", err)
 	}
 	waited := time.Since(acquired)
-	t.Logf("b acquired the lock %v after a acquired it and stopped renewing (ttl %v)", waited, MinLockTTL)
-	if waited < MinLockTTL-time.Second || waited > MinLockTTL+4*time.Second {
-		t.Errorf("b waited %v, want about the lease duration %v (poll ~1 s)", waited, MinLockTTL)
+	t.Logf("b acquired the lock %v after a acquired it and stopped renewing (ttl %v)", waited, azure.MinLeaseDuration)
+	if waited < azure.MinLeaseDuration-time.Second || waited > azure.MinLeaseDuration+4*time.Second {
+		t.Errorf("b waited %v, want about the lease duration %v (poll ~1 s)", waited, azure.MinLeaseDuration)
 	}
 
 	cutA.cut.Store(false)
@@ -449,7 +449,7 @@ func testLockBeyondTTL(t *testing.T, az *azuritetest.Azurite) {
 		t.Fatalf("b.Lock: %v", err)
 	}
 	handover := time.Since(unlocked)
-	t.Logf("held %v with a %v lease; b acquired %v after a's Unlock", hold, MinLockTTL, handover)
+	t.Logf("held %v with a %v lease; b acquired %v after a's Unlock", hold, azure.MinLeaseDuration, handover)
 	if handover > 2*time.Second {
 		t.Errorf("handover took %v, want about one poll (<= 1.25 s)", handover)
 	}

@@ -21,7 +21,7 @@ import (
 	"github.com/caddyserver/certmagic"
 	"go.uber.org/zap/zaptest"
 
-	"github.com/batonproxy/baton/lease/azuritetest"
+	"github.com/batonproxy/baton/internal/azure/azuritetest"
 )
 
 // fakeCA issues certificates for any CSR, signed by its own root, and

@@ -1,0 +1,355 @@
+package azlock
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/batonproxy/baton/internal/azure"
+	"github.com/batonproxy/baton/lease"
+)
+
+// Defaults of Options.
+const (
+	DefaultContainer = "baton"
+	DefaultBlob      = "leader"
+)
+
+// Metadata keys of the holder record (the primitive hands them back in
+// lower case).
+const (
+	metaTerm       = "term"
+	metaHolder     = "holder"
+	metaAdvertise  = "advertise_url"
+	metaAcquiredAt = "acquired_at"
+)
+
+// kinds maps the storage's answers to package lease's sentinels.
+var kinds = azure.Kinds{Config: lease.ErrConfig, Held: lease.ErrHeld, Lost: lease.ErrLost}
+
+// Options configures New: the storage account and its authentication
+// (secret fields hold the secret values themselves, already read from a
+// file or the environment by the caller; they never appear in logs or
+// errors), the blob that holds the lease, and the lock's lease ID.
+type Options struct {
+	azure.Options
+	// Container holds the lease blob. Default "baton".
+	Container string
+	// Blob is the lease blob's name. Default "leader".
+	Blob string
+	// LeaseID is this lock's lease ID, a GUID; "" picks a random one. Two
+	// processes must never use the same one.
+	LeaseID string
+}
+
+// Lock is a lease.Lock kept in an Azure Blob Storage blob lease. It is safe
+// for concurrent use.
+type Lock struct {
+	name     string // "container/blob", for errors
+	cont     *azure.Container
+	lease    *azure.Lease
+	leaseSec atomic.Int32 // duration of the last successful acquire, seconds
+}
+
+var _ lease.Lock = (*Lock)(nil)
+
+// New checks o and builds the storage clients. It makes no network call.
+// Errors about the options wrap lease.ErrConfig.
+func New(o Options, log *zap.Logger) (*Lock, error) {
+	if log == nil {
+		return nil, errors.New("new azblob lock: nil logger")
+	}
+	if o.Container == "" {
+		o.Container = DefaultContainer
+	}
+	if o.Blob == "" {
+		o.Blob = DefaultBlob
+	}
+	l := &Lock{name: o.Container + "/" + o.Blob}
+	log = log.Named("azblob").With(zap.String("container", o.Container), zap.String("blob", o.Blob))
+	var err error
+	if l.cont, err = azure.NewContainer(o.Options, o.Container, kinds, log); err != nil {
+		return nil, fmt.Errorf("azblob lease %s: %w", l.name, err)
+	}
+	if l.lease, err = l.cont.Lease(o.Blob, azure.LeaseOptions{ID: o.LeaseID}); err != nil {
+		return nil, fmt.Errorf("azblob lease %s: %w", l.name, err)
+	}
+	return l, nil
+}
+
+// LeaseID returns this lock's lease ID (for logs, tests and handovers; it
+// is not a secret but grants nothing without storage credentials).
+func (l *Lock) LeaseID() string { return l.lease.ID() }
+
+// leaseSeconds checks d against Azure's bounds.
+func leaseSeconds(d time.Duration) (int32, error) {
+	if err := azure.CheckLeaseDuration("lease duration", d); err != nil {
+		return 0, fmt.Errorf("%w: %w", err, lease.ErrConfig)
+	}
+	return int32(d / time.Second), nil
+}
+
+// Acquire implements lease.Lock. It reads the blob first: while another
+// holder's lease is valid it returns that holder's record and
+// lease.ErrHeld without trying to acquire (one storage transaction per
+// attempt for a standby; when the record names self.Holder it tries, in
+// case the lease is still its own). Otherwise it acquires the lease, reads
+// the stored term and writes the new holder record with term+1 under the
+// lease. If that write fails it releases the lease again and returns the
+// error: it never holds the lease without a recorded term.
+func (l *Lock) Acquire(ctx context.Context, self lease.Record, d time.Duration) (lease.Record, error) {
+	secs, err := leaseSeconds(d)
+	if err != nil {
+		return lease.Record{}, fmt.Errorf("acquire lease %s: %w", l.name, err)
+	}
+	ctx, cancel := l.cont.Bound(ctx)
+	defer cancel()
+
+	props, err := l.lease.Properties(ctx)
+	switch {
+	case err != nil:
+		return lease.Record{}, err
+	case !props.Exists:
+		if err := l.lease.Ensure(ctx, nil); err != nil {
+			return lease.Record{}, err
+		}
+	case props.Held():
+		rec, _ := recordFromMeta(props.Metadata)
+		if rec.Holder != self.Holder || self.Holder == "" {
+			return rec, fmt.Errorf("acquire lease %s: held by %q: %w", l.name, rec.Holder, lease.ErrHeld)
+		}
+		// Held under our own name: maybe our own lease (a renew that
+		// timed out on our side but reached the storage). Acquiring
+		// with our lease ID succeeds only if it is; if another process
+		// uses the same name, the storage answers 409 below.
+	}
+
+	err = l.lease.Acquire(ctx, d)
+	if errors.Is(err, lease.ErrHeld) {
+		// Lost a race: report the winner as far as it has written.
+		rec, _, rerr := l.read(ctx)
+		if rerr != nil {
+			rec = lease.Record{}
+		}
+		return rec, fmt.Errorf("acquire lease %s: held by %q: %w", l.name, rec.Holder, lease.ErrHeld)
+	}
+	if err != nil {
+		return lease.Record{}, err
+	}
+	return l.recordAcquisition(ctx, self, secs)
+}
+
+// recordAcquisition reads the term under our lease and writes the new
+// holder record with term+1, conditional on our lease ID and on the blob
+// being unchanged since that read. If that fails it releases the lease
+// with a fresh, bounded context (ctx may be what just expired): it never
+// leaves the lease held without a recorded term.
+func (l *Lock) recordAcquisition(ctx context.Context, self lease.Record, secs int32) (lease.Record, error) {
+	rec, err := l.writeRecord(ctx, self)
+	if err != nil {
+		rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), l.cont.CallTimeout())
+		defer rcancel()
+		if rerr := l.Release(rctx); rerr != nil {
+			return lease.Record{}, fmt.Errorf("%w (and the release after it failed: %v)", err, rerr)
+		}
+		return lease.Record{}, err
+	}
+	l.leaseSec.Store(secs)
+	return rec, nil
+}
+
+func (l *Lock) writeRecord(ctx context.Context, self lease.Record) (lease.Record, error) {
+	props, err := l.lease.HeldProperties(ctx)
+	if err != nil {
+		return lease.Record{}, err
+	}
+	prev, err := recordFromMeta(props.Metadata)
+	if err != nil {
+		return lease.Record{}, fmt.Errorf("acquire lease %s: %w", l.name, err)
+	}
+	rec := lease.Record{
+		Holder:       self.Holder,
+		AdvertiseURL: self.AdvertiseURL,
+		Term:         prev.Term + 1,
+		AcquiredAt:   time.Now().UTC().Round(0),
+	}
+	if err := l.lease.SetMetadata(ctx, recordToMeta(rec), props.ETag); err != nil {
+		return lease.Record{}, err
+	}
+	return rec, nil
+}
+
+// Renew implements lease.Lock. Azure renews for the duration given at
+// acquisition, so d must not exceed it.
+func (l *Lock) Renew(ctx context.Context, d time.Duration) error {
+	secs, err := leaseSeconds(d)
+	if err != nil {
+		return fmt.Errorf("renew lease %s: %w", l.name, err)
+	}
+	if held := l.leaseSec.Load(); held != 0 && secs > held {
+		return fmt.Errorf("renew lease %s for %v: it was acquired for %ds and azure renews for that", l.name, d, held)
+	}
+	return l.lease.Renew(ctx)
+}
+
+// Release implements lease.Lock. A lease that is not ours (or not there)
+// is not an error.
+func (l *Lock) Release(ctx context.Context) error { return l.ReleaseID(ctx, l.LeaseID()) }
+
+// ReleaseID releases the lease if it is held under id (a GUID), whichever
+// process holds it: the step that frees a lease after a handover that did
+// not complete, or this lock's own (Release). A lease not held under id
+// (or no blob) is not an error.
+func (l *Lock) ReleaseID(ctx context.Context, id string) error {
+	h, err := l.lease.WithID(id)
+	if err != nil {
+		return fmt.Errorf("release lease %s: %w", l.name, err)
+	}
+	err = h.Release(ctx)
+	if errors.Is(err, lease.ErrLost) {
+		return nil
+	}
+	if err == nil && h.ID() == l.LeaseID() {
+		l.leaseSec.Store(0)
+	}
+	return err
+}
+
+// Change moves the lease this lock holds to proposedID (a GUID; Azure's
+// Change Lease), typically the lease ID of the node that is to take over
+// (see Adopt). The lease stays held throughout, with the expiry it had;
+// afterwards this lock no longer holds it (unless proposedID is its own
+// ID) and its Renew returns lease.ErrLost. Repeating a change that
+// succeeded succeeds. The error wraps lease.ErrLost when this lock does not
+// hold the lease, and lease.ErrConfig when proposedID is not a GUID.
+func (l *Lock) Change(ctx context.Context, proposedID string) error {
+	if err := l.lease.Change(ctx, proposedID); err != nil {
+		return err
+	}
+	if !strings.EqualFold(proposedID, l.LeaseID()) {
+		l.leaseSec.Store(0)
+	}
+	return nil
+}
+
+// Adopt takes over the lease currently held under fromID (a GUID): it
+// changes that lease to this lock's own ID, renews it (so it lasts d from
+// about now, not from the previous holder's last renewal), and records
+// self as the holder with term+1 exactly as Acquire does. d must be the
+// duration the lease was acquired with (every node uses the same
+// lease.duration); Azure keeps that one. On success this lock holds the
+// lease and returns the new record. The error wraps lease.ErrLost when
+// fromID no longer holds the lease (it expired, was released or moved
+// on), and lease.ErrConfig when fromID is not a GUID or d is out of
+// Azure's bounds. If the renewal or the record fails after the change, the
+// lease is released: this lock never holds it without a recorded term.
+func (l *Lock) Adopt(ctx context.Context, fromID string, self lease.Record, d time.Duration) (lease.Record, error) {
+	secs, err := leaseSeconds(d)
+	if err != nil {
+		return lease.Record{}, fmt.Errorf("adopt lease %s: %w", l.name, err)
+	}
+	from, err := l.lease.WithID(fromID)
+	if err != nil {
+		return lease.Record{}, fmt.Errorf("adopt lease %s: %w", l.name, err)
+	}
+	ctx, cancel := l.cont.Bound(ctx)
+	defer cancel()
+	if err := from.Change(ctx, l.LeaseID()); err != nil {
+		return lease.Record{}, fmt.Errorf("adopt lease %s from %s: %w", l.name, from.ID(), err)
+	}
+	if err := l.lease.Renew(ctx); err != nil {
+		rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), l.cont.CallTimeout())
+		defer rcancel()
+		if rerr := l.Release(rctx); rerr != nil {
+			return lease.Record{}, fmt.Errorf("adopt lease %s: %w (and the release after it failed: %v)", l.name, err, rerr)
+		}
+		return lease.Record{}, fmt.Errorf("adopt lease %s: %w", l.name, err)
+	}
+	return l.recordAcquisition(ctx, self, secs)
+}
+
+// Read implements lease.Lock. ok is true while a lease is held (leased, or
+// breaking: nobody else can acquire it yet). A missing blob or container
+// reads as no holder, term 0.
+func (l *Lock) Read(ctx context.Context) (lease.Record, bool, error) {
+	ctx, cancel := l.cont.Bound(ctx)
+	defer cancel()
+	return l.read(ctx)
+}
+
+func (l *Lock) read(ctx context.Context) (lease.Record, bool, error) {
+	props, err := l.lease.Properties(ctx)
+	if err != nil || !props.Exists {
+		return lease.Record{}, false, err
+	}
+	rec, err := recordFromMeta(props.Metadata)
+	if err != nil {
+		return rec, props.Held(), fmt.Errorf("read lease %s: %w", l.name, err)
+	}
+	return rec, props.Held(), nil
+}
+
+// recordFromMeta decodes the holder record. A missing term is 0 (a new
+// blob); a term that is not a number is an error that needs an operator: we
+// never restart the fencing sequence silently.
+func recordFromMeta(m map[string]string) (lease.Record, error) {
+	var rec lease.Record
+	if v, ok := m[metaHolder]; ok {
+		rec.Holder = metaDecode(v)
+	}
+	if v, ok := m[metaAdvertise]; ok {
+		rec.AdvertiseURL = metaDecode(v)
+	}
+	if v, ok := m[metaAcquiredAt]; ok {
+		if t, err := time.Parse(time.RFC3339Nano, v); err == nil {
+			rec.AcquiredAt = t
+		}
+	}
+	if v, ok := m[metaTerm]; ok {
+		t, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			return rec, fmt.Errorf("holder record term %q is not a number; fix or remove the blob's %q metadata: %w", v, metaTerm, lease.ErrConfig)
+		}
+		rec.Term = t
+	}
+	return rec, nil
+}
+
+func recordToMeta(r lease.Record) map[string]string {
+	return map[string]string{
+		metaTerm:       strconv.FormatUint(r.Term, 10),
+		metaHolder:     metaEncode(r.Holder),
+		metaAdvertise:  metaEncode(r.AdvertiseURL),
+		metaAcquiredAt: r.AcquiredAt.Format(time.RFC3339Nano),
+	}
+}
+
+// metaEncode makes a value safe for an HTTP header (metadata travels as
+// x-ms-meta-* headers): bytes outside printable ASCII, spaces and '%' are
+// percent-encoded. Plain names and URLs stay readable.
+func metaEncode(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c <= ' ' || c > '~' || c == '%' {
+			fmt.Fprintf(&b, "%%%02X", c)
+			continue
+		}
+		b.WriteByte(c)
+	}
+	return b.String()
+}
+
+func metaDecode(s string) string {
+	if v, err := url.PathUnescape(s); err == nil {
+		return v
+	}
+	return s
+}
