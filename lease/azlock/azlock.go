@@ -54,11 +54,11 @@ type Options struct {
 type Lock struct {
 	name     string // "container/blob", for errors
 	cont     *azure.Container
-	lease    *azure.Lease
-	leaseSec atomic.Int32 // duration of the last successful acquire, seconds
+	current  atomic.Pointer[azure.Lease] // the lease handle under this lock's ID (SetLeaseID replaces it)
+	leaseSec atomic.Int32                // duration of the last successful acquire, seconds
 }
 
-var _ lease.Lock = (*Lock)(nil)
+var _ lease.Changer = (*Lock)(nil)
 
 // New checks o and builds the storage clients. It makes no network call.
 // Errors about the options wrap lease.ErrConfig.
@@ -78,15 +78,30 @@ func New(o Options, log *zap.Logger) (*Lock, error) {
 	if l.cont, err = azure.NewContainer(o.Options, o.Container, kinds, log); err != nil {
 		return nil, fmt.Errorf("azblob lease %s: %w", l.name, err)
 	}
-	if l.lease, err = l.cont.Lease(o.Blob, azure.LeaseOptions{ID: o.LeaseID}); err != nil {
+	h, err := l.cont.Lease(o.Blob, azure.LeaseOptions{ID: o.LeaseID})
+	if err != nil {
 		return nil, fmt.Errorf("azblob lease %s: %w", l.name, err)
 	}
+	l.current.Store(h)
 	return l, nil
 }
 
+// lease is the handle under this lock's current ID.
+func (l *Lock) lease() *azure.Lease { return l.current.Load() }
+
 // LeaseID returns this lock's lease ID (for logs, tests and handovers; it
 // is not a secret but grants nothing without storage credentials).
-func (l *Lock) LeaseID() string { return l.lease.ID() }
+func (l *Lock) LeaseID() string { return l.lease().ID() }
+
+// SetLeaseID implements lease.Keyed: later calls use id, which must be a
+// GUID (an invalid one is ignored and the current ID kept: the next calls
+// then behave as before, which is safe). It is what keeps a node's lease ID
+// across a restart on one host (package internal/instance).
+func (l *Lock) SetLeaseID(id string) {
+	if h, err := l.lease().WithID(id); err == nil {
+		l.current.Store(h)
+	}
+}
 
 // leaseSeconds checks d against Azure's bounds.
 func leaseSeconds(d time.Duration) (int32, error) {
@@ -112,12 +127,14 @@ func (l *Lock) Acquire(ctx context.Context, self lease.Record, d time.Duration) 
 	ctx, cancel := l.cont.Bound(ctx)
 	defer cancel()
 
-	props, err := l.lease.Properties(ctx)
+	h := l.lease()
+	props, err := h.Properties(ctx)
+	resumed := false
 	switch {
 	case err != nil:
 		return lease.Record{}, err
 	case !props.Exists:
-		if err := l.lease.Ensure(ctx, nil); err != nil {
+		if err := h.Ensure(ctx, nil); err != nil {
 			return lease.Record{}, err
 		}
 	case props.Held():
@@ -126,12 +143,14 @@ func (l *Lock) Acquire(ctx context.Context, self lease.Record, d time.Duration) 
 			return rec, fmt.Errorf("acquire lease %s: held by %q: %w", l.name, rec.Holder, lease.ErrHeld)
 		}
 		// Held under our own name: maybe our own lease (a renew that
-		// timed out on our side but reached the storage). Acquiring
-		// with our lease ID succeeds only if it is; if another process
-		// uses the same name, the storage answers 409 below.
+		// timed out on our side but reached the storage, or a dead
+		// predecessor's with the same ID: lease.Keyed). Acquiring with our
+		// lease ID succeeds only if it is; if another process uses the
+		// same name, the storage answers 409 below.
+		resumed = true
 	}
 
-	err = l.lease.Acquire(ctx, d)
+	err = h.Acquire(ctx, d)
 	if errors.Is(err, lease.ErrHeld) {
 		// Lost a race: report the winner as far as it has written.
 		rec, _, rerr := l.read(ctx)
@@ -143,7 +162,9 @@ func (l *Lock) Acquire(ctx context.Context, self lease.Record, d time.Duration) 
 	if err != nil {
 		return lease.Record{}, err
 	}
-	return l.recordAcquisition(ctx, self, secs)
+	rec, err := l.recordAcquisition(ctx, self, secs)
+	rec.Resumed = err == nil && resumed
+	return rec, err
 }
 
 // recordAcquisition reads the term under our lease and writes the new
@@ -166,7 +187,7 @@ func (l *Lock) recordAcquisition(ctx context.Context, self lease.Record, secs in
 }
 
 func (l *Lock) writeRecord(ctx context.Context, self lease.Record) (lease.Record, error) {
-	props, err := l.lease.HeldProperties(ctx)
+	props, err := l.lease().HeldProperties(ctx)
 	if err != nil {
 		return lease.Record{}, err
 	}
@@ -180,7 +201,7 @@ func (l *Lock) writeRecord(ctx context.Context, self lease.Record) (lease.Record
 		Term:         prev.Term + 1,
 		AcquiredAt:   time.Now().UTC().Round(0),
 	}
-	if err := l.lease.SetMetadata(ctx, recordToMeta(rec), props.ETag); err != nil {
+	if err := l.lease().SetMetadata(ctx, recordToMeta(rec), props.ETag); err != nil {
 		return lease.Record{}, err
 	}
 	return rec, nil
@@ -196,7 +217,7 @@ func (l *Lock) Renew(ctx context.Context, d time.Duration) error {
 	if held := l.leaseSec.Load(); held != 0 && secs > held {
 		return fmt.Errorf("renew lease %s for %v: it was acquired for %ds and azure renews for that", l.name, d, held)
 	}
-	return l.lease.Renew(ctx)
+	return l.lease().Renew(ctx)
 }
 
 // Release implements lease.Lock. A lease that is not ours (or not there)
@@ -208,7 +229,7 @@ func (l *Lock) Release(ctx context.Context) error { return l.ReleaseID(ctx, l.Le
 // not complete, or this lock's own (Release). A lease not held under id
 // (or no blob) is not an error.
 func (l *Lock) ReleaseID(ctx context.Context, id string) error {
-	h, err := l.lease.WithID(id)
+	h, err := l.lease().WithID(id)
 	if err != nil {
 		return fmt.Errorf("release lease %s: %w", l.name, err)
 	}
@@ -230,7 +251,7 @@ func (l *Lock) ReleaseID(ctx context.Context, id string) error {
 // succeeded succeeds. The error wraps lease.ErrLost when this lock does not
 // hold the lease, and lease.ErrConfig when proposedID is not a GUID.
 func (l *Lock) Change(ctx context.Context, proposedID string) error {
-	if err := l.lease.Change(ctx, proposedID); err != nil {
+	if err := l.lease().Change(ctx, proposedID); err != nil {
 		return err
 	}
 	if !strings.EqualFold(proposedID, l.LeaseID()) {
@@ -255,7 +276,7 @@ func (l *Lock) Adopt(ctx context.Context, fromID string, self lease.Record, d ti
 	if err != nil {
 		return lease.Record{}, fmt.Errorf("adopt lease %s: %w", l.name, err)
 	}
-	from, err := l.lease.WithID(fromID)
+	from, err := l.lease().WithID(fromID)
 	if err != nil {
 		return lease.Record{}, fmt.Errorf("adopt lease %s: %w", l.name, err)
 	}
@@ -264,7 +285,7 @@ func (l *Lock) Adopt(ctx context.Context, fromID string, self lease.Record, d ti
 	if err := from.Change(ctx, l.LeaseID()); err != nil {
 		return lease.Record{}, fmt.Errorf("adopt lease %s from %s: %w", l.name, from.ID(), err)
 	}
-	if err := l.lease.Renew(ctx); err != nil {
+	if err := l.lease().Renew(ctx); err != nil {
 		rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), l.cont.CallTimeout())
 		defer rcancel()
 		if rerr := l.Release(rctx); rerr != nil {
@@ -285,7 +306,7 @@ func (l *Lock) Read(ctx context.Context) (lease.Record, bool, error) {
 }
 
 func (l *Lock) read(ctx context.Context) (lease.Record, bool, error) {
-	props, err := l.lease.Properties(ctx)
+	props, err := l.lease().Properties(ctx)
 	if err != nil || !props.Exists {
 		return lease.Record{}, false, err
 	}

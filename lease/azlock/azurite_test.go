@@ -127,6 +127,9 @@ func TestAzBlobAzurite(t *testing.T) {
 	t.Run("lock lost after expiry", func(t *testing.T) { t.Parallel(); testLockLostAfterExpiry(t, az) })
 	t.Run("elector killed holder", func(t *testing.T) { t.Parallel(); testElectorKilledHolder(t, az) })
 	t.Run("transactions per hour", func(t *testing.T) { t.Parallel(); testTransactionsPerHour(t, az) })
+	t.Run("elector takeover after a crash", func(t *testing.T) { testElectorTakeover(t, az) })
+	t.Run("elector handover to a named node", func(t *testing.T) { testElectorHandover(t, az) })
+	t.Run("standby transactions with the link", func(t *testing.T) { t.Parallel(); testStandbyTransactionsWithLink(t, az) })
 }
 
 func testAzBlobLock(t *testing.T, az *azuritetest.Azurite) {
