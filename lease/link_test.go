@@ -436,3 +436,36 @@ func TestAdoptNeedsEligibility(t *testing.T) {
 		}
 	})
 }
+
+// TestSlowPeerNeverDelaysAnElection: a holder that stops answering over
+// the link (frozen, or a black-holed link) costs a standby at most one
+// retry interval per round; once the holder is gone the standby takes over
+// as without the link.
+func TestSlowPeerNeverDelaysAnElection(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		store := leasetest.NewStore()
+		var a, b *node
+		neverTwoActive(t, store, &a, &b)
+		a = startNode(t, store, testConfig("a"))
+		a.e.SetHealthy(true, "ok")
+		waitState(t, a.e, time.Second, "a active", roleIs(lease.RoleActive))
+		cfg := testConfig("b")
+		cfg.HolderAlive = func(ctx context.Context, rec lease.Record) bool {
+			<-ctx.Done() // never answers
+			return false
+		}
+		b = startNodeOn(t, store.NewLock("b"), cfg)
+		b.e.SetHealthy(true, "ok")
+		waitState(t, b.e, 2*time.Second, "b standby", roleIs(lease.RoleStandby))
+		// a vanishes without releasing (its renewals stop).
+		a.lock.Set(leasetest.Renew, leasetest.Hang())
+		ts := time.Now()
+		sb := waitState(t, b.e, 2*leaseDuration, "b active", roleIs(lease.RoleActive))
+		// The lease expires at most leaseDuration after a's last renew;
+		// b acquires within two rounds (each: the link's timeout, then a
+		// storage call) after that.
+		if d := sb.Since.Sub(ts); d > leaseDuration+2*retryInterval {
+			t.Errorf("b active %s after a stopped renewing, want <= %s", d, leaseDuration+2*retryInterval)
+		}
+	})
+}
