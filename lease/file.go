@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"sync/atomic"
 	"time"
+
+	"github.com/batonproxy/baton/internal/fsutil"
 )
 
 // FileLock is a Lock kept in a JSON file, for processes on ONE host (the
@@ -252,41 +254,16 @@ func (l *FileLock) load() (fileLease, error) {
 	return cur, nil
 }
 
-// store writes the lease file atomically: temporary file in the same
-// directory, fsync, rename, fsync of the directory where supported.
-func (l *FileLock) store(next *fileLease) (err error) {
+// store writes the lease file durably and atomically.
+func (l *FileLock) store(next *fileLease) error {
 	b, err := json.MarshalIndent(next, "", "  ")
 	if err != nil {
 		return err
 	}
-	b = append(b, '\n')
-	dir := filepath.Dir(l.path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(l.path)+".tmp-*")
-	if err != nil {
+	if err := fsutil.WriteFile(l.path, append(b, '\n'), 0o640); err != nil {
 		return classify(err)
 	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	if _, err = tmp.Write(b); err != nil {
-		return err
-	}
-	if err = tmp.Chmod(0o640); err != nil {
-		return err
-	}
-	if err = tmp.Sync(); err != nil {
-		return err
-	}
-	if err = tmp.Close(); err != nil {
-		return err
-	}
-	if err = os.Rename(tmp.Name(), l.path); err != nil {
-		return err
-	}
-	return syncDir(dir)
+	return nil
 }
 
 // classify marks errors that retrying cannot fix as ErrConfig.

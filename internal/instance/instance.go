@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+
+	"github.com/batonproxy/baton/internal/fsutil"
 )
 
 // ErrRunning is wrapped by Acquire's error when another process holds the
@@ -56,7 +58,7 @@ func Acquire(dir, base string) (*Lock, error) {
 	if err != nil {
 		return nil, fmt.Errorf("instance lock %s: %w", l.path, err)
 	}
-	got, err := tryLock(f)
+	got, err := fsutil.TryLock(f)
 	if err != nil {
 		f.Close()
 		return nil, fmt.Errorf("instance lock %s: %w", l.path, err)
@@ -125,7 +127,7 @@ func (l *Lock) Retire(old string) (next string, err error) {
 
 func (l *Lock) writeNewLocked() (string, error) {
 	id := NewGUID()
-	if err := writeFileDurably(l.idPath, []byte(id+"\n")); err != nil {
+	if err := fsutil.WriteFile(l.idPath, []byte(id+"\n"), 0o600); err != nil {
 		return "", fmt.Errorf("write lease id %s: %w", l.idPath, err)
 	}
 	l.id = id
@@ -161,36 +163,4 @@ func readPID(path string) string {
 		return "unknown"
 	}
 	return strings.TrimSpace(string(b))
-}
-
-// writeFileDurably writes b to path: temporary file in the same directory,
-// fsync, rename, fsync of the directory where supported.
-func writeFileDurably(path string, b []byte) (err error) {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	if _, err = tmp.Write(b); err != nil {
-		return err
-	}
-	if err = tmp.Chmod(0o600); err != nil {
-		return err
-	}
-	if err = tmp.Sync(); err != nil {
-		return err
-	}
-	if err = tmp.Close(); err != nil {
-		return err
-	}
-	if err = os.Rename(tmp.Name(), path); err != nil {
-		return err
-	}
-	return syncDir(dir)
 }

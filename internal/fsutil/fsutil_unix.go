@@ -1,6 +1,6 @@
 //go:build unix
 
-package instance
+package fsutil
 
 import (
 	"errors"
@@ -9,8 +9,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// tryLock takes an exclusive flock on f without waiting.
-func tryLock(f *os.File) (bool, error) {
+// TryLock takes an exclusive flock on f without waiting; got is false when
+// another open file holds it.
+func TryLock(f *os.File) (got bool, err error) {
 	for {
 		err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
 		switch {
@@ -25,7 +26,11 @@ func tryLock(f *os.File) (bool, error) {
 	}
 }
 
-func syncDir(dir string) error {
+// Unlock drops TryLock's lock (closing the file drops it too).
+func Unlock(f *os.File) error { return unix.Flock(int(f.Fd()), unix.LOCK_UN) }
+
+// SyncDir makes a rename in dir durable.
+func SyncDir(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {
 		return err
