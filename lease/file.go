@@ -87,21 +87,27 @@ func (l *FileLock) Acquire(ctx context.Context, self Record, d time.Duration) (R
 			out = cur.Record
 			return nil, fmt.Errorf("%w (holder %q, term %d)", ErrHeld, cur.Holder, cur.Term)
 		}
-		next := fileLease{
-			Record: Record{
-				Holder:       self.Holder,
-				AdvertiseURL: self.AdvertiseURL,
-				Term:         cur.Term + 1,
-				AcquiredAt:   now,
-				Expires:      now.Add(d),
-			},
-			LeaseID: id,
-		}
+		next := granted(cur, id, self, now, d)
 		out = next.Record
 		out.Resumed = cur.LeaseID == id && now.Before(cur.Expires)
 		return &next, nil
 	})
 	return out, err
+}
+
+// granted is the lease file after id took the lease from cur for d: self's
+// holder record with the next term.
+func granted(cur fileLease, id string, self Record, now time.Time, d time.Duration) fileLease {
+	return fileLease{
+		Record: Record{
+			Holder:       self.Holder,
+			AdvertiseURL: self.AdvertiseURL,
+			Term:         cur.Term + 1,
+			AcquiredAt:   now,
+			Expires:      now.Add(d),
+		},
+		LeaseID: id,
+	}
 }
 
 // Renew implements Lock. Renewing our own lease after its expiry succeeds
@@ -161,16 +167,7 @@ func (l *FileLock) Adopt(ctx context.Context, from string, self Record, d time.D
 		if from == "" || cur.LeaseID != from || !now.Before(cur.Expires) {
 			return nil, ErrLost
 		}
-		next := fileLease{
-			Record: Record{
-				Holder:       self.Holder,
-				AdvertiseURL: self.AdvertiseURL,
-				Term:         cur.Term + 1,
-				AcquiredAt:   now,
-				Expires:      now.Add(d),
-			},
-			LeaseID: id,
-		}
+		next := granted(cur, id, self, now, d)
 		out = next.Record
 		return &next, nil
 	})

@@ -225,6 +225,21 @@ func TestLeaseIDRetiredBeforeEveryRelease(t *testing.T) {
 	})
 }
 
+// holderAndLinkedStandby starts a active and b a standby whose
+// HolderAlive is alive (given a).
+func holderAndLinkedStandby(t *testing.T, store *leasetest.Store, alive func(ctx context.Context, a *node, rec lease.Record) bool) (a, b *node) {
+	t.Helper()
+	a = startNode(t, store, testConfig("a"))
+	a.e.SetHealthy(true, "ok")
+	waitState(t, a.e, time.Second, "a active", roleIs(lease.RoleActive))
+	cfg := testConfig("b")
+	cfg.HolderAlive = func(ctx context.Context, rec lease.Record) bool { return alive(ctx, a, rec) }
+	b = startNodeOn(t, store.NewLock("b"), cfg)
+	b.e.SetHealthy(true, "ok")
+	waitState(t, b.e, 2*time.Second, "b standby", roleIs(lease.RoleStandby))
+	return a, b
+}
+
 // TestPushAndVouch: with the holder vouching over the link, a standby makes
 // one storage call per lease duration instead of one per retry interval;
 // a push after a release makes it acquire at once.
@@ -233,19 +248,12 @@ func TestPushAndVouch(t *testing.T) {
 		store := leasetest.NewStore()
 		var a, b *node
 		neverTwoActive(t, store, &a, &b)
-		a = startNode(t, store, testConfig("a"))
-		a.e.SetHealthy(true, "ok")
-		waitState(t, a.e, time.Second, "a active", roleIs(lease.RoleActive))
 		var asked atomic.Int64
-		cfg := testConfig("b")
-		cfg.HolderAlive = func(ctx context.Context, rec lease.Record) bool {
+		a, b = holderAndLinkedStandby(t, store, func(_ context.Context, a *node, rec lease.Record) bool {
 			asked.Add(1)
 			term, on := a.e.Fence()
 			return on && rec.Holder == "a" && term == rec.Term
-		}
-		b = startNodeOn(t, store.NewLock("b"), cfg)
-		b.e.SetHealthy(true, "ok")
-		waitState(t, b.e, time.Second, "b standby", roleIs(lease.RoleStandby))
+		})
 		from := time.Now()
 		time.Sleep(time.Hour)
 		calls := callsIn(b.lock, leasetest.Acquire, from, time.Now()) + callsIn(b.lock, leasetest.Read, from, time.Now())
@@ -446,17 +454,10 @@ func TestSlowPeerNeverDelaysAnElection(t *testing.T) {
 		store := leasetest.NewStore()
 		var a, b *node
 		neverTwoActive(t, store, &a, &b)
-		a = startNode(t, store, testConfig("a"))
-		a.e.SetHealthy(true, "ok")
-		waitState(t, a.e, time.Second, "a active", roleIs(lease.RoleActive))
-		cfg := testConfig("b")
-		cfg.HolderAlive = func(ctx context.Context, rec lease.Record) bool {
-			<-ctx.Done() // never answers
+		a, b = holderAndLinkedStandby(t, store, func(ctx context.Context, _ *node, _ lease.Record) bool {
+			<-ctx.Done() // never answers: the elector's bound ends the wait
 			return false
-		}
-		b = startNodeOn(t, store.NewLock("b"), cfg)
-		b.e.SetHealthy(true, "ok")
-		waitState(t, b.e, 2*time.Second, "b standby", roleIs(lease.RoleStandby))
+		})
 		// a vanishes without releasing (its renewals stop).
 		a.lock.Set(leasetest.Renew, leasetest.Hang())
 		ts := time.Now()
