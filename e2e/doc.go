@@ -23,7 +23,11 @@
 // 5 the active frozen (SIGSTOP) for longer than the lease, 6 Azurite
 // stopped for longer than the renew deadline, 7 storage slower than the
 // per-call timeout (a delaying proxy), 8 both backends down, then one
-// returns. `make test` runs 1, 3 and 5; the others need BATON_E2E_FULL=1,
+// returns; 9 kill -9 of the active, restarted 2 s later (it takes its own
+// lease over), 10 the same, restarted only after node-b took over (it must
+// stand by), 11 step-down and 12 SIGTERM with the peer link (the release is
+// pushed), 13 `baton step-down -to node-b` (the lease moves without ever
+// being free). `make test` runs 1, 3, 5, 9 and 13; the others need BATON_E2E_FULL=1,
 // which `make e2e` sets (they skip with a message saying so). Every
 // scenario skips under -short. BATON_E2E_LB_INTERVAL (default 1s) sets the
 // load balancer's check interval, e.g. 5s to mirror Azure's default; the
@@ -57,7 +61,10 @@
 // what every other random phase does; the other scenarios use a random
 // phase.
 //
-// The assertions are the issue's: scenarios 1 and 2 lose no request; 3
+// The assertions are the issue's: scenarios 1, 2, 11, 12 and 13 lose no
+// request; 9 recovers within the restart delay + one check + retry_interval
+// + one check interval + 2s, on the restarted node; 10 leaves node-b active
+// under its term and the restarted node-a standing by; 3
 // and 5 recover within lease + retry_interval + one check interval + 2s
 // and not before the lease could have expired; every scenario shows no
 // dual serving, no stale answer and exactly one new term; the frozen node
