@@ -75,16 +75,21 @@ func (e *Elector) run(ctx context.Context) {
 			rec, err = e.lock.Acquire(ctx, e.self, e.cfg.Duration)
 			return err
 		})
+		inherited := false
 		if err == nil || errors.Is(err, ErrHeld) {
 			e.mu.Lock()
+			inherited = e.link.inherited
 			e.link.inherited = false // resolved: taken over, or somebody else holds the lease
 			e.mu.Unlock()
 		}
 		switch {
 		case err == nil:
 			reason := "lease acquired"
-			if rec.Resumed {
+			switch {
+			case rec.Resumed && inherited:
 				reason = "lease taken over from this node's previous process"
+			case rec.Resumed:
+				reason = "lease acquired (still held under this node's lease id)"
 			}
 			e.lead(ctx, acquisition{rec: rec, sent: sent, done: e.now(), reason: reason})
 		case aborted || ctx.Err() != nil:
