@@ -2,6 +2,23 @@
 // local backend, the load balancer's probe answer, and the HTTP servers that
 // carry them.
 //
+// # One request, one decision, one record
+//
+// ServeHTTP decides once (dispatch): serve locally under the term the Fence
+// answered, forward to the active node, or answer 503; a request held
+// while no active node is known comes back to that one decision when this
+// node became active meanwhile. Each path is owned by one piece: the local
+// path (serveLocal) reaches the backend through one seam, serveBackend,
+// which picks the fast path (fastpath.go) or httputil.ReverseProxy; the
+// forwarder (standby.go) owns its transport to the peers, the Leader and
+// the hold, and never calls back into the local path. Every path writes
+// through the request's exchange, which records the outcome (path, status,
+// term, client gone, bytes); record, at the end, is the one place that
+// counts it (request counters, status counts by path, the duration
+// histogram, the access log). The Observer is told when the backend's
+// answer arrives (modifyResponse, errorHandler), not at the end: a long
+// body or an upgraded connection says nothing about the backend.
+//
 // # What it guarantees
 //
 //   - Request-path fencing: every request asks the Fence "may I serve

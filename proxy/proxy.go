@@ -94,16 +94,17 @@ type Proxy struct {
 	termCache   atomic.Pointer[termValue]
 
 	backendFailing atomic.Bool // for logging once per change
-	standby        *standby
+	fwd            *forwarder
 	fast           *fastPool                  // nil: every request takes httputil.ReverseProxy
 	codes          [numPaths][6]atomic.Uint64 // by path and status class (index 1..5; 0: other)
 	accessLog      atomic.Pointer[zap.Logger]
-	holdUntil      atomic.Int64 // unix ns; see HoldClients
-	conns          connSet      // backend connections, closed at a drain deadline
-	upgraded       connSet      // hijacked client connections (WebSocket)
+	hold           clientHold // see HoldClients
+	conns          connSet    // backend connections, closed at a drain deadline
+	upgraded       connSet    // hijacked client connections (WebSocket)
 
-	served   atomic.Uint64
-	rejected atomic.Uint64
+	served    atomic.Uint64
+	forwarded atomic.Uint64
+	rejected  atomic.Uint64
 }
 
 // New builds a Proxy. It does not start anything.
@@ -162,7 +163,7 @@ func New(o Options, log *zap.Logger) (*Proxy, error) {
 		p.fast = &fastPool{addr: canonicalAddr(o.Backend), dial: p.transport.DialContext,
 			max: o.MaxIdleConns, idleTimeout: p.transport.IdleConnTimeout}
 	}
-	p.standby = newStandby(p, o)
+	p.fwd = newForwarder(o, &p.hold, p.retryAfter, p.log)
 	return p, nil
 }
 
@@ -230,46 +231,68 @@ func (p *Proxy) termHeader(term uint64) []string {
 	return tv.v
 }
 
-// ServeHTTP fences the request, then proxies it to the local backend, or
-// hands it to the standby path (forward to the active node, or 503).
+// ServeHTTP decides once what a request does (serve it locally, forward it
+// to the active node, hold it until one is known, or answer 503), takes
+// that path, and records the outcome once (record).
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if al := p.accessLog.Load(); al != nil {
-		aw := &accessWriter{ResponseWriter: w, start: time.Now()}
-		p.serveLocal(aw, r)
-		aw.log(al, r)
-		return
-	}
-	p.serveLocal(w, r)
+	ex := newExchange(w)
+	defer p.record(ex, r)
+	p.dispatch(ex, r)
 }
 
-// serveLocal proxies to the local backend. It re-reads the fence: the term
-// sent to the backend is the one checked last.
-func (p *Proxy) serveLocal(w http.ResponseWriter, r *http.Request) {
+// dispatch is the one decision. The fence is read here and nowhere else on
+// the way in: the term sent to the backend is the one checked last. A
+// request held for an active node comes back here when this node became
+// active itself meanwhile.
+func (p *Proxy) dispatch(ex *exchange, r *http.Request) {
 	if strings.ContainsAny(r.URL.RawQuery, " #") {
 		// A space can come only from an HTTP/2 client's :path (an HTTP/1
 		// request line cannot hold one), a '#' from either (net/http keeps
 		// it in the query). Written to the backend's request line, a space
 		// adds tokens to it and a '#' ends its target.
-		http.Error(w, "invalid request target", http.StatusBadRequest)
+		ex.route = routeRefused
+		http.Error(ex, "invalid request target", http.StatusBadRequest)
 		return
 	}
-	term, ok := p.opts.Fence.Fence()
-	if !ok {
-		p.standby.serve(w, r)
+	for {
+		if term, ok := p.opts.Fence.Fence(); ok {
+			p.serveLocal(ex, r, term)
+			return
+		}
+		target, local := p.fwd.find(r, p.opts.Fence)
+		switch {
+		case local:
+			continue // became active while the request waited
+		case target == nil:
+			ex.route = PathRejected
+			p.reject(ex)
+		default:
+			ex.route, ex.forwarded = PathForwarded, true
+			p.fwd.forward(ex, r, target)
+		}
 		return
 	}
-	if aw, isAW := w.(*accessWriter); isAW {
-		aw.path, aw.term = PathLocal, term
-	}
-	if p.opts.OnDuration != nil {
-		defer p.observe(PathLocal, time.Now())
-	}
+}
+
+// serveLocal proxies to the local backend under term.
+func (p *Proxy) serveLocal(ex *exchange, r *http.Request, term uint64) {
+	ex.route, ex.path, ex.term = PathLocal, PathLocal, term
 	p.begin()
 	defer p.end()
 	if p.opts.Observer != nil {
 		p.opts.Observer.RequestStarted()
 	}
-	p.served.Add(1)
+	p.serveBackend(ex, r, term)
+}
+
+// serveBackend is the one seam between the local path and the two ways to
+// the backend: the fast path (fastpath.go) for what it takes, and
+// httputil.ReverseProxy for everything else and whenever the fast path
+// gives a request back before writing anything (errFallback). Both answer
+// through modifyResponse and errorHandler; that they send the backend the
+// same request and the client the same answer is what the differential
+// tests (fastpath_test.go) check.
+func (p *Proxy) serveBackend(w http.ResponseWriter, r *http.Request, term uint64) {
 	if p.fast != nil && fastEligible(r) && p.serveFast(w, r, term) == nil {
 		return
 	}
@@ -282,24 +305,25 @@ func (p *Proxy) serveLocal(w http.ResponseWriter, r *http.Request) {
 	p.rp.ServeHTTP(w, r)
 }
 
-// notServing answers a request this node must not serve locally.
-func (p *Proxy) notServing(w http.ResponseWriter) {
-	p.rejected.Add(1)
-	p.count(PathRejected, http.StatusServiceUnavailable)
-	if aw, ok := w.(*accessWriter); ok {
-		aw.path = PathRejected
-	}
-	h := w.Header()
-	h.Set("Retry-After", p.retryAfter)
+// reject answers a request this node must not serve locally.
+func (p *Proxy) reject(ex *exchange) { rejectAnswer(ex, p.retryAfter) }
+
+// rejectAnswer is the 503 of a node that is not active.
+func rejectAnswer(ex *exchange, retryAfter string) {
+	ex.path = PathRejected
+	h := ex.Header()
+	h.Set("Retry-After", retryAfter)
 	h.Set("Connection", "close") // reconnect through the load balancer
 	h.Set("Content-Type", "text/plain; charset=utf-8")
-	w.WriteHeader(http.StatusServiceUnavailable)
-	io.WriteString(w, "baton: this node is not active\n")
+	ex.WriteHeader(http.StatusServiceUnavailable)
+	io.WriteString(ex, "baton: this node is not active\n")
 }
 
+// modifyResponse sees the backend's answer before it is written: the
+// passive health signal, and Connection: close when the node was demoted
+// while the request ran.
 func (p *Proxy) modifyResponse(res *http.Response) error {
-	p.count(PathLocal, res.StatusCode)
-	if _, ok := p.opts.Fence.Fence(); !ok && res.StatusCode != http.StatusSwitchingProtocols && p.closeClients() {
+	if _, ok := p.opts.Fence.Fence(); !ok && res.StatusCode != http.StatusSwitchingProtocols && p.hold.closeClients() {
 		// Demoted while this request ran: the client must reconnect
 		// through the load balancer for its next request.
 		res.Header.Set("Connection", "close")
@@ -313,10 +337,10 @@ func (p *Proxy) modifyResponse(res *http.Response) error {
 	return nil
 }
 
-// errorHandler is the one place where proxy faults become status codes.
+// errorHandler is the one place where local proxy faults become status
+// codes.
 func (p *Proxy) errorHandler(w http.ResponseWriter, r *http.Request, err error) {
 	code := ErrorStatus(r.Context(), err)
-	p.count(PathLocal, code)
 	if p.opts.Observer != nil {
 		// A client that went away says nothing about the backend.
 		p.opts.Observer.RequestDone(code, code != StatusClientClosedRequest)
@@ -334,26 +358,6 @@ func (p *Proxy) errorHandler(w http.ResponseWriter, r *http.Request, err error) 
 	io.WriteString(w, http.StatusText(code)+"\n")
 }
 
-// forwardError answers a request that could not be forwarded to the active
-// node. The active may be moving, so the client is told to retry.
-func (p *Proxy) forwardError(w http.ResponseWriter, r *http.Request, target string, err error) {
-	code := ErrorStatus(r.Context(), err)
-	if code == StatusClientClosedRequest {
-		p.count(PathForwarded, code)
-		clientGone(w, r)
-		return
-	}
-	p.log.Debug("forward to the active node failed", zap.String("target", target), zap.Error(err))
-	if code == http.StatusBadGateway {
-		p.notServing(w)
-		return
-	}
-	p.count(PathForwarded, code)
-	w.Header().Set("Connection", "close")
-	w.WriteHeader(code)
-	io.WriteString(w, http.StatusText(code)+"\n")
-}
-
 // clientGone answers a request whose context was cancelled because the
 // client went away. Usually nobody reads this; but net/http cannot tell an
 // HTTP/1 client that went away from one that only half-closed its side
@@ -361,10 +365,11 @@ func (p *Proxy) forwardError(w http.ResponseWriter, r *http.Request, target stri
 // implicit empty "200 OK" for a request that was never answered, on a
 // connection it then must not reuse. An HTTP/2 client cancelled one stream
 // (a browser navigating away): its connection stays, as "Connection:
-// close" there would make the server send GOAWAY for all its streams.
+// close" there would make the server send GOAWAY for all its streams. The
+// outcome records 499.
 func clientGone(w http.ResponseWriter, r *http.Request) {
-	if aw, ok := w.(*accessWriter); ok {
-		aw.gone = true
+	if ex := exchangeOf(w); ex != nil {
+		ex.gone = true
 	}
 	h := w.Header()
 	if r.ProtoMajor < 2 {
@@ -373,6 +378,21 @@ func clientGone(w http.ResponseWriter, r *http.Request) {
 	h.Set("Content-Type", "text/plain; charset=utf-8")
 	w.WriteHeader(http.StatusBadGateway)
 	io.WriteString(w, "baton: request cancelled\n")
+}
+
+// exchangeOf finds the request's exchange under w's wrappers (the upgrade
+// tracker), or nil.
+func exchangeOf(w http.ResponseWriter) *exchange {
+	for {
+		switch v := w.(type) {
+		case *exchange:
+			return v
+		case interface{ Unwrap() http.ResponseWriter }:
+			w = v.Unwrap()
+		default:
+			return nil
+		}
+	}
 }
 
 // ErrorStatus maps a proxy error to the status the client gets: 499 when the
@@ -412,14 +432,18 @@ func (p *Proxy) end() {
 // balancer may not yet have seen the new active's probe answer 200; a
 // client pushed to reconnect then would find no server up. Its requests
 // are forwarded instead until the load balancer has caught up.
-func (p *Proxy) HoldClients(until time.Time) { p.holdUntil.Store(until.UnixNano()) }
+func (p *Proxy) HoldClients(until time.Time) { p.hold.until.Store(until.UnixNano()) }
 
-func (p *Proxy) closeClients() bool { return time.Now().UnixNano() >= p.holdUntil.Load() }
+// clientHold is HoldClients' instant, shared by the local path and the
+// forwarder.
+type clientHold struct{ until atomic.Int64 } // unix ns
+
+func (h *clientHold) closeClients() bool { return time.Now().UnixNano() >= h.until.Load() }
 
 // SetStandby changes what a node that may not serve locally does
 // (StandbyForward or StandbyReject) and how long a request waits for an
 // active node. It is safe to call while serving.
-func (p *Proxy) SetStandby(mode string, hold time.Duration) { p.standby.set(mode, hold) }
+func (p *Proxy) SetStandby(mode string, hold time.Duration) { p.fwd.set(mode, hold) }
 
 // Upgraded is the number of upgraded (WebSocket) client connections open.
 func (p *Proxy) Upgraded() int { return p.upgraded.len() }
@@ -436,7 +460,7 @@ type Counters struct {
 
 // Counters returns the request counts since start.
 func (p *Proxy) Counters() Counters {
-	return Counters{Local: p.served.Load(), Forwarded: p.standby.forwarded.Load(), Rejected: p.rejected.Load()}
+	return Counters{Local: p.served.Load(), Forwarded: p.forwarded.Load(), Rejected: p.rejected.Load()}
 }
 
 // CutOff ends what a drain deadline must end: every upgraded (WebSocket)
@@ -480,7 +504,7 @@ func (p *Proxy) Close() {
 		p.fast.close()
 	}
 	p.transport.CloseIdleConnections()
-	p.standby.close()
+	p.fwd.close()
 }
 
 // canonicalAddr is u's host:port, with the scheme's default port.

@@ -375,7 +375,7 @@ func BenchmarkStandby(b *testing.B) {
 		req := newBenchRequest("http://app.example.com/small")
 		b.ReportAllocs()
 		for b.Loop() {
-			if t, local := p.standby.waitForActive(req.Context()); t == nil || local {
+			if t, local := p.fwd.waitForActive(req.Context(), p.opts.Fence); t == nil || local {
 				b.Fatal("no target")
 			}
 		}
@@ -423,17 +423,35 @@ func BenchmarkAccounting(b *testing.B) {
 		p, _ := benchProxy(b, u, func(o *Options) { o.OnDuration = obs })
 		b.ReportAllocs()
 		for b.Loop() {
-			p.observe(PathLocal, time.Now())
+			p.opts.OnDuration(PathLocal, time.Since(time.Now()))
+		}
+	})
+	// record: the one accounting call at the end of a request (counters,
+	// status counts, the histogram), on a pooled exchange.
+	b.Run("record", func(b *testing.B) {
+		obs := histogramObserver()
+		p, _ := benchProxy(b, u, func(o *Options) { o.OnDuration = obs })
+		req := newBenchRequest("http://app.example.com/small")
+		w := &benchWriter{h: http.Header{}}
+		b.ReportAllocs()
+		for b.Loop() {
+			ex := newExchange(w)
+			ex.route, ex.path, ex.status, ex.bytes = PathLocal, PathLocal, 200, 13
+			p.record(ex, req)
 		}
 	})
 	b.Run("accesslog-line", func(b *testing.B) {
 		l := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()),
 			zapcore.AddSync(io.Discard), zap.InfoLevel))
+		p, _ := benchProxy(b, u, nil)
+		p.SetAccessLog(l)
 		req := newBenchRequest("http://app.example.com/small")
+		w := &benchWriter{h: http.Header{}}
 		b.ReportAllocs()
 		for b.Loop() {
-			aw := &accessWriter{ResponseWriter: &benchWriter{h: http.Header{}}, start: time.Now(), status: 200, bytes: 13}
-			aw.log(l, req)
+			ex := newExchange(w)
+			ex.route, ex.path, ex.status, ex.bytes = PathLocal, PathLocal, 200, 13
+			p.record(ex, req)
 		}
 	})
 }

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -39,20 +40,25 @@ type Leader interface {
 	Seek(window time.Duration)
 }
 
-// standby handles requests that this node may not serve locally.
-type standby struct {
-	p        *Proxy
+// forwarder handles the requests this node may not serve locally: it
+// finds the active node (waiting up to the hold time while none is known),
+// forwards to it, or says there is none. It owns everything it needs (its
+// own transport to the peers, the Leader, the mode) and never serves a
+// request locally: when the node becomes active while a request waits,
+// find says so and the dispatcher decides again.
+type forwarder struct {
 	reject   atomic.Bool  // mode reject (or no Leader)
 	hold     atomic.Int64 // time.Duration
 	leader   Leader
 	nodeName string
+	clients  *clientHold
+	retry    string // Retry-After of a forward that found no node
+	log      *zap.Logger
 	tr       *http.Transport // to the active nodes, shared by every target
 
 	last    atomic.Pointer[forwardTarget] // the target used last: no lock on the common path
 	mu      sync.Mutex
 	targets map[string]*forwardTarget // by advertise URL; nil value: unusable URL
-
-	forwarded atomic.Uint64
 }
 
 // forwardTarget is one active node's advertise URL, parsed, with the
@@ -64,10 +70,11 @@ type forwardTarget struct {
 	rp  *httputil.ReverseProxy
 }
 
-func newStandby(p *Proxy, o Options) *standby {
-	s := &standby{p: p, leader: o.Leader, nodeName: o.NodeName, targets: map[string]*forwardTarget{}}
-	s.set(o.Standby, o.Hold)
-	s.tr = &http.Transport{
+func newForwarder(o Options, clients *clientHold, retryAfter string, log *zap.Logger) *forwarder {
+	f := &forwarder{leader: o.Leader, nodeName: o.NodeName, clients: clients, retry: retryAfter, log: log,
+		targets: map[string]*forwardTarget{}}
+	f.set(o.Standby, o.Hold)
+	f.tr = &http.Transport{
 		Proxy:                 nil,
 		DialContext:           (&net.Dialer{Timeout: o.DialTimeout, KeepAlive: 30 * time.Second}).DialContext,
 		MaxIdleConns:          64,
@@ -77,13 +84,12 @@ func newStandby(p *Proxy, o Options) *standby {
 		ExpectContinueTimeout: time.Second,
 		DisableCompression:    true, // pass Accept-Encoding through untouched
 	}
-	return s
+	return f
 }
 
 // newForwardTarget builds the reverse proxy to the active node at u.
-func (s *standby) newForwardTarget(raw string, u *url.URL) *forwardTarget {
-	p := s.p
-	marker := []string{s.nodeName}
+func (f *forwarder) newForwardTarget(raw string, u *url.URL) *forwardTarget {
+	marker := []string{f.nodeName}
 	rp := &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(u)
@@ -93,65 +99,76 @@ func (s *standby) newForwardTarget(raw string, u *url.URL) *forwardTarget {
 			pr.Out.Host = pr.In.Host
 			pr.Out.Header[ForwardedHeader] = marker[:1:1] // shared, never written to
 		},
-		Transport:  s.tr,
+		Transport:  f.tr,
 		BufferPool: bufferPool{},
-		ErrorLog:   stdLog(p.log, zap.DebugLevel),
+		ErrorLog:   stdLog(f.log, zap.DebugLevel),
 		ModifyResponse: func(res *http.Response) error {
-			p.count(PathForwarded, res.StatusCode)
-			if p.closeClients() {
+			if f.clients.closeClients() {
 				res.Header.Set("Connection", "close")
 			}
 			return nil
 		},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
-			p.forwardError(w, r, u.Host, err)
+			f.forwardError(w, r, u.Host, err)
 		},
 	}
 	return &forwardTarget{raw: raw, u: u, rp: rp}
 }
 
-// serve answers a request this node may not serve locally: forward it to
-// the active node, hold it briefly while no active is known, or 503.
-func (s *standby) serve(w http.ResponseWriter, r *http.Request) {
-	if s.reject.Load() || r.Header.Get(ForwardedHeader) != "" {
-		s.p.notServing(w)
+// find returns where to forward r: the active node's target, or local ==
+// true when this node became active itself while the request waited, or
+// neither (answer 503). It waits up to the hold time for an active node.
+// A request another node already forwarded is never forwarded again.
+func (f *forwarder) find(r *http.Request, fence Fence) (target *forwardTarget, local bool) {
+	if f.reject.Load() || r.Header.Get(ForwardedHeader) != "" {
+		return nil, false
+	}
+	return f.waitForActive(r.Context(), fence)
+}
+
+// forward passes the request to the active node.
+func (f *forwarder) forward(ex *exchange, r *http.Request, target *forwardTarget) {
+	ex.path = PathForwarded
+	target.rp.ServeHTTP(ex, r)
+}
+
+// forwardError answers a request that could not be forwarded to the
+// active node. The active may be moving, so the client is told to retry:
+// a refused or reset connection is answered as by a node with no active
+// to forward to (503, Retry-After).
+func (f *forwarder) forwardError(w http.ResponseWriter, r *http.Request, target string, err error) {
+	code := ErrorStatus(r.Context(), err)
+	if code == StatusClientClosedRequest {
+		clientGone(w, r)
 		return
 	}
-	target, local := s.waitForActive(r.Context())
-	switch {
-	case local:
-		s.p.serveLocal(w, r)
-	case target == nil:
-		s.p.notServing(w)
-	default:
-		s.forwarded.Add(1)
-		if aw, ok := w.(*accessWriter); ok {
-			aw.path = PathForwarded
-		}
-		if s.p.opts.OnDuration != nil {
-			defer s.p.observe(PathForwarded, time.Now())
-		}
-		target.rp.ServeHTTP(w, r)
+	f.log.Debug("forward to the active node failed", zap.String("target", target), zap.Error(err))
+	if ex := exchangeOf(w); ex != nil && code == http.StatusBadGateway {
+		rejectAnswer(ex, f.retry)
+		return
 	}
+	w.Header().Set("Connection", "close")
+	w.WriteHeader(code)
+	io.WriteString(w, http.StatusText(code)+"\n")
 }
 
 // waitForActive returns the active node's URL, or local=true if this node
 // became active itself, waiting up to the hold time for either.
-func (s *standby) waitForActive(ctx context.Context) (target *forwardTarget, local bool) {
+func (f *forwarder) waitForActive(ctx context.Context, fence Fence) (target *forwardTarget, local bool) {
 	var timer *time.Timer
 	for {
-		changed := s.leader.Changed()
-		if _, ok := s.p.opts.Fence.Fence(); ok {
+		changed := f.leader.Changed()
+		if _, ok := fence.Fence(); ok {
 			return nil, true
 		}
-		if u, ok := s.leader.ActiveURL(); ok {
-			if t := s.target(u); t != nil {
+		if u, ok := f.leader.ActiveURL(); ok {
+			if t := f.target(u); t != nil {
 				return t, false
 			}
 		}
 		if timer == nil {
-			hold := time.Duration(s.hold.Load())
-			s.leader.Seek(hold) // also with no hold: the next requests want one
+			hold := time.Duration(f.hold.Load())
+			f.leader.Seek(hold) // also with no hold: the next requests want one
 			if hold <= 0 {
 				return nil, false
 			}
@@ -170,37 +187,37 @@ func (s *standby) waitForActive(ctx context.Context) (target *forwardTarget, loc
 
 // target returns the forward target for an advertise URL, or nil when the
 // URL is unusable (logged once per URL).
-func (s *standby) target(raw string) *forwardTarget {
-	if t := s.last.Load(); t != nil && t.raw == raw {
+func (f *forwarder) target(raw string) *forwardTarget {
+	if t := f.last.Load(); t != nil && t.raw == raw {
 		return t
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	t, ok := s.targets[raw]
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	t, ok := f.targets[raw]
 	if !ok {
 		u, err := url.Parse(raw)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			s.p.log.Warn("holder record has an unusable advertise URL", zap.String("advertise_url", raw))
+			f.log.Warn("holder record has an unusable advertise URL", zap.String("advertise_url", raw))
 		} else {
-			t = s.newForwardTarget(raw, u)
+			t = f.newForwardTarget(raw, u)
 		}
-		if len(s.targets) > 64 {
-			clear(s.targets)
+		if len(f.targets) > 64 {
+			clear(f.targets)
 		}
-		s.targets[raw] = t
+		f.targets[raw] = t
 	}
 	if t != nil {
-		s.last.Store(t)
+		f.last.Store(t)
 	}
 	return t
 }
 
 // set changes the mode and the hold time; forwarding needs a Leader.
-func (s *standby) set(mode string, hold time.Duration) {
-	s.reject.Store(mode != StandbyForward || s.leader == nil)
-	s.hold.Store(int64(hold))
+func (f *forwarder) set(mode string, hold time.Duration) {
+	f.reject.Store(mode != StandbyForward || f.leader == nil)
+	f.hold.Store(int64(hold))
 }
 
-func (s *standby) close() {
-	s.tr.CloseIdleConnections()
+func (f *forwarder) close() {
+	f.tr.CloseIdleConnections()
 }

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"net/http"
+	"sync"
 	"time"
 
 	"go.uber.org/zap"
@@ -53,57 +54,107 @@ func (p *Proxy) count(path Path, code int) {
 	p.codes[path][class].Add(1)
 }
 
-func (p *Proxy) observe(path Path, start time.Time) {
-	p.opts.OnDuration(path, time.Since(start))
-}
-
 // SetAccessLog turns the access log on (one line per request to log) or
 // off (nil). It is safe to call while serving.
 func (p *Proxy) SetAccessLog(log *zap.Logger) { p.accessLog.Store(log) }
 
-// accessWriter records what the access log needs. It exists only while the
-// access log is on.
-type accessWriter struct {
+// routeRefused is the route of a request refused before any decision (a
+// malformed target): it is answered, and logged in the access log, but
+// counts on no path.
+const routeRefused Path = -1
+
+// outcome is what one request did, as record needs it.
+type outcome struct {
+	start     time.Time
+	route     Path   // the path the decision took (routeRefused: none)
+	path      Path   // the path that answered (a failed forward answers as rejected)
+	forwarded bool   // the request was passed to the active node
+	term      uint64 // the fencing term it was served under (local only)
+	status    int    // the final status written (or 101); 0 if nothing was
+	bytes     int64
+	gone      bool // the client went away (see clientGone): 499
+}
+
+// exchange is a request's response writer: it records the outcome as the
+// answer is written. Exchanges are pooled, so the request path allocates
+// nothing for them.
+type exchange struct {
 	http.ResponseWriter
-	start  time.Time
-	status int
-	bytes  int64
-	path   Path
-	term   uint64
-	gone   bool // the client went away (see clientGone): logged as 499
+	outcome
 }
 
-func (a *accessWriter) WriteHeader(code int) {
-	if a.status == 0 && (code >= 200 || code == http.StatusSwitchingProtocols) {
-		a.status = code // informational answers (103) come before the real one
-	}
-	a.ResponseWriter.WriteHeader(code)
+var exchanges = sync.Pool{New: func() any { return new(exchange) }}
+
+func newExchange(w http.ResponseWriter) *exchange {
+	ex := exchanges.Get().(*exchange)
+	ex.ResponseWriter = w
+	ex.outcome = outcome{start: time.Now()}
+	return ex
 }
 
-func (a *accessWriter) Write(b []byte) (int, error) {
-	if a.status == 0 {
-		a.status = http.StatusOK
+func (ex *exchange) WriteHeader(code int) {
+	if ex.status == 0 && (code >= 200 || code == http.StatusSwitchingProtocols) {
+		ex.status = code // informational answers (103) come before the real one
 	}
-	n, err := a.ResponseWriter.Write(b)
-	a.bytes += int64(n)
+	ex.ResponseWriter.WriteHeader(code)
+}
+
+func (ex *exchange) Write(b []byte) (int, error) {
+	if ex.status == 0 {
+		ex.status = http.StatusOK
+	}
+	n, err := ex.ResponseWriter.Write(b)
+	ex.bytes += int64(n)
 	return n, err
 }
 
-func (a *accessWriter) Unwrap() http.ResponseWriter { return a.ResponseWriter }
+// Unwrap lets http.ResponseController reach the server's writer (flush,
+// hijack, deadlines).
+func (ex *exchange) Unwrap() http.ResponseWriter { return ex.ResponseWriter }
 
-func (a *accessWriter) log(l *zap.Logger, r *http.Request) {
-	status := a.status
-	if status == 0 || a.gone {
+// record is the one place where a request's outcome is accounted: the
+// request counters, the status counts by path, the duration histogram and
+// the access log. (The passive health signals go to the Observer when the
+// backend's answer arrives, not here: a long response body or an upgraded
+// connection says nothing about the backend once its headers came.) It
+// returns the exchange to its pool.
+func (p *Proxy) record(ex *exchange, r *http.Request) {
+	o := &ex.outcome
+	status := o.status
+	if status == 0 || o.gone {
 		status = StatusClientClosedRequest // nothing was written: the client went away
 	}
-	l.Info("request",
-		zap.String("client", r.RemoteAddr),
-		zap.String("method", r.Method),
-		zap.String("host", r.Host),
-		zap.String("path", r.URL.Path),
-		zap.Int("status", status),
-		zap.Int64("bytes", a.bytes),
-		zap.Duration("duration", time.Since(a.start)),
-		zap.Stringer("taken", a.path),
-		zap.Uint64("term", a.term))
+	if o.route != routeRefused {
+		switch {
+		case o.route == PathLocal:
+			p.served.Add(1)
+		case o.forwarded:
+			p.forwarded.Add(1)
+		}
+		if o.path == PathRejected {
+			p.rejected.Add(1)
+		}
+		p.count(o.path, status)
+		if p.opts.OnDuration != nil && o.route != PathRejected {
+			p.opts.OnDuration(o.route, time.Since(o.start))
+		}
+	}
+	if al := p.accessLog.Load(); al != nil {
+		path := o.path
+		if o.route == routeRefused {
+			path = PathLocal
+		}
+		al.Info("request",
+			zap.String("client", r.RemoteAddr),
+			zap.String("method", r.Method),
+			zap.String("host", r.Host),
+			zap.String("path", r.URL.Path),
+			zap.Int("status", status),
+			zap.Int64("bytes", o.bytes),
+			zap.Duration("duration", time.Since(o.start)),
+			zap.Stringer("taken", path),
+			zap.Uint64("term", o.term))
+	}
+	ex.ResponseWriter = nil
+	exchanges.Put(ex)
 }
