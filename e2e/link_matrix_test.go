@@ -23,10 +23,7 @@ const restartAfter = 2 * time.Second
 func TestLB9Kill9Restart(t *testing.T) {
 	gate(t, true)
 	s := begin(t, "9 kill -9, restart 2s", phaseRandom, topoOpts{}, 60*time.Second)
-	s.fromLog = false
-	sleepUntil(s.eventAt(0))
-	s.event()
-	s.top.a.Signal(syscall.SIGKILL)
+	s.killActive()
 	s.top.a.Wait(t, 5*time.Second)
 	time.Sleep(restartAfter)
 	s.top.a.restart(t)
@@ -50,10 +47,7 @@ func TestLB9Kill9Restart(t *testing.T) {
 func TestLB10Kill9RestartLate(t *testing.T) {
 	gate(t, false)
 	s := begin(t, "10 kill -9, restart after takeover", phaseRandom, topoOpts{}, 60*time.Second)
-	s.fromLog = false
-	sleepUntil(s.eventAt(0))
-	s.event()
-	s.top.a.Signal(syscall.SIGKILL)
+	s.killActive()
 	s.top.a.Wait(t, 5*time.Second)
 	lo, hi := crashLimits(s.top.lbInt)
 	s.top.b.waitProbe(t, http.StatusOK, "active", hi)
@@ -118,6 +112,15 @@ func TestLB13StepDownTo(t *testing.T) {
 	if st := s.top.b.status(t); !strings.Contains(st.Reason, "handed over by node-a") {
 		t.Errorf("node-b: %s (%s), want handed over by node-a", st.Role, st.Reason)
 	}
+}
+
+// killActive sends SIGKILL to node-a at a random phase: the switch starts
+// at the signal (a killed node logs nothing).
+func (s *scenario) killActive() {
+	s.fromLog = false
+	sleepUntil(s.eventAt(0))
+	s.event()
+	s.top.a.Signal(syscall.SIGKILL)
 }
 
 // checkPlanned: a planned move loses nothing, requests in flight finish on

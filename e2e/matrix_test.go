@@ -80,10 +80,7 @@ func crashLimits(p time.Duration) (lo, hi time.Duration) {
 func TestLB3Kill9(t *testing.T) {
 	gate(t, true)
 	s := begin(t, "3 kill -9", phaseRandom, topoOpts{}, 60*time.Second)
-	s.fromLog = false
-	sleepUntil(s.eventAt(0))
-	s.event()
-	s.top.a.Signal(syscall.SIGKILL)
+	s.killActive()
 	lo, hi := crashLimits(s.top.lbInt)
 	sum := s.finish(hi, time.Second)
 	if sum.Recovery < lo {

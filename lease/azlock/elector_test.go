@@ -543,15 +543,19 @@ func testElectorTerms(t *testing.T, az *azuritetest.Azurite) {
 	check("node-a", 3)
 }
 
+// defaultTiming is the product's default timing (lease 15 s, renew every
+// 3 s, deadline 10 s, retry every 1 s).
+func defaultTiming(name string) lease.Config {
+	return lease.Config{NodeName: name, Duration: 15 * time.Second, RenewInterval: 3 * time.Second,
+		RenewDeadline: 10 * time.Second, RetryInterval: time.Second, CandidacyBackoff: 10 * time.Second}
+}
+
 // testTransactionsPerHour counts the storage requests of an active and
 // a standby node at the default timing (lease 15 s, renew every 3 s,
 // deadline 10 s, retry every 1 s) with a counting HTTP transport, over a
 // steady-state window of 9 s, and extrapolates to one hour.
 func testTransactionsPerHour(t *testing.T, az *azuritetest.Azurite) {
-	cfg := func(name string) lease.Config {
-		return lease.Config{NodeName: name, Duration: 15 * time.Second, RenewInterval: 3 * time.Second,
-			RenewDeadline: 10 * time.Second, RetryInterval: time.Second, CandidacyBackoff: 10 * time.Second}
-	}
+	cfg := defaultTiming
 	la, ca := newAzuriteLock(t, az, "count")
 	lb, cb := newAzuriteLock(t, az, "count")
 	a := startElector(t, la, cfg("node-a"))

@@ -112,10 +112,7 @@ func testElectorHandover(t *testing.T, az *azuritetest.Azurite) {
 // itself over the link reads the storage once per lease duration instead of
 // once per retry interval (default timing: ≤ 400 transactions an hour).
 func testStandbyTransactionsWithLink(t *testing.T, az *azuritetest.Azurite) {
-	cfg := func(name string) lease.Config {
-		return lease.Config{NodeName: name, Duration: 15 * time.Second, RenewInterval: 3 * time.Second,
-			RenewDeadline: 10 * time.Second, RetryInterval: time.Second, CandidacyBackoff: 10 * time.Second}
-	}
+	cfg := defaultTiming
 	la, _ := newAzuriteLock(t, az, "count-link")
 	lb, cb := newAzuriteLock(t, az, "count-link")
 	a := startElector(t, la, cfg("node-a"))
