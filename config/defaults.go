@@ -9,7 +9,7 @@ import (
 	"github.com/batonproxy/baton/internal/azure"
 )
 
-// Documented defaults (see types.go and DESIGN.md's reference config).
+// Documented defaults (see types.go and baton.example.toml).
 const (
 	DefaultListenHTTP     = ":80"
 	DefaultBackendURL     = "http://127.0.0.1:8080"

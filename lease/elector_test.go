@@ -19,7 +19,7 @@ import (
 	"github.com/batonproxy/baton/lease/leasetest"
 )
 
-// The defaults of DESIGN.md.
+// The product's default timing (config defaults).
 const (
 	leaseDuration = 15 * time.Second
 	renewInterval = 3 * time.Second

@@ -3,7 +3,7 @@ package lease
 // Role is a node's place in the election, as published by the Elector.
 type Role int32
 
-// The roles of DESIGN.md. Draining and Stopping are set by the owner of the
+// The roles of a node (README: Roles). Draining and Stopping are set by the owner of the
 // data plane around a demotion or shutdown; the Elector itself moves between
 // the others.
 const (

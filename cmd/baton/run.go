@@ -22,7 +22,7 @@ import (
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "dev"
 
-// Exit codes of DESIGN.md.
+// Exit codes (README: Command line).
 const (
 	exitOK      = 0
 	exitFailure = 1

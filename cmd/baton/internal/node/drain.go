@@ -52,7 +52,7 @@ func (d *drainState) get() DrainStatus {
 	return d.st
 }
 
-// followRole runs the drain of DESIGN.md on every demotion and turns
+// followRole runs the drain (README: Drain on demotion) on every demotion and turns
 // keep-alives back on at every promotion. The fence is already off when the
 // elector publishes the demotion, so no new request starts locally.
 func (n *Node) followRole(ctx context.Context) {

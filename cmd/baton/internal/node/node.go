@@ -1,7 +1,8 @@
-// Package node wires baton's parts into one running node: the lease elector,
-// the health monitor, the proxy, the probe and the admin API, and runs the
-// shutdown sequence of DESIGN.md on stop. It holds no policy of its own
-// beyond the order in which things start and stop.
+// Package node wires baton's parts into one running node: the host
+// instance lock and durable lease ID, the lease elector, the peer link, the
+// health monitor, the proxy, the probe and the admin API, and runs the
+// shutdown sequence (README: Stopping) on stop. It holds no policy of its
+// own beyond the order in which things start and stop.
 package node
 
 import (
@@ -272,8 +273,8 @@ func (n *Node) closeInstance() {
 	}
 }
 
-// Run serves until ctx is cancelled, then stops in the order DESIGN.md
-// requires: probe 503 at once, lease released, listeners kept open for the
+// Run serves until ctx is cancelled, then stops in the order the README's
+// "Stopping" describes: probe 503 at once, lease released, listeners kept open for the
 // exit delay while in-flight requests finish, then the servers shut down
 // within drain.timeout. It returns an error only for a runtime failure.
 func (n *Node) Run(ctx context.Context) error {
