@@ -89,6 +89,11 @@ func (c *Config) Redacted() string {
 // parameters and, with dropQuery, the whole query string and fragment. With
 // dropQuery, a value that is not an absolute URL (a connection string pasted
 // into account_url, say) is hidden entirely.
+// RedactURL returns s with its user info and the values of query keys that
+// look secret (token, key, sig, password, ...) replaced by REDACTED, as
+// check-config prints it: for what /status and the logs show.
+func RedactURL(s string) string { return redactURL(s, false) }
+
 func redactURL(s string, dropQuery bool) string {
 	if s == "" {
 		return s

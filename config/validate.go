@@ -318,6 +318,9 @@ func (st *state) validateProbe(c *Config) {
 		}
 		p.Allow[i] = pre.String()
 	}
+	if p.Mode == "tcp" && len(p.Allow) > 0 {
+		st.errorf("probe.allow", "cannot work with probe.mode = \"tcp\": a TCP probe counts the handshake, which completes before the source can be checked; restrict the probe port with a firewall (NSG rule from AzureLoadBalancer) or use mode = \"http\"")
+	}
 	if p.LBInterval < Duration(time.Second) {
 		st.errorf("probe.lb_interval", "must be at least 1s (got %s); Azure's minimum is 5s", p.LBInterval)
 	}

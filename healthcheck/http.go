@@ -1,6 +1,7 @@
 package healthcheck
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -28,7 +29,11 @@ const outputBodyBytes = 256
 
 // HTTPOptions configures an HTTP check. Only URL is required.
 type HTTPOptions struct {
-	URL     string            // http:// or https://
+	URL string // http:// or https://
+	// Display is the URL as reasons, /status and logs show it; "" means
+	// URL with its password redacted. Give a form without secrets when
+	// the query carries one (config.RedactURL).
+	Display string
 	Method  string            // default GET
 	Headers map[string]string // sent with the request; a "Host" entry acts like Host
 	Host    string            // Host header (and TLS server name) override
@@ -90,7 +95,7 @@ func NewHTTP(o HTTPOptions) (Checker, error) {
 	c := &httpChecker{
 		method:  strings.ToUpper(o.Method),
 		url:     o.URL,
-		display: u.Redacted(),
+		display: cmp.Or(o.Display, u.Redacted()),
 		host:    o.Host,
 		headers: make(http.Header, len(o.Headers)+1),
 		expect:  o.Expect,

@@ -75,7 +75,7 @@ func newMonitor(cfg *config.Config, m *metrics, startHealthy bool, log *zap.Logg
 				expect[i] = healthcheck.StatusRange{Min: r.Min, Max: r.Max}
 			}
 			chk, err = healthcheck.NewHTTP(healthcheck.HTTPOptions{
-				URL: c.URL, Method: c.Method, Headers: c.Headers, Host: c.Host,
+				URL: c.URL, Display: config.RedactURL(c.URL), Method: c.Method, Headers: c.Headers, Host: c.Host,
 				Expect: expect, BodyRegex: c.BodyRegex,
 				CAFile: c.TLSCAFile, SkipVerify: c.TLSSkipVerify, MaxBodyBytes: c.MaxBodyBytes,
 			})

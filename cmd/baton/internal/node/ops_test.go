@@ -349,3 +349,35 @@ func TestTCPProbe(t *testing.T) {
 	a.healthy.Store(true)
 	waitFor(t, "probe port open again", 5*time.Second, dial)
 }
+
+// TestCheckURLSecretsAreRedacted: a health check whose URL carries a
+// secret in its query shows it neither in /status nor in the log.
+func TestCheckURLSecretsAreRedacted(t *testing.T) {
+	leaseFile := filepath.Join(t.TempDir(), "lease.json")
+	tn := startTestNode(t, "node-a", leaseFile, `[[health.check]]
+name = "secret"
+url = "http://127.0.0.1:1/healthz?token=s3cret-value&x=1"
+interval = "100ms"
+timeout = "100ms"
+required = false
+`)
+	var body string
+	waitFor(t, "the secret check failed in /status", 5*time.Second, func() bool {
+		res, err := http.Get("http://" + tn.Addr("admin.listen") + "/status")
+		if err != nil {
+			return false
+		}
+		b, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		body = string(b)
+		return strings.Contains(body, "token=REDACTED")
+	})
+	if strings.Contains(body, "s3cret-value") {
+		t.Errorf("/status shows the check URL's secret:\n%s", body)
+	}
+	for _, e := range tn.logs.All() {
+		if line := fmt.Sprint(e.Message, e.ContextMap()); strings.Contains(line, "s3cret-value") {
+			t.Errorf("a log line shows the check URL's secret: %s", line)
+		}
+	}
+}
