@@ -1,11 +1,17 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
+	"io/fs"
+	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"os"
 	"strings"
@@ -13,29 +19,73 @@ import (
 	"time"
 
 	"github.com/batonproxy/baton/cmd/baton/internal/node"
+	"github.com/batonproxy/baton/config"
 )
 
 const defaultAdmin = "http://127.0.0.1:8082"
 
-// adminFlags are the flags every admin client subcommand takes.
+// adminFlags are the flags every admin client subcommand takes. The admin
+// URL and the token file come, first found: from -admin / -token-file,
+// from BATON_ADMIN / BATON_TOKEN_FILE, from the node's configuration file
+// (-config, default the same file as `baton run`: its admin.listen and
+// admin.token_file), else the default admin address and no token.
 type adminFlags struct {
 	url       string
 	tokenFile string
+	config    string
 	timeout   time.Duration // 0: 10s
+	fromCfg   string        // the configuration file the token file came from
 }
 
-func (a *adminFlags) register(fs interface {
-	StringVar(*string, string, string, string)
-}) {
-	fs.StringVar(&a.url, "admin", envOr("BATON_ADMIN", defaultAdmin), "admin API base URL (env BATON_ADMIN)")
-	fs.StringVar(&a.tokenFile, "token-file", os.Getenv("BATON_TOKEN_FILE"), "file holding the admin token (env BATON_TOKEN_FILE)")
+func (a *adminFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&a.url, "admin", os.Getenv("BATON_ADMIN"), "admin API base URL (env BATON_ADMIN; default: admin.listen of -config)")
+	fs.StringVar(&a.tokenFile, "token-file", os.Getenv("BATON_TOKEN_FILE"), "file holding the admin token (env BATON_TOKEN_FILE; default: admin.token_file of -config)")
+	fs.StringVar(&a.config, "config", "", "the node's configuration file, for its admin address and token file (default "+defaultConfigPath()+" when it exists)")
 }
 
-func envOr(k, def string) string {
-	if v := os.Getenv(k); v != "" {
-		return v
+// resolve fills the admin URL and token file from the configuration file
+// where the flags and the environment left them empty. A -config that
+// cannot be read or is invalid is an error; the default file is used only
+// when it exists.
+func (a *adminFlags) resolve() error {
+	if a.url != "" && a.tokenFile != "" {
+		return nil
 	}
-	return def
+	path := a.config
+	if path == "" {
+		if _, err := os.Stat(defaultConfigPath()); err != nil {
+			a.url = cmp.Or(a.url, defaultAdmin)
+			return nil
+		}
+		path = defaultConfigPath()
+	}
+	cfg, err := config.Load(path)
+	if err != nil {
+		return fmt.Errorf("read the admin address and token from %s: %w", path, err)
+	}
+	if a.url == "" {
+		a.url = adminURL(cfg.Admin.Listen)
+	}
+	if a.tokenFile == "" && cfg.Admin.TokenFile != "" {
+		a.tokenFile, a.fromCfg = cfg.Admin.TokenFile, path
+	}
+	return nil
+}
+
+// adminURL is the URL a client on this host uses for admin.listen: an
+// unspecified host is reached on loopback.
+func adminURL(listen string) string {
+	host, port, err := net.SplitHostPort(listen)
+	if err != nil {
+		return defaultAdmin
+	}
+	if a, err := netip.ParseAddr(host); host == "" || err == nil && a.IsUnspecified() {
+		host = "127.0.0.1"
+		if err == nil && a.Is6() {
+			host = "::1"
+		}
+	}
+	return "http://" + net.JoinHostPort(host, port)
 }
 
 // call performs one admin API request with a bounded timeout.
@@ -53,7 +103,14 @@ func (a *adminFlags) call(method, path string) (int, []byte, error) {
 	if a.tokenFile != "" {
 		tok, err := os.ReadFile(a.tokenFile)
 		if err != nil {
-			return 0, nil, fmt.Errorf("token file: %w", err)
+			hint := ""
+			if errors.Is(err, fs.ErrPermission) {
+				hint = " (the admin token is readable by root and the baton group: run the command with sudo)"
+			}
+			if a.fromCfg != "" {
+				return 0, nil, fmt.Errorf("admin token file %s (admin.token_file of %s): %w%s", a.tokenFile, a.fromCfg, err, hint)
+			}
+			return 0, nil, fmt.Errorf("admin token file %s: %w%s", a.tokenFile, err, hint)
 		}
 		req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(tok)))
 	}
@@ -72,6 +129,10 @@ func cmdStatus(args []string, stdout, stderr io.Writer) int {
 	a.register(fs)
 	asJSON := fs.Bool("json", false, "print the raw JSON document")
 	if err := fs.Parse(args); err != nil {
+		return exitUsage
+	}
+	if err := a.resolve(); err != nil {
+		fmt.Fprintf(stderr, "baton status: %v\n", err)
 		return exitUsage
 	}
 	code, body, err := a.call(http.MethodGet, "/status")
@@ -153,6 +214,10 @@ func cmdStepDown(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "baton step-down: unexpected argument %q (did you mean -to %s?)\n", fs.Arg(0), fs.Arg(0))
 		return exitUsage
 	}
+	if err := a.resolve(); err != nil {
+		fmt.Fprintf(stderr, "baton step-down: %v\n", err)
+		return exitUsage
+	}
 	if *to == "" {
 		return a.action(http.MethodPost, "/step-down", "step-down", stdout, stderr)
 	}
@@ -165,6 +230,10 @@ func cmdReload(args []string, stdout, stderr io.Writer) int {
 	var a adminFlags
 	a.register(fs)
 	if err := fs.Parse(args); err != nil {
+		return exitUsage
+	}
+	if err := a.resolve(); err != nil {
+		fmt.Fprintf(stderr, "baton reload: %v\n", err)
 		return exitUsage
 	}
 	return a.action(http.MethodPost, "/reload", "reload", stdout, stderr)
@@ -180,6 +249,10 @@ func cmdMaintenance(args []string, stdout, stderr io.Writer) int {
 	var a adminFlags
 	a.register(fs)
 	if err := fs.Parse(args[1:]); err != nil {
+		return exitUsage
+	}
+	if err := a.resolve(); err != nil {
+		fmt.Fprintf(stderr, "baton maintenance: %v\n", err)
 		return exitUsage
 	}
 	return a.action(http.MethodPost, fmt.Sprintf("/maintenance?on=%t", on), "maintenance", stdout, stderr)

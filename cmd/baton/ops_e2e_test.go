@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -86,4 +87,25 @@ func waitLog(t *testing.T, n *batonNode, msg string, limit time.Duration) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	t.Fatalf("%s never logged %q:\n%s", n.name, msg, n.Output())
+}
+
+// TestClientCommandsReadTheConfig: status and step-down find the admin
+// address and token in the node's configuration file (-config), as
+// `sudo baton step-down` does on an installed node with the default file.
+func TestClientCommandsReadTheConfig(t *testing.T) {
+	skipShort(t)
+	p := startPair(t, nodeOpts{})
+	st := start(t, "status", "baton", "status", "-config", p.a.configPath)
+	if code := st.Wait(t, 10*time.Second); code != 0 || !strings.Contains(st.Output(), "node-a") {
+		t.Fatalf("baton status -config: exit %d: %s", code, st.Output())
+	}
+	sd := start(t, "step-down", "baton", "step-down", "-config", p.a.configPath)
+	if code := sd.Wait(t, 10*time.Second); code != 0 || !strings.Contains(sd.Output(), "stepped down") {
+		t.Fatalf("baton step-down -config: exit %d: %s", code, sd.Output())
+	}
+	waitProbe(t, p.b, 200, 5*time.Second)
+	bad := start(t, "status", "baton", "status", "-config", filepath.Join(t.TempDir(), "missing.toml"))
+	if code := bad.Wait(t, 10*time.Second); code != 2 || !strings.Contains(bad.Output(), "missing.toml") {
+		t.Errorf("baton status with a missing -config: exit %d: %s", code, bad.Output())
+	}
 }
