@@ -14,6 +14,9 @@ func (st *state) validatePeer(c *Config) {
 		st.errorf("lease.state_dir", "%q must be an absolute path", c.Lease.StateDir)
 	}
 	st.positive("peer.timeout", p.Timeout)
+	if c.Lease.Failsafe && (p.Listen == "" || len(p.Peers) == 0) {
+		st.errorf("lease.failsafe", "true needs the peer link: set [peer] listen, peers (every other node of this lease) and a secret; without peers nobody can promise to stand by")
+	}
 	if p.Listen == "" {
 		for _, k := range []struct {
 			set bool

@@ -61,6 +61,8 @@ type Timing struct {
 	RestartFailover time.Duration
 	// Peers is the number of peers on the link; 0 means no link.
 	Peers int
+	// Failsafe is lease.failsafe.
+	Failsafe bool
 
 	Warnings []string
 }
@@ -102,6 +104,7 @@ func (c *Config) Timing() Timing {
 	if c.Peer.Listen != "" {
 		t.Peers = len(c.Peer.Peers)
 	}
+	t.Failsafe = c.Lease.Failsafe
 	t.FenceAfter = t.RenewDeadline
 	t.SafetyMargin = t.LeaseDuration - t.RenewDeadline
 	t.Warnings = c.warnings(t)
@@ -213,6 +216,11 @@ func (t Timing) String() string {
 		row("  backend unhealthy", "never", "no required health check")
 	}
 	row("  frozen or cut-off active", d(t.FenceAfter), "serves no request this long after its last successful renew")
+	if t.Failsafe {
+		row("  storage outage", "none", "failsafe: the active keeps serving while every peer promises to stand by (else as above)")
+	} else {
+		row("  storage outage", d(t.FenceAfter), "the active demotes at its renew deadline; nobody serves until the storage answers (lease.failsafe = false)")
+	}
 	row("")
 	if t.Peers > 0 {
 		row("peer link", fmt.Sprintf("on, %d peer(s)", t.Peers), "a release is pushed (the standby acquires at once), an acquisition is pushed (held requests move on),")

@@ -83,7 +83,12 @@ type Lease struct {
 	// restarted process take its predecessor's lease over. Default: the
 	// lease file's folder for the file backend, else /var/lib/baton
 	// (Windows: %ProgramData%aton). Keep it on a local disk.
-	StateDir string      `toml:"state_dir"`
+	StateDir string `toml:"state_dir"`
+	// Failsafe keeps the active serving through a storage outage while
+	// every peer (over [peer]) promises not to take the lease. Default
+	// false: [peer] peers must then list every other node that competes
+	// for this lease.
+	Failsafe bool        `toml:"failsafe"`
 	File     FileLease   `toml:"file"`
 	AzBlob   AzBlobLease `toml:"azblob"`
 }

@@ -27,7 +27,10 @@
 // lease over), 10 the same, restarted only after node-b took over (it must
 // stand by), 11 step-down and 12 SIGTERM with the peer link (the release is
 // pushed), 13 `baton step-down -to node-b` (the lease moves without ever
-// being free). `make test` runs 1, 3, 5, 9 and 13; the others need BATON_E2E_FULL=1,
+// being free); with lease.failsafe and the peer link: 14 Azurite stopped
+// for 60 s, 15 node-a alone cut off from the storage for 20 s, 16 the
+// storage down and node-b frozen (no promise can be had), 17 node-b alone
+// cut off. `make test` runs 1, 3, 5, 9 and 13; the others need BATON_E2E_FULL=1,
 // which `make e2e` sets (they skip with a message saying so). Every
 // scenario skips under -short. BATON_E2E_LB_INTERVAL (default 1s) sets the
 // load balancer's check interval, e.g. 5s to mirror Azure's default; the
@@ -64,7 +67,9 @@
 // The assertions are the issue's: scenarios 1, 2, 11, 12 and 13 lose no
 // request; 9 recovers within the restart delay + one check + retry_interval
 // + one check interval + 2s, on the restarted node; 10 leaves node-b active
-// under its term and the restarted node-a standing by; 3
+// under its term and the restarted node-a standing by; 14, 15 and 17 lose
+// no request and keep node-a active under its term (no switchover); 16
+// demotes node-a at its renew deadline; 3
 // and 5 recover within lease + retry_interval + one check interval + 2s
 // and not before the lease could have expired; every scenario shows no
 // dual serving, no stale answer and exactly one new term; the frozen node

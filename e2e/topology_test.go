@@ -108,7 +108,8 @@ type batonNode struct {
 	*proc
 	name, ip           string
 	http, probe, admin int
-	peer               int // peer.listen port; 0: no peer link
+	peer               int  // peer.listen port; 0: no peer link
+	failsafe           bool // lease.failsafe
 	configPath         string
 	env                []string
 }
@@ -138,6 +139,7 @@ renew_deadline = %[12]q
 retry_interval = %[13]q
 candidacy_backoff = %[14]q
 state_dir = %[23]q
+failsafe = %[25]t
 [lease.azblob]
 account_url = %[15]q
 container = "baton"
@@ -163,7 +165,7 @@ level = "info"
 		leaseDuration.String(), renewInterval.String(), renewDeadline.String(), retryInterval.String(), backoff.String(),
 		accountURL, storageEnvName, callTimeout.String(),
 		checkInterval.String(), checkTimeout.String(), checkFall,
-		drainTimeout.String(), exitDelay(lb).String(), stateDir, peerTOML)
+		drainTimeout.String(), exitDelay(lb).String(), stateDir, peerTOML, n.failsafe)
 }
 
 // newNode picks a node's ports; with link, also a peer port.
@@ -223,12 +225,13 @@ func (n *batonNode) probeCode() (int, string) {
 // nodeStatus is the part of the admin API's /status document the harness
 // reads (cmd/baton/internal/node.Status, which it may not import).
 type nodeStatus struct {
-	Node    string `json:"node"`
-	Role    string `json:"role"`
-	Reason  string `json:"reason"`
-	Serving bool   `json:"serving"`
-	Term    uint64 `json:"term"`
-	Holder  *struct {
+	Failsafe bool   `json:"failsafe"`
+	Node     string `json:"node"`
+	Role     string `json:"role"`
+	Reason   string `json:"reason"`
+	Serving  bool   `json:"serving"`
+	Term     uint64 `json:"term"`
+	Holder   *struct {
 		Node         string `json:"node"`
 		AdvertiseURL string `json:"advertise_url"`
 		Term         uint64 `json:"term"`
@@ -305,21 +308,26 @@ func (n *batonNode) leftActive(since time.Time) (time.Time, string, bool) {
 // (127.0.0.3), each with its demo app, sharing an Azurite lease; node-a is
 // active, node-b a standby that knows it, HAProxy sends to node-a only.
 type topology struct {
-	az     *azuritetest.Azurite
-	delay  *azuritetest.DelayProxy // between the nodes and Azurite, if asked for
-	a, b   *batonNode
-	appA   *app
-	appB   *app
-	lb     *haproxy
-	lbInt  time.Duration
-	token  string
-	start  time.Time
-	before uint64 // node-a's term once it is active
+	az    *azuritetest.Azurite
+	delay *azuritetest.DelayProxy // between the nodes and Azurite, if asked for
+	// storageA and storageB stand between each node and Azurite, if asked
+	// for: pausing one cuts that node alone off the storage.
+	storageA, storageB *azuritetest.DelayProxy
+	a, b               *batonNode
+	appA               *app
+	appB               *app
+	lb                 *haproxy
+	lbInt              time.Duration
+	token              string
+	start              time.Time
+	before             uint64 // node-a's term once it is active
 }
 
 type topoOpts struct {
-	delayProxy bool // put an azuritetest.DelayProxy between the nodes and Azurite
-	peerLink   bool // the nodes talk over the peer link
+	delayProxy   bool // put an azuritetest.DelayProxy between the nodes and Azurite
+	peerLink     bool // the nodes talk over the peer link
+	failsafe     bool // lease.failsafe on both nodes (with the peer link)
+	perNodeProxy bool // a DelayProxy of its own between each node and Azurite
 }
 
 func startTopology(t *testing.T, o topoOpts) *topology {
@@ -342,11 +350,20 @@ func startTopology(t *testing.T, o topoOpts) *topology {
 		accountURL = top.delay.URL("/" + azuritetest.AccountName)
 		cs = strings.Replace(cs, top.az.URL, accountURL, 1)
 	}
+	urlA, csA, urlB, csB := accountURL, cs, accountURL, cs
+	if o.perNodeProxy {
+		top.storageA = azuritetest.NewDelayProxy(t, top.az.Addr())
+		top.storageB = azuritetest.NewDelayProxy(t, top.az.Addr())
+		urlA, urlB = top.storageA.URL("/"+azuritetest.AccountName), top.storageB.URL("/"+azuritetest.AccountName)
+		csA, csB = strings.Replace(cs, top.az.URL, urlA, 1), strings.Replace(cs, top.az.URL, urlB, 1)
+	}
 	top.appA, top.appB = startApp(t, "app-a", "127.0.0.2"), startApp(t, "app-b", "127.0.0.3")
-	a, b := newNode(t, "node-a", "127.0.0.2", o.peerLink), newNode(t, "node-b", "127.0.0.3", o.peerLink)
-	top.a = startNode(t, a, b, top.appA, accountURL, cs, top.token, top.lbInt)
+	link := o.peerLink || o.failsafe
+	a, b := newNode(t, "node-a", "127.0.0.2", link), newNode(t, "node-b", "127.0.0.3", link)
+	a.failsafe, b.failsafe = o.failsafe, o.failsafe
+	top.a = startNode(t, a, b, top.appA, urlA, csA, top.token, top.lbInt)
 	top.a.waitProbe(t, 200, "active", 20*time.Second)
-	top.b = startNode(t, b, a, top.appB, accountURL, cs, top.token, top.lbInt)
+	top.b = startNode(t, b, a, top.appB, urlB, csB, top.token, top.lbInt)
 	top.b.waitProbe(t, 503, "standby", 20*time.Second)
 	top.lb = startHAProxy(t, top.lbInt, []lbServer{
 		{Name: "node-a", Addr: top.a.addr(), ProbePort: top.a.probe},

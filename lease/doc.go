@@ -63,8 +63,9 @@
 //   - The Lock must honour contexts. A call that ignores its context cannot
 //     delay a demotion (the deadline timer does not wait for it), but Stop
 //     waits for it to return, and the next call may then run beside it.
-//   - During a storage outage no node is active after the deadline: with no
-//     lock service nobody can prove it is alone.
+//   - During a storage outage no node is active after the deadline, unless
+//     failsafe (below) holds: with no lock service nobody can prove it is
+//     alone.
 //
 // # Crash-restart takeover, pushes and handover (optional)
 //
@@ -112,6 +113,34 @@
 //
 // What the link does not change: kill -9 without a restart, a frozen
 // process and a lost VM still cost the lease duration plus a retry.
+//
+// # Failsafe (optional)
+//
+// With Config.Failsafe, a storage outage need not stop the active: after a
+// renew fails for any reason but ErrLost, the active asks every peer to
+// promise, for Duration on the peer's own clock from when it answered, not
+// to acquire the lease and not to serve (Promise on the peer's Elector). If
+// every peer promised, the active moves its deadline to the send time of
+// that promise round plus RenewDeadline, exactly as a renew would, and
+// tries again every renew interval; when the storage answers it renews (an
+// expired Azure lease that nobody took renews) and withdraws the promises.
+// If any peer does not answer in time, nothing is extended and the active
+// demotes at its deadline as without failsafe.
+//
+// Why this keeps at most one node serving: a promise is a lease granted by
+// the peer instead of the storage, with the same margin. The peer's promise
+// lasts Duration from a moment no earlier than the active's send time; the
+// active serves only until that send time plus RenewDeadline, so it stops
+// before any promise it relies on can lapse, as long as the two clocks'
+// rates agree within Duration - RenewDeadline (the lease's own condition).
+// While its promise holds, a peer stays out of candidacy, refuses
+// handovers, and never turns its fence on: becomeActive checks the promise
+// under the same lock as Promise, so an acquisition already on its way when
+// the promise was given is given back unused. A peer that is active itself
+// refuses to promise. So a promise binds even when the peer's own storage
+// works (the active alone is cut off). What it assumes: Config.Failsafe
+// asks every node that competes for the lease (the peers list must be
+// complete); a node that is not asked is not bound.
 //
 // # The file backend
 //

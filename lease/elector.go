@@ -82,6 +82,19 @@ type Config struct {
 	// Skipping a call can only delay this node's own acquisition, never
 	// make it serve.
 	HolderAlive func(ctx context.Context, rec Record) bool
+
+	// Failsafe, if set, keeps the active serving through a storage outage
+	// (see the package documentation, "Failsafe"): after a renew fails for
+	// any reason but ErrLost, the active asks every peer to promise not to
+	// take the lease and not to serve for window (on the peer's own clock,
+	// from when it answered). It must return true only if every peer
+	// promised; then the fence is extended to the promise round's send
+	// time plus RenewDeadline, as a renew would. It must honour ctx.
+	Failsafe func(ctx context.Context, window time.Duration) bool
+	// Withdraw, if set, tells the peers that their promises are void (the
+	// storage answers again, or this node stopped being active). It must
+	// return at once (send in the background).
+	Withdraw func()
 }
 
 func (c *Config) validate() error {
@@ -141,6 +154,14 @@ type State struct {
 	// LastError is the text of the last storage error (ErrHeld is not an
 	// error); "" when the last storage call succeeded.
 	LastError string
+	// Failsafe is true while the active serves on its peers' promises
+	// instead of its lease (FailsafeSince: when it started).
+	Failsafe      bool
+	FailsafeSince time.Time
+	// PromisedTo names the node this node has promised not to take the
+	// lease from, until PromisedUntil; "" when no promise holds.
+	PromisedTo    string
+	PromisedUntil time.Time
 }
 
 // EventKind names what an Event reports.
@@ -154,6 +175,7 @@ const (
 	EventDemoted                          // the node stopped being active (Reason, Term)
 	EventReleased                         // a voluntary release succeeded (Term): the lease is free
 	EventHandedOver                       // the lease was changed to a named node's ID (Reason, Term)
+	EventFailsafe                         // failsafe entered (Err: the storage error) or, with Err nil, left (Latency: how long)
 )
 
 // Event is one report to Config.OnEvent.
@@ -498,6 +520,8 @@ func (e *Elector) passiveRoleLocked(now time.Time) (role Role, reason string, pa
 		return RoleUnhealthy, "backend unhealthy: " + e.healthReason, true
 	case e.st.Maintenance:
 		return RoleMaintenance, "maintenance", true
+	case e.promisedLocked(now):
+		return RoleStandby, "promised " + e.link.promisedTo + " to stand by (its failsafe)", true
 	case now.Before(e.st.BackoffUntil):
 		return RoleStandby, "candidacy back-off", true
 	}

@@ -37,8 +37,10 @@ func (e *Elector) run(ctx context.Context) {
 		if role, reason, passive := e.passiveRoleLocked(now); passive {
 			e.setRoleLocked(role, reason)
 			wait := e.cfg.RetryInterval
-			if left := e.st.BackoffUntil.Sub(now); left > 0 && left < wait {
-				wait = left
+			for _, end := range []time.Time{e.st.BackoffUntil, e.link.promisedTill} {
+				if left := end.Sub(now); left > 0 && left < wait {
+					wait = left
+				}
 			}
 			e.mu.Unlock()
 			e.resolveInherited(ctx, now)

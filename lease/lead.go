@@ -8,11 +8,17 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"go.uber.org/zap"
 )
 
 type renewResult struct {
 	sent, done time.Time
 	err        error
+	// promised: after the failed renew every peer promised to stand by,
+	// asked at promiseSent (failsafe).
+	promised    bool
+	promiseSent time.Time
 }
 
 // lead holds the lease acquired at sent until it is lost, given up or the
@@ -65,11 +71,15 @@ loop:
 			opCtx, cancelOp = context.WithTimeout(ctx, min(e.cfg.RenewInterval, left))
 			inflight = make(chan renewResult, 1)
 			e.ops.Add(1)
-			go func(ch chan<- renewResult) {
+			go func(ch chan<- renewResult, deadline time.Time) {
 				defer e.ops.Done()
 				err := e.lock.Renew(opCtx, e.cfg.Duration)
-				ch <- renewResult{sent: now, done: e.now(), err: err}
-			}(inflight)
+				r := renewResult{sent: now, done: e.now(), err: err}
+				if err != nil && !errors.Is(err, ErrLost) && e.cfg.Failsafe != nil {
+					r.promised, r.promiseSent = e.askPromises(ctx, deadline)
+				}
+				ch <- r
+			}(inflight, deadline)
 		case r := <-inflight:
 			inflight = nil
 			cancelOp()
@@ -79,6 +89,7 @@ loop:
 				e.renewed(r, deadline)
 				deadlineT.Reset(deadline.Sub(e.now()))
 				renewT.Reset(r.sent.Add(e.cfg.RenewInterval).Sub(e.now()))
+				e.leaveFailsafe("storage answers again")
 			case errors.Is(r.err, ErrLost):
 				e.emit(Event{Kind: EventRenewFailed, Latency: r.done.Sub(r.sent), Err: r.err})
 				reason = "lease lost"
@@ -86,6 +97,10 @@ loop:
 			default:
 				e.emit(Event{Kind: EventRenewFailed, Latency: r.done.Sub(r.sent), Err: r.err})
 				e.noteErr("renew", r.err)
+				if d := r.promiseSent.Add(e.cfg.RenewDeadline); r.promised && d.After(deadline) && e.failsafe(r.err, d) {
+					deadline = d
+					deadlineT.Reset(deadline.Sub(e.now()))
+				}
 				next := r.sent.Add(e.cfg.RenewInterval)
 				if retry := r.done.Add(e.cfg.RetryInterval); retry.Before(next) {
 					next = retry
@@ -123,7 +138,7 @@ func (e *Elector) becomeActive(acq acquisition, deadline time.Time) (ok bool) {
 			}
 			close(acq.adopt.done)
 		}()
-		if e.stopped || e.leaving != "" || !e.st.Healthy || e.st.Maintenance {
+		if e.stopped || e.leaving != "" || !e.st.Healthy || e.st.Maintenance || e.promisedLocked(done) {
 			return false
 		}
 	} else if _, _, passive := e.passiveRoleLocked(done); passive {
@@ -212,6 +227,7 @@ func (e *Elector) demote(ctx context.Context, reason string, voluntary bool, inf
 		e.emit(Event{Kind: EventDemoted, Term: e.st.Term, Reason: reason})
 	}
 	e.mu.Unlock()
+	e.leaveFailsafe("no longer active")
 	for _, ch := range waiters {
 		close(ch)
 	}
@@ -248,4 +264,61 @@ func (e *Elector) giveUp(ctx context.Context, h *handoverReq, term uint64) {
 		return
 	}
 	e.emit(Event{Kind: EventReleased, Term: term})
+}
+
+// askPromises runs one failsafe round after a failed renew: every peer
+// must promise to stand by for Duration. It is bounded by RenewInterval and
+// by the deadline (a promise that arrives after it is useless: the node has
+// demoted by then).
+func (e *Elector) askPromises(ctx context.Context, deadline time.Time) (bool, time.Time) {
+	sent := e.now()
+	left := deadline.Sub(sent)
+	if left <= 0 {
+		return false, sent
+	}
+	pctx, cancel := context.WithTimeout(ctx, min(e.cfg.RenewInterval, left))
+	defer cancel()
+	ok := e.cfg.Failsafe(pctx, e.cfg.Duration)
+	return ok && pctx.Err() == nil, sent
+}
+
+// failsafe extends the fence to until on the peers' promises, unless a
+// demotion is under way; the first extension of an outage is logged once.
+func (e *Elector) failsafe(cause error, until time.Time) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.stopped || e.hold.pending != "" || !e.hold.held {
+		return false
+	}
+	e.fence.Store(&fenceValue{term: e.st.Term, until: until})
+	e.st.ValidUntil = until
+	if !e.st.Failsafe {
+		e.st.Failsafe, e.st.FailsafeSince = true, e.now()
+		e.st.Reason = "failsafe: storage unreachable, every peer promised to stand by"
+		e.log.Warn("failsafe: serving on the peers' promises while the storage does not answer",
+			zap.Error(cause), zap.Uint64("term", e.st.Term))
+		e.emit(Event{Kind: EventFailsafe, Term: e.st.Term, Err: cause})
+	}
+	e.publishLocked()
+	return true
+}
+
+// leaveFailsafe ends failsafe (logged once) and withdraws the promises.
+func (e *Elector) leaveFailsafe(why string) {
+	e.mu.Lock()
+	was, since := e.st.Failsafe, e.st.FailsafeSince
+	if was {
+		e.st.Failsafe, e.st.FailsafeSince = false, time.Time{}
+		if e.hold.held {
+			e.st.Reason = "lease renewed after failsafe"
+		}
+		e.publishLocked()
+		took := e.now().Sub(since)
+		e.log.Info("failsafe over", zap.String("why", why), zap.Duration("after", took), zap.Uint64("term", e.st.Term))
+		e.emit(Event{Kind: EventFailsafe, Term: e.st.Term, Latency: took})
+	}
+	e.mu.Unlock()
+	if was && e.cfg.Withdraw != nil {
+		e.cfg.Withdraw()
+	}
 }

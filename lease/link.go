@@ -36,6 +36,8 @@ type linkState struct {
 	nudged       bool      // a push asked for a storage call now
 	adopt        *adoptReq // a handover waiting for the loop to adopt it
 	handover     *handoverReq
+	promisedTo   string    // failsafe: the active node this node promised to stand by for
+	promisedTill time.Time // ... until then (this node's clock)
 }
 
 // Handover is the target's side of a step-down to a named node, reached
@@ -109,6 +111,8 @@ func (e *Elector) mayAdoptLocked() error {
 		return fmt.Errorf("%w: backend unhealthy: %s", ErrNotEligible, e.healthReason)
 	case e.st.Maintenance:
 		return fmt.Errorf("%w: maintenance", ErrNotEligible)
+	case e.promisedLocked(e.now()):
+		return fmt.Errorf("%w: promised %s to stand by (failsafe)", ErrNotEligible, e.link.promisedTo)
 	case e.hold.held:
 		return fmt.Errorf("%w: already active", ErrNotEligible)
 	}
@@ -269,4 +273,59 @@ func (e *Elector) resolveInherited(ctx context.Context, now time.Time) {
 	e.log.Info("released the lease left by this node's previous process: not eligible",
 		zap.Uint64("term", rec.Term))
 	e.emit(Event{Kind: EventReleased, Term: rec.Term})
+}
+
+// ErrPromiseRefused is returned by Promise on a node that is active itself.
+var ErrPromiseRefused = errors.New("lease: active here, cannot promise to stand by")
+
+// Promise is a peer's side of failsafe: this node promises the active node
+// from not to acquire the lease and not to serve locally for window from
+// now (this node's clock). It refuses while it holds the lease itself. A
+// promise binds even if this node's own storage path works (a partition of
+// the active alone): until it lapses (or is withdrawn) the node stays out
+// of candidacy, refuses handovers, and never turns its fence on (an
+// acquisition that was already on its way is given back unused).
+func (e *Elector) Promise(from string, window time.Duration) (until time.Time, err error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.hold.held {
+		return time.Time{}, ErrPromiseRefused
+	}
+	now := e.now()
+	until = now.Add(window)
+	if until.After(e.link.promisedTill) {
+		e.link.promisedTill = until
+	}
+	if e.link.promisedTo != from {
+		e.log.Info("promised to stand by: the active node is in failsafe", zap.String("for", from), zap.Duration("window", window))
+	}
+	e.link.promisedTo = from
+	e.st.PromisedTo, e.st.PromisedUntil = from, e.link.promisedTill
+	if e.op.cancel != nil { // an Acquire in flight: re-evaluate at once
+		e.op.aborted = true
+		e.op.cancel()
+	}
+	e.publishLocked()
+	return e.link.promisedTill, nil
+}
+
+// Withdraw voids the promises given to from (its storage answers again, or
+// it stopped being active).
+func (e *Elector) Withdraw(from string) {
+	e.mu.Lock()
+	if e.link.promisedTo != from || !e.now().Before(e.link.promisedTill) {
+		e.mu.Unlock()
+		return
+	}
+	e.link.promisedTo, e.link.promisedTill = "", time.Time{}
+	e.st.PromisedTo, e.st.PromisedUntil = "", time.Time{}
+	e.publishLocked()
+	e.mu.Unlock()
+	e.log.Info("promise withdrawn", zap.String("by", from))
+	e.kick()
+}
+
+// promisedLocked reports whether a promise binds this node now.
+func (e *Elector) promisedLocked(now time.Time) bool {
+	return e.link.promisedTo != "" && now.Before(e.link.promisedTill)
 }

@@ -19,6 +19,12 @@
 //     step-down to a named node (lease.Elector.StepDownTo): prepare answers
 //     a single-use lease ID the target proposes, commit makes the target
 //     adopt the lease under its own ID and answers its holder record.
+//   - failsafe/promise and failsafe/withdraw: during a storage outage the
+//     active asks every peer to promise not to take the lease and not to
+//     serve for a window (the lease duration, on the peer's clock); only
+//     when every peer promised does it keep serving past its renew deadline
+//     (lease.Config.Failsafe). It withdraws the promises when the storage
+//     answers again or it stops being active.
 //
 // # Authentication
 //

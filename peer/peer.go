@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -26,6 +27,8 @@ const (
 	pathAcquired = "/peer/v1/acquired"
 	pathPrepare  = "/peer/v1/handover/prepare"
 	pathCommit   = "/peer/v1/handover/commit"
+	pathPromise  = "/peer/v1/failsafe/promise"
+	pathWithdraw = "/peer/v1/failsafe/withdraw"
 )
 
 // Defaults of Options.
@@ -51,6 +54,12 @@ type Local interface {
 	Adopt(ctx context.Context, id string) (lease.Record, error)
 	// NewLeaseID returns a fresh, single-use lease ID to propose.
 	NewLeaseID() string
+	// Promise binds this node not to take the lease and not to serve for
+	// window (its own clock) for the active node from; it fails when this
+	// node cannot promise (it is active itself).
+	Promise(from string, window time.Duration) error
+	// Withdraw voids the promises given to from.
+	Withdraw(from string)
 }
 
 // Hello is the answer to a hello: who a node is and what it does now.
@@ -296,6 +305,42 @@ func (l *Link) broadcast(path string, msg pushMsg) {
 
 // ErrUnknownPeer is returned by Handover for a name that is no peer.
 var ErrUnknownPeer = errors.New("peer: no such peer")
+
+type promiseMsg struct {
+	From     string `json:"from"`
+	WindowMS int64  `json:"window_ms"`
+}
+
+// Promise implements lease.Config.Failsafe: it asks every peer, in
+// parallel, to promise to stand by for window, and reports whether every
+// one did before ctx ended. With no peer it reports false: nobody can
+// vouch that this node is alone.
+func (l *Link) Promise(ctx context.Context, window time.Duration) bool {
+	if len(l.opts.Peers) == 0 {
+		return false
+	}
+	var ok atomic.Int64
+	var wg sync.WaitGroup
+	msg := promiseMsg{From: l.opts.NodeName, WindowMS: window.Milliseconds()}
+	for _, a := range l.opts.Peers {
+		wg.Go(func() {
+			err := l.call(ctx, a, pathPromise, msg, nil)
+			if err == nil {
+				ok.Add(1)
+				return
+			}
+			l.log.Debug("no failsafe promise", zap.String("peer", a), zap.Error(err))
+		})
+	}
+	wg.Wait()
+	return int(ok.Load()) == len(l.opts.Peers) && ctx.Err() == nil
+}
+
+// Withdraw implements lease.Config.Withdraw: it tells every peer, in the
+// background, that its promises to this node are void.
+func (l *Link) Withdraw() {
+	l.broadcast(pathWithdraw, pushMsg{From: l.opts.NodeName})
+}
 
 // Handover returns the lease.Handover for a step-down to the named node.
 // An unknown name is an error that lists the known peers.

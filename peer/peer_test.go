@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -25,13 +26,14 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // fakeLocal is a node's side for tests.
 type fakeLocal struct {
-	mu      sync.Mutex
-	hello   Hello
-	nudges  atomic.Int64
-	holders []lease.Record
-	adoptOK error
-	adopted []string
-	ids     atomic.Int64
+	mu       sync.Mutex
+	hello    Hello
+	nudges   atomic.Int64
+	holders  []lease.Record
+	adoptOK  error
+	adopted  []string
+	ids      atomic.Int64
+	promises []string
 }
 
 func (f *fakeLocal) Hello() Hello { f.mu.Lock(); defer f.mu.Unlock(); return f.hello }
@@ -49,6 +51,20 @@ func (f *fakeLocal) Adopt(_ context.Context, id string) (lease.Record, error) {
 	return lease.Record{Holder: f.hello.Node, Term: f.hello.Term + 1}, nil
 }
 func (f *fakeLocal) NewLeaseID() string { return "id-" + string(rune('0'+f.ids.Add(1))) }
+func (f *fakeLocal) Promise(from string, window time.Duration) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.hello.Active {
+		return errors.New("lease: active here, cannot promise to stand by")
+	}
+	f.promises = append(f.promises, fmt.Sprintf("%s %s", from, window))
+	return nil
+}
+func (f *fakeLocal) Withdraw(from string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.promises = append(f.promises, "withdraw "+from)
+}
 
 type end struct {
 	link  *Link
@@ -276,5 +292,50 @@ func TestHandoverThroughTheLink(t *testing.T) {
 	b.local.mu.Unlock()
 	if _, err := h.Prepare(t.Context()); err == nil || !strings.Contains(err.Error(), "backend unhealthy") {
 		t.Errorf("prepare on an unhealthy target: %v", err)
+	}
+}
+
+func TestFailsafePromises(t *testing.T) {
+	a, b := pair(t, "s", "s")
+	if !a.link.Promise(t.Context(), 15*time.Second) {
+		t.Fatal("a standby peer did not promise")
+	}
+	b.local.mu.Lock()
+	got := append([]string(nil), b.local.promises...)
+	b.local.hello.Active = true
+	b.local.mu.Unlock()
+	if len(got) != 1 || got[0] != "a 15s" {
+		t.Errorf("promises given: %q", got)
+	}
+	if a.link.Promise(t.Context(), 15*time.Second) {
+		t.Error("an active peer promised to stand by")
+	}
+	a.link.Withdraw()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		b.local.mu.Lock()
+		n := len(b.local.promises)
+		b.local.mu.Unlock()
+		if n == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("withdraw not delivered")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	// No peer: no promise can be had.
+	core, _ := observer.New(zapcore.InfoLevel)
+	alone, _ := New(Options{NodeName: "x", Secret: []byte("s")}, &fakeLocal{}, zap.New(core))
+	defer alone.Close()
+	if alone.Promise(t.Context(), time.Second) {
+		t.Error("a node without peers got a promise")
+	}
+	// A peer that is down: no promise, within the context.
+	ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
+	defer cancel()
+	b.srv.Close()
+	if a.link.Promise(ctx, time.Second) {
+		t.Error("a promise from a peer that is down")
 	}
 }

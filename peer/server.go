@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"time"
 
 	"go.uber.org/zap"
 )
@@ -17,7 +18,7 @@ func (l *Link) Handler() http.Handler { return http.HandlerFunc(l.serve) }
 
 func (l *Link) serve(w http.ResponseWriter, r *http.Request) {
 	switch r.URL.Path {
-	case pathHello, pathReleased, pathAcquired, pathPrepare, pathCommit:
+	case pathHello, pathReleased, pathAcquired, pathPrepare, pathCommit, pathPromise, pathWithdraw:
 	default:
 		http.NotFound(w, r)
 		return
@@ -117,9 +118,28 @@ func (l *Link) dispatch(ctx context.Context, path string, body []byte) (int, any
 		}
 		l.log.Info("handover adopted", zap.String("from", m.From), zap.Uint64("term", rec.Term))
 		return http.StatusOK, rec
+	case pathPromise:
+		var m promiseMsg
+		if err := json.Unmarshal(body, &m); err != nil || m.From == "" || m.WindowMS <= 0 || m.WindowMS > maxPromiseMS {
+			return http.StatusBadRequest, "bad message"
+		}
+		if err := l.local.Promise(m.From, time.Duration(m.WindowMS)*time.Millisecond); err != nil {
+			return http.StatusConflict, err.Error()
+		}
+		return http.StatusOK, struct{}{}
+	case pathWithdraw:
+		var m pushMsg
+		if err := json.Unmarshal(body, &m); err != nil || m.From == "" {
+			return http.StatusBadRequest, "bad message"
+		}
+		l.local.Withdraw(m.From)
+		return http.StatusOK, struct{}{}
 	}
 	return http.StatusNotFound, "not found"
 }
+
+// maxPromiseMS bounds a promise's window: Azure's longest lease.
+const maxPromiseMS = 60_000
 
 // rejectedFrom logs a rejected call once per remote host and reason.
 func (l *Link) rejectedFrom(host string, err error) {

@@ -181,6 +181,12 @@ func printStatus(w io.Writer, st node.Status) {
 	if st.LeaseError != "" {
 		fmt.Fprintf(tw, "lease error\t%s\n", st.LeaseError)
 	}
+	if st.Failsafe {
+		fmt.Fprintf(tw, "failsafe\tserving on the peers' promises since %s (the storage does not answer)\n", st.FailsafeSince.Format(time.RFC3339))
+	}
+	if st.PromisedTo != "" {
+		fmt.Fprintf(tw, "promised\tto stand by for %s (its failsafe)\n", st.PromisedTo)
+	}
 	health := "healthy"
 	if !st.Health.Healthy {
 		health = "unhealthy: " + st.Health.Reason

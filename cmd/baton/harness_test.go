@@ -105,13 +105,15 @@ type nodeOpts struct {
 	exitDelay   string // drain.exit_delay; default "500ms"
 	backoff     string // lease.candidacy_backoff; default "2s"
 	retry       string // lease.retry_interval; default "500ms"
+	stateDir    string // lease.state_dir with the azblob lease; default a new temporary folder
+	failsafe    bool   // lease.failsafe (needs a [peer] table in extra)
 }
 
 // nodeConfig is the TOML for a test node: fast timings within the contract.
 func nodeConfig(name string, n *batonNode, o nodeOpts) string {
 	leaseCfg := fmt.Sprintf("backend = \"file\"\n[lease.file]\npath = %q\n", o.leaseFile)
 	if o.azurite != "" {
-		leaseCfg = fmt.Sprintf("backend = \"azblob\"\n[lease.azblob]\naccount_url = %q\nauth = \"connection-string\"\nconnection_string_env = \"BATON_TEST_CS\"\ncall_timeout = \"500ms\"\n", o.azurite)
+		leaseCfg = fmt.Sprintf("backend = \"azblob\"\nstate_dir = %q\nfailsafe = %t\n[lease.azblob]\naccount_url = %q\nauth = \"connection-string\"\nconnection_string_env = \"BATON_TEST_CS\"\ncall_timeout = \"500ms\"\n", o.stateDir, o.failsafe, o.azurite)
 	}
 	httpsLine := ""
 	if n.https != 0 {
@@ -162,6 +164,9 @@ func startNodeWith(t *testing.T, n *batonNode, https int, o nodeOpts) *batonNode
 	t.Helper()
 	n.https = https
 	n.configPath = filepath.Join(t.TempDir(), n.name+".toml")
+	if o.azurite != "" && o.stateDir == "" {
+		o.stateDir = filepath.Join(filepath.Dir(n.configPath), "state")
+	}
 	if err := os.WriteFile(n.configPath, []byte(nodeConfig(n.name, n, o)), 0o600); err != nil {
 		t.Fatal(err)
 	}

@@ -33,7 +33,12 @@ type Status struct {
 	Backoff     time.Time `json:"candidacy_backoff_until,omitzero"`
 	Maintenance bool      `json:"maintenance"`
 	LeaseError  string    `json:"lease_error,omitempty"`
-	LeaseKind   string    `json:"lease_backend"`
+	// Failsafe: serving on the peers' promises since FailsafeSince;
+	// PromisedTo: this node promised that active node to stand by.
+	Failsafe      bool      `json:"failsafe"`
+	FailsafeSince time.Time `json:"failsafe_since,omitzero"`
+	PromisedTo    string    `json:"promised_to,omitempty"`
+	LeaseKind     string    `json:"lease_backend"`
 
 	Health   healthcheck.Status `json:"health"`
 	Requests Requests           `json:"requests"`
@@ -78,11 +83,18 @@ func (n *Node) Status() Status {
 		Backoff:     st.BackoffUntil,
 		Maintenance: st.Maintenance,
 		LeaseError:  st.LastError,
+		Failsafe:    st.Failsafe,
 		LeaseKind:   n.cfg.Lease.Backend,
 		Health:      n.monitor().Status(),
 		Started:     n.started,
 		Config:      n.cfg.Path,
 		LoadedAt:    *n.loadedAt.Load(),
+	}
+	if st.Failsafe {
+		s.FailsafeSince = st.FailsafeSince
+	}
+	if st.PromisedTo != "" && time.Now().Before(st.PromisedUntil) {
+		s.PromisedTo = st.PromisedTo
 	}
 	if st.HolderKnown {
 		s.Holder = &Holder{Node: st.Holder.Holder, AdvertiseURL: st.Holder.AdvertiseURL,

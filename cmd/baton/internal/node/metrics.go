@@ -34,6 +34,9 @@ type metrics struct {
 	checkFailures *prometheus.CounterVec
 	peerUp        *prometheus.GaugeVec
 	peerRTT       *prometheus.GaugeVec
+	failsafes     prometheus.Counter
+	failsafeTime  prometheus.Counter
+	promisesGiven prometheus.Counter
 }
 
 const ns = "baton"
@@ -68,8 +71,15 @@ func newMetrics(n *Node) *metrics {
 		Help: "1 if the peer answered its last hello on the peer link, else 0."}, []string{"peer"})
 	m.peerRTT = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "peer_rtt_seconds",
 		Help: "Round-trip time of the last successful hello to the peer."}, []string{"peer"})
+	m.failsafes = prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "failsafe_entries_total",
+		Help: "Times this node kept serving on its peers' promises because the storage did not answer."})
+	m.failsafeTime = prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "failsafe_seconds_total",
+		Help: "Time spent in failsafe, counted when it ends."})
+	m.promisesGiven = prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "failsafe_promises_given_total",
+		Help: "Promises this node gave to stand by for an active node in failsafe."})
 	for _, c := range []prometheus.Collector{m.acquisitions, m.losses, m.renewDuration, m.renewFailures, rd,
-		m.drains, m.cutRequests, m.cutUpgraded, m.checkDuration, m.checkFailures, m.peerUp, m.peerRTT} {
+		m.drains, m.cutRequests, m.cutUpgraded, m.checkDuration, m.checkFailures, m.peerUp, m.peerRTT,
+		m.failsafes, m.failsafeTime, m.promisesGiven} {
 		f(c)
 	}
 	f(collectors.NewGoCollector())
@@ -94,6 +104,12 @@ func (m *metrics) onLeaseEvent(ev lease.Event) {
 		m.renewFailures.Inc()
 	case lease.EventDemoted:
 		m.losses.WithLabelValues(reasonClass(ev.Reason)).Inc()
+	case lease.EventFailsafe:
+		if ev.Err != nil {
+			m.failsafes.Inc()
+		} else {
+			m.failsafeTime.Add(ev.Latency.Seconds())
+		}
 	}
 }
 
@@ -161,6 +177,8 @@ var (
 	descInfo      = prometheus.NewDesc(ns+"_build_info", "Always 1; the labels describe the build.", []string{"version"}, nil)
 	descTLSExpiry = prometheus.NewDesc(ns+"_tls_certificate_expiry_timestamp_seconds", "Unix time at which the earliest certificate in force expires.", nil, nil)
 	descReloads   = prometheus.NewDesc(ns+"_config_reloads_total", "Configuration reloads, by result.", []string{"result"}, nil)
+	descFailsafe  = prometheus.NewDesc(ns+"_failsafe_active", "1 while the node serves on its peers' promises because the storage does not answer.", nil, nil)
+	descPromised  = prometheus.NewDesc(ns+"_failsafe_promised", "1 while this node has promised an active node in failsafe to stand by.", nil, nil)
 )
 
 // stateCollector reports what is a state at scrape time.
@@ -168,7 +186,8 @@ type stateCollector struct{ n *Node }
 
 func (c stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descRole, descTerm, descSince, descLeft, descCandidate, descServing,
-		descHealthy, descCheck, descRequests, descInFlight, descUpgraded, descInfo, descReloads, descTLSExpiry} {
+		descHealthy, descCheck, descRequests, descInFlight, descUpgraded, descInfo, descReloads, descTLSExpiry,
+		descFailsafe, descPromised} {
 		ch <- d
 	}
 }
@@ -191,6 +210,8 @@ func (c stateCollector) Collect(ch chan<- prometheus.Metric) {
 		left = max(time.Until(st.ValidUntil).Seconds(), 0)
 	}
 	ch <- prometheus.MustNewConstMetric(descLeft, prometheus.GaugeValue, left)
+	ch <- prometheus.MustNewConstMetric(descFailsafe, prometheus.GaugeValue, b2f(st.Failsafe))
+	ch <- prometheus.MustNewConstMetric(descPromised, prometheus.GaugeValue, b2f(st.PromisedTo != "" && time.Now().Before(st.PromisedUntil)))
 	candidate := st.Healthy && !st.Maintenance && !time.Now().Before(st.BackoffUntil) && !n.stopping.Load()
 	ch <- prometheus.MustNewConstMetric(descCandidate, prometheus.GaugeValue, b2f(candidate))
 	up, _ := n.probeState()

@@ -117,6 +117,9 @@ func build(cfg *config.Config, log *zap.Logger, version string) (*Node, error) {
 	}
 	if n.link != nil {
 		ec.HolderAlive = n.link.HolderAlive
+		if cfg.Lease.Failsafe {
+			ec.Failsafe, ec.Withdraw = n.link.Promise, n.link.Withdraw
+		}
 	}
 	if ec.Inherited {
 		log.Info("found this node's lease id from an earlier process: taking its lease over if it is still held",

@@ -92,7 +92,18 @@ func (l linkLocal) Hello() peer.Hello {
 	return peer.Hello{Node: l.n.cfg.NodeName, Role: l.n.role().String(), Active: active, Term: term}
 }
 
-func (l linkLocal) Nudge()                      { l.n.elector.Nudge() }
+func (l linkLocal) Nudge()               { l.n.elector.Nudge() }
+func (l linkLocal) Withdraw(from string) { l.n.elector.Withdraw(from) }
+
+// Promise binds this node to stand by for the active node from (failsafe).
+// A stopping node promises too: it will never be active again.
+func (l linkLocal) Promise(from string, window time.Duration) error {
+	_, err := l.n.elector.Promise(from, window)
+	if err == nil {
+		l.n.metrics.promisesGiven.Inc()
+	}
+	return err
+}
 func (l linkLocal) NoteHolder(rec lease.Record) { l.n.elector.NoteHolder(rec) }
 func (l linkLocal) NewLeaseID() string          { return instance.NewGUID() }
 

@@ -1,0 +1,223 @@
+package lease_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync/atomic"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/batonproxy/baton/lease"
+	"github.com/batonproxy/baton/lease/leasetest"
+)
+
+var errStorage = errors.New("storage unreachable (test)")
+
+// linkedPair starts a and b with failsafe over a fake link whose state
+// linkUp controls; a is active, b a standby.
+func linkedPair(t *testing.T, store *leasetest.Store, linkUp *atomic.Bool) (a, b *node) {
+	t.Helper()
+	var na, nb *node
+	cfg := func(name string, peer **node) lease.Config {
+		c := testConfig(name)
+		c.Failsafe = func(ctx context.Context, window time.Duration) bool {
+			if !linkUp.Load() || *peer == nil {
+				<-ctx.Done() // a link that is down answers nothing
+				return false
+			}
+			_, err := (*peer).e.Promise(name, window)
+			return err == nil
+		}
+		c.Withdraw = func() {
+			if linkUp.Load() && *peer != nil {
+				(*peer).e.Withdraw(name)
+			}
+		}
+		return c
+	}
+	na = startNodeOn(t, store.NewLock("a"), cfg("a", &nb))
+	na.e.SetHealthy(true, "ok")
+	waitState(t, na.e, time.Second, "a active", roleIs(lease.RoleActive))
+	nb = startNodeOn(t, store.NewLock("b"), cfg("b", &na))
+	nb.e.SetHealthy(true, "ok")
+	waitState(t, nb.e, 2*time.Second, "b standby", roleIs(lease.RoleStandby))
+	return na, nb
+}
+
+// storage makes n's storage calls fail (down) or pass.
+func storage(n *node, up bool) {
+	a := leasetest.Pass()
+	if !up {
+		a = leasetest.Fail(errStorage)
+	}
+	for _, op := range []leasetest.Op{leasetest.Acquire, leasetest.Renew, leasetest.Release, leasetest.Read} {
+		n.lock.Set(op, a)
+	}
+}
+
+// watchFences samples both fences every 10 ms (bubble time) and fails the
+// test the first time both are on.
+func watchFences(t *testing.T, a, b *node) (stop func()) {
+	done := make(chan struct{})
+	go func() {
+		tk := time.NewTicker(10 * time.Millisecond)
+		defer tk.Stop()
+		reported := false
+		for {
+			select {
+			case <-done:
+				return
+			case <-tk.C:
+			}
+			_, ona := a.e.Fence()
+			_, onb := b.e.Fence()
+			if ona && onb && !reported {
+				reported = true
+				t.Errorf("both fences on at %s", time.Now().Format(time.StampMilli))
+			}
+		}
+	}()
+	return func() { close(done) }
+}
+
+func TestFailsafeServesThroughAStorageOutage(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		store := leasetest.NewStore()
+		var up atomic.Bool
+		up.Store(true)
+		var a, b *node
+		neverTwoActive(t, store, &a, &b)
+		a, b = linkedPair(t, store, &up)
+		stop := watchFences(t, a, b)
+		defer stop()
+		term := a.e.State().Term
+		out := time.Now()
+		storage(a, false)
+		storage(b, false)
+		time.Sleep(time.Minute)
+		sa := a.e.State()
+		if _, on := a.e.Fence(); !on || !sa.Failsafe || sa.Term != term {
+			t.Fatalf("a after a minute without storage: fence %v, %+v", on, sa)
+		}
+		if sb := b.e.State(); sb.PromisedTo != "a" || sb.Role != lease.RoleStandby {
+			t.Errorf("b: promised to %q, %s", sb.PromisedTo, sb.Role)
+		}
+		storage(a, true)
+		storage(b, true)
+		sa = waitState(t, a.e, 2*renewInterval, "a out of failsafe", func(s lease.State) bool { return !s.Failsafe })
+		if sa.Role != lease.RoleActive || sa.Term != term {
+			t.Errorf("a after the outage: %s term %d, want active %d (no switchover)", sa.Role, sa.Term, term)
+		}
+		if sb := b.e.State(); sb.PromisedTo != "" {
+			t.Errorf("b's promise not withdrawn: %+v", sb)
+		}
+		if n := len(a.logs.FilterMessage("failsafe: serving on the peers' promises while the storage does not answer").All()); n != 1 {
+			t.Errorf("failsafe entry logged %d times, want once", n)
+		}
+		t.Logf("an outage of %s survived without a switchover", time.Since(out).Round(time.Second))
+	})
+}
+
+// TestFailsafePartitionOfTheActiveAlone: only the active loses the
+// storage; the standby, whose storage works, must not acquire while its
+// promise holds.
+func TestFailsafePartitionOfTheActiveAlone(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		store := leasetest.NewStore()
+		var up atomic.Bool
+		up.Store(true)
+		var a, b *node
+		neverTwoActive(t, store, &a, &b)
+		a, b = linkedPair(t, store, &up)
+		stop := watchFences(t, a, b)
+		defer stop()
+		storage(a, false)
+		time.Sleep(time.Minute)
+		if _, on := a.e.Fence(); !on {
+			t.Fatal("a lost its fence while every peer promised")
+		}
+		if _, held := store.Holder(); held {
+			t.Errorf("the lease was taken: %+v", b.e.State())
+		}
+		storage(a, true)
+		waitState(t, a.e, 2*renewInterval, "a renewed", func(s lease.State) bool { return !s.Failsafe && s.Role == lease.RoleActive })
+	})
+}
+
+// TestFailsafeNeedsThePeers: storage and link down together: the active
+// demotes at its deadline, as without failsafe.
+func TestFailsafeNeedsThePeers(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		store := leasetest.NewStore()
+		var up atomic.Bool
+		up.Store(true)
+		var a, b *node
+		neverTwoActive(t, store, &a, &b)
+		a, b = linkedPair(t, store, &up)
+		stop := watchFences(t, a, b)
+		defer stop()
+		last := a.e.State().LastRenew
+		up.Store(false)
+		storage(a, false)
+		storage(b, false)
+		s := waitState(t, a.e, renewDeadline+time.Second, "a demoted", roleIsNot(lease.RoleActive))
+		if d := s.Since.Sub(last); d > renewDeadline {
+			t.Errorf("a demoted %s after its last renew, want <= %s", d, renewDeadline)
+		}
+		if s.Failsafe {
+			t.Error("failsafe without promises")
+		}
+	})
+}
+
+// TestFailsafeRandomFaults drives random sequences of storage failures (of
+// each node), link failures and recoveries, and checks at every 10 ms that
+// at most one fence is on (and, at every grant, that no other node is
+// fenced on).
+func TestFailsafeRandomFaults(t *testing.T) {
+	for seed := range uint64(8) {
+		t.Run(fmt.Sprint("seed ", seed), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				rng := rand.New(rand.NewPCG(seed, 42))
+				store := leasetest.NewStore()
+				var up atomic.Bool
+				up.Store(true)
+				var a, b *node
+				neverTwoActive(t, store, &a, &b)
+				a, b = linkedPair(t, store, &up)
+				stop := watchFences(t, a, b)
+				defer stop()
+				for range 60 {
+					switch rng.IntN(5) {
+					case 0:
+						storage(a, rng.IntN(2) == 0)
+					case 1:
+						storage(b, rng.IntN(2) == 0)
+					case 2:
+						up.Store(rng.IntN(2) == 0)
+					case 3:
+						a.e.SetHealthy(rng.IntN(4) != 0, "random")
+					case 4:
+						b.e.SetHealthy(rng.IntN(4) != 0, "random")
+					}
+					time.Sleep(time.Duration(rng.IntN(20000)) * time.Millisecond)
+				}
+				// Everything back: exactly one node ends up active.
+				storage(a, true)
+				storage(b, true)
+				up.Store(true)
+				a.e.SetHealthy(true, "ok")
+				b.e.SetHealthy(true, "ok")
+				time.Sleep(2 * leaseDuration)
+				_, ona := a.e.Fence()
+				_, onb := b.e.Fence()
+				if ona == onb {
+					t.Errorf("after recovery: a fenced %v, b fenced %v, want exactly one", ona, onb)
+				}
+			})
+		})
+	}
+}
