@@ -221,3 +221,29 @@ func TestFailsafeRandomFaults(t *testing.T) {
 		})
 	}
 }
+
+// TestFailsafeLatePromiseExtendsNothing: promises that arrive after the
+// round's bound (a slow link) extend nothing: the active demotes at its
+// deadline.
+func TestFailsafeLatePromiseExtendsNothing(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		store := leasetest.NewStore()
+		cfg := testConfig("a")
+		var asked atomic.Int64
+		cfg.Failsafe = func(ctx context.Context, window time.Duration) bool {
+			asked.Add(1)
+			<-ctx.Done()
+			time.Sleep(10 * time.Millisecond) // the answer comes, too late
+			return true
+		}
+		a := startNodeOn(t, store.NewLock("a"), cfg)
+		a.e.SetHealthy(true, "ok")
+		waitState(t, a.e, time.Second, "a active", roleIs(lease.RoleActive))
+		last := a.e.State().LastRenew
+		storage(a, false)
+		s := waitState(t, a.e, renewDeadline+time.Second, "a demoted", roleIsNot(lease.RoleActive))
+		if d := s.Since.Sub(last); d > renewDeadline || s.Failsafe || asked.Load() == 0 {
+			t.Errorf("a demoted %s after its last renew (want <= %s), failsafe %v, %d rounds", d, renewDeadline, s.Failsafe, asked.Load())
+		}
+	})
+}
