@@ -8,6 +8,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/batonproxy/baton/internal/azure/azuritetest"
 )
 
 // The failsafe rows (lease.failsafe with the peer link): the storage is
@@ -48,6 +50,17 @@ func (s *scenario) finishSteady(tail time.Duration) Summary {
 	return sum
 }
 
+// cutStorage cuts one node's path to the storage for d, at a random phase.
+func (s *scenario) cutStorage(p *azuritetest.DelayProxy, d time.Duration) {
+	sleepUntil(s.eventAt(0))
+	s.event()
+	p.SetPaused(true)
+	p.DropConns()
+	time.Sleep(d)
+	p.SetPaused(false)
+	s.repaired()
+}
+
 // 14. Azurite stopped for 60 s: node-a keeps serving on node-b's
 // promises; after the storage returns it renews without a switchover.
 func TestLB14StorageDownFailsafe(t *testing.T) {
@@ -76,13 +89,7 @@ func TestLB15ActiveCutOffFailsafe(t *testing.T) {
 	gate(t, false)
 	cut := 20 * time.Second
 	s := begin(t, fmt.Sprintf("15 node-a cut off from storage %v, failsafe", cut), phaseRandom, topoOpts{failsafe: true, perNodeProxy: true}, 90*time.Second)
-	sleepUntil(s.eventAt(0))
-	s.event()
-	s.top.storageA.SetPaused(true)
-	s.top.storageA.DropConns()
-	time.Sleep(cut)
-	s.top.storageA.SetPaused(false)
-	s.repaired()
+	s.cutStorage(s.top.storageA, cut)
 	s.finishSteady(3 * renewInterval)
 }
 
@@ -114,13 +121,7 @@ func TestLB17StandbyCutOffFailsafe(t *testing.T) {
 	gate(t, false)
 	cut := 20 * time.Second
 	s := begin(t, fmt.Sprintf("17 node-b cut off from storage %v, failsafe", cut), phaseRandom, topoOpts{failsafe: true, perNodeProxy: true}, 90*time.Second)
-	sleepUntil(s.eventAt(0))
-	s.event()
-	s.top.storageB.SetPaused(true)
-	s.top.storageB.DropConns()
-	time.Sleep(cut)
-	s.top.storageB.SetPaused(false)
-	s.repaired()
+	s.cutStorage(s.top.storageB, cut)
 	s.finishSteady(2 * renewInterval)
 	if st := s.top.a.status(t); st.Failsafe {
 		t.Error("node-a went into failsafe although its own storage worked")

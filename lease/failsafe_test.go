@@ -47,6 +47,20 @@ func linkedPair(t *testing.T, store *leasetest.Store, linkUp *atomic.Bool) (a, b
 	return na, nb
 }
 
+// failsafePair starts a linked pair with failsafe (see linkedPair), fails
+// the test if two fences are ever on together (sampled, and at every
+// grant), and returns the store and the link switch.
+func failsafePair(t *testing.T) (a, b *node, store *leasetest.Store, up *atomic.Bool) {
+	t.Helper()
+	store = leasetest.NewStore()
+	up = new(atomic.Bool)
+	up.Store(true)
+	neverTwoActive(t, store, &a, &b)
+	a, b = linkedPair(t, store, up)
+	t.Cleanup(watchFences(t, a, b))
+	return a, b, store, up
+}
+
 // storage makes n's storage calls fail (down) or pass.
 func storage(n *node, up bool) {
 	a := leasetest.Pass()
@@ -85,14 +99,7 @@ func watchFences(t *testing.T, a, b *node) (stop func()) {
 
 func TestFailsafeServesThroughAStorageOutage(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		store := leasetest.NewStore()
-		var up atomic.Bool
-		up.Store(true)
-		var a, b *node
-		neverTwoActive(t, store, &a, &b)
-		a, b = linkedPair(t, store, &up)
-		stop := watchFences(t, a, b)
-		defer stop()
+		a, b, _, _ := failsafePair(t)
 		term := a.e.State().Term
 		out := time.Now()
 		storage(a, false)
@@ -126,14 +133,7 @@ func TestFailsafeServesThroughAStorageOutage(t *testing.T) {
 // promise holds.
 func TestFailsafePartitionOfTheActiveAlone(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		store := leasetest.NewStore()
-		var up atomic.Bool
-		up.Store(true)
-		var a, b *node
-		neverTwoActive(t, store, &a, &b)
-		a, b = linkedPair(t, store, &up)
-		stop := watchFences(t, a, b)
-		defer stop()
+		a, b, store, _ := failsafePair(t)
 		storage(a, false)
 		time.Sleep(time.Minute)
 		if _, on := a.e.Fence(); !on {
@@ -151,14 +151,7 @@ func TestFailsafePartitionOfTheActiveAlone(t *testing.T) {
 // demotes at its deadline, as without failsafe.
 func TestFailsafeNeedsThePeers(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		store := leasetest.NewStore()
-		var up atomic.Bool
-		up.Store(true)
-		var a, b *node
-		neverTwoActive(t, store, &a, &b)
-		a, b = linkedPair(t, store, &up)
-		stop := watchFences(t, a, b)
-		defer stop()
+		a, b, _, up := failsafePair(t)
 		last := a.e.State().LastRenew
 		up.Store(false)
 		storage(a, false)
