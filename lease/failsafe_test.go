@@ -18,7 +18,7 @@ var errStorage = errors.New("storage unreachable (test)")
 
 // linkedPair starts a and b with failsafe over a fake link whose state
 // linkUp controls; a is active, b a standby.
-func linkedPair(t *testing.T, store *leasetest.Store, linkUp *atomic.Bool) (a, b *node) {
+func linkedPair(t *testing.T, store *leasetest.Store, linkUp *atomic.Bool, bOpts ...func(*lease.Config)) (a, b *node) {
 	t.Helper()
 	var na, nb *node
 	cfg := func(name string, peer **node) lease.Config {
@@ -41,7 +41,11 @@ func linkedPair(t *testing.T, store *leasetest.Store, linkUp *atomic.Bool) (a, b
 	na = startNodeOn(t, store.NewLock("a"), cfg("a", &nb))
 	na.e.SetHealthy(true, "ok")
 	waitState(t, na.e, time.Second, "a active", roleIs(lease.RoleActive))
-	nb = startNodeOn(t, store.NewLock("b"), cfg("b", &na))
+	cb := cfg("b", &na)
+	for _, f := range bOpts {
+		f(&cb)
+	}
+	nb = startNodeOn(t, store.NewLock("b"), cb)
 	nb.e.SetHealthy(true, "ok")
 	waitState(t, nb.e, 2*time.Second, "b standby", roleIs(lease.RoleStandby))
 	return na, nb
@@ -237,6 +241,38 @@ func TestFailsafeLatePromiseExtendsNothing(t *testing.T) {
 		s := waitState(t, a.e, renewDeadline+time.Second, "a demoted", roleIsNot(lease.RoleActive))
 		if d := s.Since.Sub(last); d > renewDeadline || s.Failsafe || asked.Load() == 0 {
 			t.Errorf("a demoted %s after its last renew (want <= %s), failsafe %v, %d rounds", d, renewDeadline, s.Failsafe, asked.Load())
+		}
+	})
+}
+
+// TestFailsafePeerClockAtTheRateLimit: the peer's clock runs fast, 1.45
+// times real time, just inside the margin the lease allows (a promise of
+// Duration 15s lasts 10.3s of real time, the active serves RenewDeadline
+// 10s past the promise round's send time). Only the active is cut off from
+// the storage; then the link goes down too, so the last promise lapses
+// while the peer's own storage works. The peer must not serve before the
+// active's fence is off.
+func TestFailsafePeerClockAtTheRateLimit(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		store := leasetest.NewStore()
+		var up atomic.Bool
+		up.Store(true)
+		var a, b *node
+		neverTwoActive(t, store, &a, &b)
+		base := time.Now()
+		fast := func() time.Time { return base.Add(time.Duration(float64(time.Since(base)) * 1.45)) }
+		a, b = linkedPair(t, store, &up, func(c *lease.Config) { c.Now = fast })
+		t.Cleanup(watchFences(t, a, b))
+		storage(a, false)
+		time.Sleep(30 * time.Second) // in failsafe on b's promises
+		if !a.e.State().Failsafe {
+			t.Fatal("a is not in failsafe")
+		}
+		up.Store(false)
+		sb := waitState(t, b.e, 2*leaseDuration, "b active after the last promise lapsed", roleIs(lease.RoleActive))
+		sa := a.e.State()
+		if sa.Role == lease.RoleActive || sa.Since.After(sb.Since) {
+			t.Errorf("a left the active role at %s, b became active at %s", sa.Since.Format(time.StampMilli), sb.Since.Format(time.StampMilli))
 		}
 	})
 }
