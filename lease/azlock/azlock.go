@@ -117,8 +117,9 @@ func leaseSeconds(d time.Duration) (int32, error) {
 // attempt for a standby; when the record names self.Holder it tries, in
 // case the lease is still its own). Otherwise it acquires the lease, reads
 // the stored term and writes the new holder record with term+1 under the
-// lease. If that write fails it releases the lease again and returns the
-// error: it never holds the lease without a recorded term.
+// lease. If that write fails it returns the error and sends no release
+// (see recordAcquisition): the node never serves without a recorded term,
+// and the lease expires on its own.
 func (l *Lock) Acquire(ctx context.Context, self lease.Record, d time.Duration) (lease.Record, error) {
 	secs, err := leaseSeconds(d)
 	if err != nil {
@@ -169,17 +170,14 @@ func (l *Lock) Acquire(ctx context.Context, self lease.Record, d time.Duration) 
 
 // recordAcquisition reads the term under our lease and writes the new
 // holder record with term+1, conditional on our lease ID and on the blob
-// being unchanged since that read. If that fails it releases the lease
-// with a fresh, bounded context (ctx may be what just expired): it never
-// leaves the lease held without a recorded term.
+// being unchanged since that read. If that fails it returns the error and
+// leaves the lease to expire: the node does not serve on it, and a release
+// here would go out under the node's durable lease ID without the Elector
+// retiring it first (a release that arrives late could then free a lease
+// the same ID took again; see package lease, "Crash-restart takeover").
 func (l *Lock) recordAcquisition(ctx context.Context, self lease.Record, secs int32) (lease.Record, error) {
 	rec, err := l.writeRecord(ctx, self)
 	if err != nil {
-		rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), l.cont.CallTimeout())
-		defer rcancel()
-		if rerr := l.Release(rctx); rerr != nil {
-			return lease.Record{}, fmt.Errorf("%w (and the release after it failed: %v)", err, rerr)
-		}
 		return lease.Record{}, err
 	}
 	l.leaseSec.Store(secs)
@@ -270,7 +268,8 @@ func (l *Lock) Change(ctx context.Context, proposedID string) error {
 // fromID no longer holds the lease (it expired, was released or moved
 // on), and lease.ErrConfig when fromID is not a GUID or d is out of
 // Azure's bounds. If the renewal or the record fails after the change, the
-// lease is released: this lock never holds it without a recorded term.
+// error is returned and no release is sent (see recordAcquisition): the
+// lease expires on its own.
 func (l *Lock) Adopt(ctx context.Context, fromID string, self lease.Record, d time.Duration) (lease.Record, error) {
 	secs, err := leaseSeconds(d)
 	if err != nil {
@@ -286,11 +285,8 @@ func (l *Lock) Adopt(ctx context.Context, fromID string, self lease.Record, d ti
 		return lease.Record{}, fmt.Errorf("adopt lease %s from %s: %w", l.name, from.ID(), err)
 	}
 	if err := l.lease().Renew(ctx); err != nil {
-		rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), l.cont.CallTimeout())
-		defer rcancel()
-		if rerr := l.Release(rctx); rerr != nil {
-			return lease.Record{}, fmt.Errorf("adopt lease %s: %w (and the release after it failed: %v)", l.name, err, rerr)
-		}
+		// Not released, for the reason recordAcquisition gives: the lease
+		// expires on its own.
 		return lease.Record{}, fmt.Errorf("adopt lease %s: %w", l.name, err)
 	}
 	return l.recordAcquisition(ctx, self, secs)
