@@ -247,7 +247,10 @@ type leadership struct {
 // (giveAway).
 func (e *Elector) giveUp(ctx context.Context, h *handoverReq, term uint64) {
 	if h != nil {
-		err := e.giveAway("change", func() error { return e.lock.(Changer).Change(ctx, h.to) })
+		ch := e.lock.(Changer)
+		old := ch.LeaseID()
+		retired := false
+		err := e.giveAway("change", func() error { retired = true; return ch.Change(ctx, h.to) })
 		if err == nil {
 			h.changed = true
 			e.emit(Event{Kind: EventHandedOver, Term: term})
@@ -255,9 +258,19 @@ func (e *Elector) giveUp(ctx context.Context, h *handoverReq, term uint64) {
 		}
 		h.err = err
 		e.noteErr("change", err)
-		if errors.Is(err, ErrLost) {
-			return // not ours any more: nothing to release
+		if errors.Is(err, ErrLost) || !retired {
+			return // not ours any more, or the id could not be retired: nothing to release
 		}
+		// The change may or may not have reached the storage: release under
+		// the old id (already retired) and under the proposed one (the
+		// target adopts it only on Commit, which will not come).
+		rerr := errors.Join(ch.ReleaseID(ctx, old), ch.ReleaseID(ctx, h.to))
+		if rerr != nil {
+			e.noteErr("release", rerr)
+			return
+		}
+		e.emit(Event{Kind: EventReleased, Term: term})
+		return
 	}
 	if err := e.giveAway("release", func() error { return e.lock.Release(ctx) }); err != nil {
 		e.noteErr("release", err)

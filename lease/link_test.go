@@ -478,3 +478,36 @@ func TestSlowPeerNeverDelaysAnElection(t *testing.T) {
 		}
 	})
 }
+
+// TestStepDownToFailedChangeReleases: a change that fails for a reason
+// other than ErrLost (a timeout) is followed by a release that really
+// frees the lease (under the old, already retired id), so the election
+// resumes at once instead of after the lease's expiry.
+func TestStepDownToFailedChangeReleases(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		store := leasetest.NewStore()
+		lock := store.NewLockID("a", "a-0")
+		cfg := testConfig("a")
+		cfg.IDs = &ids{lock: lock, prefix: "a"}
+		var a, b *node
+		neverTwoActive(t, store, &a, &b)
+		a = startNodeOn(t, lock, cfg)
+		a.e.SetHealthy(true, "ok")
+		waitState(t, a.e, time.Second, "a active", roleIs(lease.RoleActive))
+		b = startNode(t, store, testConfig("b"))
+		b.e.SetHealthy(true, "ok")
+		waitState(t, b.e, 2*time.Second, "b standby", roleIs(lease.RoleStandby))
+		lock.Set(leasetest.Change, leasetest.Fail(errors.New("timeout")))
+		ts := time.Now()
+		if _, err := a.e.StepDownTo(t.Context(), "x", &handover{target: b, proposed: "h-1"}); err == nil {
+			t.Fatal("StepDownTo succeeded with a failing change")
+		}
+		if _, held := store.Holder(); held {
+			t.Errorf("still held under %q after the fallback release", store.Owner())
+		}
+		sb := waitState(t, b.e, 2*retryInterval, "b active", roleIs(lease.RoleActive))
+		if d := sb.Since.Sub(ts); d > retryInterval {
+			t.Errorf("b active %s after the failed handover, want <= %s", d, retryInterval)
+		}
+	})
+}
