@@ -83,7 +83,8 @@ type Changer interface {
 	// ErrLost when the lease is not held under this Lock's ID.
 	Change(ctx context.Context, to string) error
 	// Adopt takes over the lease held under from: it moves it to this
-	// Lock's ID, renews it for d and writes self's holder record with the
+	// Lock's ID, makes it last d from now (whatever duration the previous
+	// holder used) and writes self's holder record with the
 	// term incremented by one, like Acquire. It wraps ErrLost when from
 	// does not hold a valid lease.
 	Adopt(ctx context.Context, from string, self Record, d time.Duration) (Record, error)

@@ -259,11 +259,11 @@ func (l *Lock) Change(ctx context.Context, proposedID string) error {
 }
 
 // Adopt takes over the lease currently held under fromID (a GUID): it
-// changes that lease to this lock's own ID, renews it (so it lasts d from
-// about now, not from the previous holder's last renewal), and records
-// self as the holder with term+1 exactly as Acquire does. d must be the
-// duration the lease was acquired with (every node uses the same
-// lease.duration); Azure keeps that one. On success this lock holds the
+// changes that lease to this lock's own ID, acquires it again under that
+// ID for d (so it lasts d from about now, not from the previous holder's
+// last renewal, and later renewals are for d even when the previous
+// holder's lease.duration differed), and records self as the holder with
+// term+1 exactly as Acquire does. On success this lock holds the
 // lease and returns the new record. The error wraps lease.ErrLost when
 // fromID no longer holds the lease (it expired, was released or moved
 // on), and lease.ErrConfig when fromID is not a GUID or d is out of
@@ -284,9 +284,17 @@ func (l *Lock) Adopt(ctx context.Context, fromID string, self lease.Record, d ti
 	if err := from.Change(ctx, l.LeaseID()); err != nil {
 		return lease.Record{}, fmt.Errorf("adopt lease %s from %s: %w", l.name, from.ID(), err)
 	}
-	if err := l.lease().Renew(ctx); err != nil {
+	// Acquire, not Renew: acquiring a lease this ID already holds sets the
+	// duration anew, and Azure would otherwise keep the one the previous
+	// holder acquired with. A node whose lease.duration is longer than its
+	// predecessor's would then fence by a lease that expires earlier than it
+	// thinks.
+	if err := l.lease().Acquire(ctx, d); err != nil {
 		// Not released, for the reason recordAcquisition gives: the lease
-		// expires on its own.
+		// expires on its own. Held by another ID means ours is gone.
+		if errors.Is(err, lease.ErrHeld) {
+			err = fmt.Errorf("%w: %w", err, lease.ErrLost)
+		}
 		return lease.Record{}, fmt.Errorf("adopt lease %s: %w", l.name, err)
 	}
 	return l.recordAcquisition(ctx, self, secs)

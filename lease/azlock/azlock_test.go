@@ -559,9 +559,13 @@ func TestAzBlobAdoptNeverReleasesOnFailure(t *testing.T) {
 		}
 		return nil
 	}
-	ours := func(r *http.Request) error {
-		if got := hdr(r, "x-ms-lease-id"); got != own {
-			return fmt.Errorf("lease id %q, want ours %q", got, own)
+	// The second acquire is under our own ID, for our own duration.
+	acquireOurs := func(r *http.Request) error {
+		if got := hdr(r, "x-ms-proposed-lease-id"); got != own {
+			return fmt.Errorf("acquire with lease id %q, want ours %q", got, own)
+		}
+		if got := hdr(r, "x-ms-lease-duration"); got != "15" {
+			return fmt.Errorf("acquire for %qs, want 15", got)
 		}
 		return nil
 	}
@@ -571,13 +575,13 @@ func TestAzBlobAdoptNeverReleasesOnFailure(t *testing.T) {
 		errIs error // nil: a plain error
 	}{
 		{"from holds nothing", []step{fail("PUT lease change", 409, "LeaseIdMismatchWithLeaseOperation")}, lease.ErrLost},
-		{"renew fails after the change: not released", []step{
+		{"acquire fails after the change: not released", []step{
 			{op: "PUT lease change", status: 200, check: checkChange},
-			fail("PUT lease renew", 409, "LeaseIsBrokenAndCannotBeRenewed"),
+			fail("PUT lease acquire", 409, "LeaseAlreadyPresent"),
 		}, lease.ErrLost},
 		{"record fails after the change: not released", []step{
 			{op: "PUT lease change", status: 200, check: checkChange},
-			{op: "PUT lease renew", status: 200, check: ours},
+			{op: "PUT lease acquire", status: 201, check: acquireOurs},
 			props("leased", map[string]string{"term": "4"}),
 			fail("PUT metadata", 412, "ConditionNotMet"),
 		}, nil},

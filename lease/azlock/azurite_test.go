@@ -127,6 +127,7 @@ func TestAzBlobAzurite(t *testing.T) {
 	t.Run("lock lost after expiry", func(t *testing.T) { t.Parallel(); testLockLostAfterExpiry(t, az) })
 	t.Run("elector killed holder", func(t *testing.T) { t.Parallel(); testElectorKilledHolder(t, az) })
 	t.Run("transactions per hour", func(t *testing.T) { t.Parallel(); testTransactionsPerHour(t, az) })
+	t.Run("adopted lease has the adopter's duration", func(t *testing.T) { t.Parallel(); testAdoptSetsDuration(t, az) })
 	t.Run("elector takeover after a crash", func(t *testing.T) { testElectorTakeover(t, az) })
 	t.Run("elector handover to a named node", func(t *testing.T) { testElectorHandover(t, az) })
 	t.Run("standby transactions with the link", func(t *testing.T) { t.Parallel(); testStandbyTransactionsWithLink(t, az) })
@@ -555,6 +556,44 @@ func testLockLostAfterExpiry(t *testing.T, az *azuritetest.Azurite) {
 		t.Errorf("a.Renew after b took the expired lease: %v, want lease.ErrLost", err)
 	}
 	if err := b.Release(ctxT(t, 5*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// testAdoptSetsDuration: a lease acquired for 60 s and adopted by a node
+// whose lease.duration is 15 s expires 15 s after the adoption. Were the
+// adopter to keep the 60 s lease, it would be held longer than the adopter
+// fences by, which is harmless; the dangerous case is the reverse (adopting
+// a 15 s lease with a 60 s lease.duration) and it is the same call: Adopt
+// acquires for its own duration.
+func testAdoptSetsDuration(t *testing.T, az *azuritetest.Azurite) {
+	a, _ := newAzuriteLock(t, az, "adopt-duration")
+	b, _ := newAzuriteLock(t, az, "adopt-duration")
+	c, _ := newAzuriteLock(t, az, "adopt-duration")
+	if _, err := a.Acquire(ctxT(t, 10*time.Second), lease.Record{Holder: "node-a"}, 60*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Adopt(ctxT(t, 5*time.Second), a.LeaseID(), lease.Record{Holder: "node-b"}, testLeaseDur); err != nil {
+		t.Fatalf("b.Adopt: %v", err)
+	}
+	adopted := time.Now()
+	for {
+		_, err := c.Acquire(ctxT(t, 5*time.Second), lease.Record{Holder: "node-c"}, testLeaseDur)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, lease.ErrHeld) {
+			t.Fatalf("c.Acquire: %v", err)
+		}
+		if time.Since(adopted) > testLeaseDur+5*time.Second {
+			t.Fatalf("lease still held %v after an adoption for %v: it kept the 60s duration", time.Since(adopted), testLeaseDur)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if took := time.Since(adopted); took < testLeaseDur-100*time.Millisecond {
+		t.Fatalf("c acquired %v after the adoption, before its %v lease expired", took, testLeaseDur)
+	}
+	if err := c.Release(ctxT(t, 5*time.Second)); err != nil {
 		t.Fatal(err)
 	}
 }

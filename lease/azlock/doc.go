@@ -28,11 +28,12 @@
 // # What is NOT guaranteed
 //
 //   - Change does not extend the lease: its expiry stays where the last
-//     acquire or renew put it. Adopt renews right after the change, so the
-//     adopter's lease lasts at least the acquisition duration from the
-//     start of the Adopt call.
+//     acquire or renew put it. Adopt acquires the lease again under its own
+//     ID right after the change, so the adopter's lease lasts its own d
+//     from the start of the Adopt call, whatever duration the previous
+//     holder used (a renew would keep the previous holder's duration).
 //   - Azure renews a lease for the duration it was acquired with; Renew's d
-//     and Adopt's d are checked against that, not sent.
+//     is checked against that, not sent.
 //
 // # Setting it up in Azure
 //
