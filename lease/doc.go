@@ -138,7 +138,11 @@
 // under the same lock as Promise, so an acquisition already on its way when
 // the promise was given is given back unused. A peer that is active itself
 // refuses to promise. So a promise binds even when the peer's own storage
-// works (the active alone is cut off). What it assumes: Config.Failsafe
+// works (the active alone is cut off). A withdraw voids only the promise
+// rounds up to the one it names (Elector.Withdraw), so a withdraw that is
+// delivered late, after the active asked again in a new outage, cannot
+// free the peer while the active relies on the newer promise; a promise of
+// a round already withdrawn is refused. What it assumes: Config.Failsafe
 // asks every node that competes for the lease (the peers list must be
 // complete); a node that is not asked is not bound.
 //

@@ -23,17 +23,19 @@ func linkedPair(t *testing.T, store *leasetest.Store, linkUp *atomic.Bool, bOpts
 	var na, nb *node
 	cfg := func(name string, peer **node) lease.Config {
 		c := testConfig(name)
+		var round atomic.Uint64 // as package peer numbers them
 		c.Failsafe = func(ctx context.Context, window time.Duration) bool {
+			r := round.Add(1)
 			if !linkUp.Load() || *peer == nil {
 				<-ctx.Done() // a link that is down answers nothing
 				return false
 			}
-			_, err := (*peer).e.Promise(name, window)
+			_, err := (*peer).e.Promise(name, r, window)
 			return err == nil
 		}
 		c.Withdraw = func() {
 			if linkUp.Load() && *peer != nil {
-				(*peer).e.Withdraw(name)
+				(*peer).e.Withdraw(name, round.Load())
 			}
 		}
 		return c
@@ -273,6 +275,43 @@ func TestFailsafePeerClockAtTheRateLimit(t *testing.T) {
 		sa := a.e.State()
 		if sa.Role == lease.RoleActive || sa.Since.After(sb.Since) {
 			t.Errorf("a left the active role at %s, b became active at %s", sa.Since.Format(time.StampMilli), sb.Since.Format(time.StampMilli))
+		}
+	})
+}
+
+// TestWithdrawRounds: a withdraw voids promises of its round and earlier
+// only. One that arrives after a newer promise (the messages of one node
+// may overtake each other) leaves that promise binding; a promise of a
+// round already withdrawn is refused. Unnumbered (0) withdraws void all.
+func TestWithdrawRounds(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		n := startNodeOn(t, leasetest.NewStore().NewLock("b"), testConfig("b"))
+		promised := func() string { return n.e.State().PromisedTo }
+
+		if _, err := n.e.Promise("a", 2, 10*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		n.e.Withdraw("a", 1) // round 1's withdraw, late
+		if promised() != "a" {
+			t.Fatal("a withdraw of round 1 voided the promise of round 2")
+		}
+		n.e.Withdraw("z", 5) // another node's withdraw
+		if promised() != "a" {
+			t.Fatal("another node's withdraw voided the promise to a")
+		}
+		n.e.Withdraw("a", 2)
+		if promised() != "" {
+			t.Fatal("the withdraw of round 2 left the promise binding")
+		}
+		if _, err := n.e.Promise("a", 2, 10*time.Second); !errors.Is(err, lease.ErrPromiseStale) {
+			t.Fatalf("a promise of a withdrawn round: %v, want ErrPromiseStale", err)
+		}
+		if _, err := n.e.Promise("a", 3, 10*time.Second); err != nil || promised() != "a" {
+			t.Fatalf("round 3: %v, promised to %q", err, promised())
+		}
+		n.e.Withdraw("a", 0)
+		if promised() != "" {
+			t.Fatal("an unnumbered withdraw left the promise binding")
 		}
 	})
 }

@@ -36,8 +36,10 @@ type linkState struct {
 	nudged       bool      // a push asked for a storage call now
 	adopt        *adoptReq // a handover waiting for the loop to adopt it
 	handover     *handoverReq
-	promisedTo   string    // failsafe: the active node this node promised to stand by for
-	promisedTill time.Time // ... until then (this node's clock)
+	promisedTo   string            // failsafe: the active node this node promised to stand by for
+	promisedTill time.Time         // ... until then (this node's clock)
+	promiseRound uint64            // ... the round of that node's latest promise request
+	withdrawn    map[string]uint64 // per active node, the latest round it withdrew
 }
 
 // Handover is the target's side of a step-down to a named node, reached
@@ -278,6 +280,10 @@ func (e *Elector) resolveInherited(ctx context.Context, now time.Time) {
 // ErrPromiseRefused is returned by Promise on a node that is active itself.
 var ErrPromiseRefused = errors.New("lease: active here, cannot promise to stand by")
 
+// ErrPromiseStale is returned by Promise for a round the asking node has
+// already withdrawn (the request arrived after the withdraw).
+var ErrPromiseStale = errors.New("lease: promise round already withdrawn")
+
 // Promise is a peer's side of failsafe: this node promises the active node
 // from not to acquire the lease and not to serve locally for window from
 // now (this node's clock). It refuses while it holds the lease itself. A
@@ -285,11 +291,20 @@ var ErrPromiseRefused = errors.New("lease: active here, cannot promise to stand 
 // the active alone): until it lapses (or is withdrawn) the node stays out
 // of candidacy, refuses handovers, and never turns its fence on (an
 // acquisition that was already on its way is given back unused).
-func (e *Elector) Promise(from string, window time.Duration) (until time.Time, err error) {
+//
+// round numbers the active node's requests, increasing (0: unnumbered).
+// A Withdraw voids only promises of its round and earlier, so a withdraw
+// that arrives after a newer promise (messages of one node can overtake
+// each other) does not void it; a promise of a round already withdrawn is
+// refused with ErrPromiseStale.
+func (e *Elector) Promise(from string, round uint64, window time.Duration) (until time.Time, err error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.hold.held {
 		return time.Time{}, ErrPromiseRefused
+	}
+	if round != 0 && round <= e.link.withdrawn[from] {
+		return time.Time{}, ErrPromiseStale
 	}
 	now := e.now()
 	until = now.Add(window)
@@ -298,8 +313,10 @@ func (e *Elector) Promise(from string, window time.Duration) (until time.Time, e
 	}
 	if e.link.promisedTo != from {
 		e.log.Info("promised to stand by: the active node is in failsafe", zap.String("for", from), zap.Duration("window", window))
+		e.link.promiseRound = 0
 	}
 	e.link.promisedTo = from
+	e.link.promiseRound = max(e.link.promiseRound, round)
 	e.st.PromisedTo, e.st.PromisedUntil = from, e.link.promisedTill
 	if e.op.cancel != nil { // an Acquire in flight: re-evaluate at once
 		e.op.aborted = true
@@ -309,15 +326,23 @@ func (e *Elector) Promise(from string, window time.Duration) (until time.Time, e
 	return e.link.promisedTill, nil
 }
 
-// Withdraw voids the promises given to from (its storage answers again, or
-// it stopped being active).
-func (e *Elector) Withdraw(from string) {
+// Withdraw voids the promises given to from up to round (its storage
+// answers again, or it stopped being active; 0 voids them all, for a node
+// that does not number its rounds). A promise of a later round stands.
+func (e *Elector) Withdraw(from string, round uint64) {
 	e.mu.Lock()
-	if e.link.promisedTo != from || !e.now().Before(e.link.promisedTill) {
+	if round != 0 {
+		if e.link.withdrawn == nil {
+			e.link.withdrawn = make(map[string]uint64)
+		}
+		e.link.withdrawn[from] = max(e.link.withdrawn[from], round)
+	}
+	if e.link.promisedTo != from || !e.now().Before(e.link.promisedTill) ||
+		(round != 0 && e.link.promiseRound > round) {
 		e.mu.Unlock()
 		return
 	}
-	e.link.promisedTo, e.link.promisedTill = "", time.Time{}
+	e.link.promisedTo, e.link.promisedTill, e.link.promiseRound = "", time.Time{}, 0
 	e.st.PromisedTo, e.st.PromisedUntil = "", time.Time{}
 	e.publishLocked()
 	e.mu.Unlock()

@@ -24,7 +24,10 @@
 //     serve for a window (the lease duration, on the peer's clock); only
 //     when every peer promised does it keep serving past its renew deadline
 //     (lease.Config.Failsafe). It withdraws the promises when the storage
-//     answers again or it stops being active.
+//     answers again or it stops being active. Requests are numbered
+//     (rounds, increasing; they start from the wall clock in nanoseconds so
+//     they also increase across a restart): a withdraw names the latest
+//     round asked for and voids that round and earlier ones only.
 //
 // # Authentication
 //

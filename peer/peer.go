@@ -56,10 +56,11 @@ type Local interface {
 	NewLeaseID() string
 	// Promise binds this node not to take the lease and not to serve for
 	// window (its own clock) for the active node from; it fails when this
-	// node cannot promise (it is active itself).
-	Promise(from string, window time.Duration) error
-	// Withdraw voids the promises given to from.
-	Withdraw(from string)
+	// node cannot promise (it is active itself, or round was withdrawn).
+	// round increases with each request of from.
+	Promise(from string, round uint64, window time.Duration) error
+	// Withdraw voids the promises given to from up to round.
+	Withdraw(from string, round uint64)
 }
 
 // Hello is the answer to a hello: who a node is and what it does now.
@@ -118,6 +119,8 @@ type Link struct {
 	peers    map[string]*PeerStatus // by address
 	rejected map[string]string      // remote host -> last rejection logged
 	pending  *pendingHandover
+
+	round atomic.Uint64 // the latest failsafe promise round asked for
 
 	wg     sync.WaitGroup
 	ctx    context.Context
@@ -288,6 +291,7 @@ type pushMsg struct {
 	From   string        `json:"from"`
 	Term   uint64        `json:"term"`
 	Record *lease.Record `json:"record,omitempty"`
+	Round  uint64        `json:"round,omitempty"` // withdraw: the promise rounds it voids
 }
 
 func (l *Link) broadcast(path string, msg pushMsg) {
@@ -309,6 +313,21 @@ var ErrUnknownPeer = errors.New("peer: no such peer")
 type promiseMsg struct {
 	From     string `json:"from"`
 	WindowMS int64  `json:"window_ms"`
+	Round    uint64 `json:"round"`
+}
+
+// nextRound numbers a promise request: increasing within this process and,
+// as it starts from the wall clock in nanoseconds, across a restart too
+// unless the clock went back (then a peer ignores this process's withdraws
+// until its older promise lapses: a liveness cost, never a safety one).
+func (l *Link) nextRound() uint64 {
+	for {
+		last := l.round.Load()
+		next := max(last+1, uint64(l.now().UnixNano()))
+		if l.round.CompareAndSwap(last, next) {
+			return next
+		}
+	}
 }
 
 // Promise implements lease.Config.Failsafe: it asks every peer, in
@@ -321,7 +340,7 @@ func (l *Link) Promise(ctx context.Context, window time.Duration) bool {
 	}
 	var ok atomic.Int64
 	var wg sync.WaitGroup
-	msg := promiseMsg{From: l.opts.NodeName, WindowMS: window.Milliseconds()}
+	msg := promiseMsg{From: l.opts.NodeName, WindowMS: window.Milliseconds(), Round: l.nextRound()}
 	for _, a := range l.opts.Peers {
 		wg.Go(func() {
 			err := l.call(ctx, a, pathPromise, msg, nil)
@@ -337,9 +356,11 @@ func (l *Link) Promise(ctx context.Context, window time.Duration) bool {
 }
 
 // Withdraw implements lease.Config.Withdraw: it tells every peer, in the
-// background, that its promises to this node are void.
+// background, that its promises to this node are void, up to the latest
+// round asked for; a newer round's promise stands even if this withdraw
+// reaches the peer after it.
 func (l *Link) Withdraw() {
-	l.broadcast(pathWithdraw, pushMsg{From: l.opts.NodeName})
+	l.broadcast(pathWithdraw, pushMsg{From: l.opts.NodeName, Round: l.round.Load()})
 }
 
 // Handover returns the lease.Handover for a step-down to the named node.

@@ -34,6 +34,7 @@ type fakeLocal struct {
 	adopted  []string
 	ids      atomic.Int64
 	promises []string
+	rounds   []uint64 // of every Promise and Withdraw call
 }
 
 func (f *fakeLocal) Hello() Hello { f.mu.Lock(); defer f.mu.Unlock(); return f.hello }
@@ -51,18 +52,20 @@ func (f *fakeLocal) Adopt(_ context.Context, id string) (lease.Record, error) {
 	return lease.Record{Holder: f.hello.Node, Term: f.hello.Term + 1}, nil
 }
 func (f *fakeLocal) NewLeaseID() string { return "id-" + string(rune('0'+f.ids.Add(1))) }
-func (f *fakeLocal) Promise(from string, window time.Duration) error {
+func (f *fakeLocal) Promise(from string, round uint64, window time.Duration) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.rounds = append(f.rounds, round)
 	if f.hello.Active {
 		return errors.New("lease: active here, cannot promise to stand by")
 	}
 	f.promises = append(f.promises, fmt.Sprintf("%s %s", from, window))
 	return nil
 }
-func (f *fakeLocal) Withdraw(from string) {
+func (f *fakeLocal) Withdraw(from string, round uint64) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.rounds = append(f.rounds, round)
 	f.promises = append(f.promises, "withdraw "+from)
 }
 
@@ -307,6 +310,15 @@ func TestFailsafePromises(t *testing.T) {
 	if len(got) != 1 || got[0] != "a 15s" {
 		t.Errorf("promises given: %q", got)
 	}
+	b.local.mu.Lock()
+	b.local.hello.Active = false
+	b.local.mu.Unlock()
+	if !a.link.Promise(t.Context(), 15*time.Second) {
+		t.Fatal("no second promise")
+	}
+	b.local.mu.Lock()
+	b.local.hello.Active = true
+	b.local.mu.Unlock()
 	if a.link.Promise(t.Context(), 15*time.Second) {
 		t.Error("an active peer promised to stand by")
 	}
@@ -315,8 +327,14 @@ func TestFailsafePromises(t *testing.T) {
 	for {
 		b.local.mu.Lock()
 		n := len(b.local.promises)
+		rounds := append([]uint64(nil), b.local.rounds...)
 		b.local.mu.Unlock()
-		if n == 2 {
+		if n == 3 {
+			// Each request has a later round; the withdraw voids up to
+			// the last one asked for (the refused one included).
+			if len(rounds) != 4 || rounds[0] == 0 || rounds[1] <= rounds[0] || rounds[2] <= rounds[1] || rounds[3] != rounds[2] {
+				t.Errorf("rounds of promise, promise, promise, withdraw: %v", rounds)
+			}
 			break
 		}
 		if time.Now().After(deadline) {

@@ -123,7 +123,7 @@ func (l *Link) dispatch(ctx context.Context, path string, body []byte) (int, any
 		if err := json.Unmarshal(body, &m); err != nil || m.From == "" || m.WindowMS <= 0 || m.WindowMS > maxPromiseMS {
 			return http.StatusBadRequest, "bad message"
 		}
-		if err := l.local.Promise(m.From, time.Duration(m.WindowMS)*time.Millisecond); err != nil {
+		if err := l.local.Promise(m.From, m.Round, time.Duration(m.WindowMS)*time.Millisecond); err != nil {
 			return http.StatusConflict, err.Error()
 		}
 		return http.StatusOK, struct{}{}
@@ -132,7 +132,7 @@ func (l *Link) dispatch(ctx context.Context, path string, body []byte) (int, any
 		if err := json.Unmarshal(body, &m); err != nil || m.From == "" {
 			return http.StatusBadRequest, "bad message"
 		}
-		l.local.Withdraw(m.From)
+		l.local.Withdraw(m.From, m.Round)
 		return http.StatusOK, struct{}{}
 	}
 	return http.StatusNotFound, "not found"

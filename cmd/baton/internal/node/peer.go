@@ -93,12 +93,12 @@ func (l linkLocal) Hello() peer.Hello {
 }
 
 func (l linkLocal) Nudge()               { l.n.elector.Nudge() }
-func (l linkLocal) Withdraw(from string) { l.n.elector.Withdraw(from) }
+func (l linkLocal) Withdraw(from string, round uint64) { l.n.elector.Withdraw(from, round) }
 
 // Promise binds this node to stand by for the active node from (failsafe).
 // A stopping node promises too: it will never be active again.
-func (l linkLocal) Promise(from string, window time.Duration) error {
-	_, err := l.n.elector.Promise(from, window)
+func (l linkLocal) Promise(from string, round uint64, window time.Duration) error {
+	_, err := l.n.elector.Promise(from, round, window)
 	if err == nil {
 		l.n.metrics.promisesGiven.Inc()
 	}
