@@ -92,7 +92,7 @@ func (l linkLocal) Hello() peer.Hello {
 	return peer.Hello{Node: l.n.cfg.NodeName, Role: l.n.role().String(), Active: active, Term: term}
 }
 
-func (l linkLocal) Nudge()               { l.n.elector.Nudge() }
+func (l linkLocal) Nudge()                             { l.n.elector.Nudge() }
 func (l linkLocal) Withdraw(from string, round uint64) { l.n.elector.Withdraw(from, round) }
 
 // Promise binds this node to stand by for the active node from (failsafe).
