@@ -102,3 +102,12 @@ func (c *replayCache) fresh(mac string, ts int64, now time.Time) error {
 	c.seen[mac] = now
 	return nil
 }
+
+// DeriveKey returns a key for another use of the shared secret (purpose
+// names it), so that no MAC made for one use is valid for another: the
+// proxy's forwarding marker uses DeriveKey(secret, "forwarding marker").
+func DeriveKey(secret []byte, purpose string) []byte {
+	m := hmac.New(sha256.New, secret)
+	m.Write([]byte("baton-derive-v1\n" + purpose))
+	return m.Sum(nil)
+}

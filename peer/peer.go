@@ -307,6 +307,9 @@ func (l *Link) broadcast(path string, msg pushMsg) {
 	}
 }
 
+// Secret returns the shared secret (for keys derived from it: DeriveKey).
+func (l *Link) Secret() []byte { return l.sign.key }
+
 // ErrUnknownPeer is returned by Handover for a name that is no peer.
 var ErrUnknownPeer = errors.New("peer: no such peer")
 

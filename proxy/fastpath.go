@@ -269,7 +269,7 @@ func (p *Proxy) writeRequest(bw *bufio.Writer, r *http.Request, term uint64) err
 		return errFallback
 	}
 	conn := r.Header["Connection"]
-	peer := r.Header.Get(ForwardedHeader) != ""
+	_, peer := r.Header[ForwardedHeader] // verified: see screenForwarded
 	bw.WriteString(r.Method)
 	bw.WriteByte(' ')
 	bw.WriteString(r.URL.RequestURI())
@@ -303,27 +303,33 @@ func (p *Proxy) writeRequest(bw *bufio.Writer, r *http.Request, term uint64) err
 			bw.WriteString("\r\n")
 		}
 	}
-	// X-Forwarded-*, as setXForwarded (the Rewrite hook) does.
-	if clientIP, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
-		bw.WriteString("X-Forwarded-For: ")
-		if prior := r.Header["X-Forwarded-For"]; peer && len(prior) > 0 {
-			for _, v := range prior {
+	// X-Forwarded-*, as the Rewrite hook does: those a verified marker
+	// vouches for (keepVouched), or this connection's (setXForwarded).
+	if peer {
+		for _, k := range [...]string{"X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto"} {
+			for _, v := range r.Header[k] {
 				if !validHeaderValue(v) {
 					return errFallback
 				}
+				bw.WriteString(k)
+				bw.WriteString(": ")
 				bw.WriteString(v)
-				bw.WriteString(", ")
+				bw.WriteString("\r\n")
 			}
 		}
-		bw.WriteString(clientIP)
-		bw.WriteString("\r\n")
-	}
-	bw.WriteString("X-Forwarded-Host: ")
-	bw.WriteString(r.Host)
-	if r.TLS != nil {
-		bw.WriteString("\r\nX-Forwarded-Proto: https\r\n")
 	} else {
-		bw.WriteString("\r\nX-Forwarded-Proto: http\r\n")
+		if clientIP, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+			bw.WriteString("X-Forwarded-For: ")
+			bw.WriteString(clientIP)
+			bw.WriteString("\r\n")
+		}
+		bw.WriteString("X-Forwarded-Host: ")
+		bw.WriteString(r.Host)
+		if r.TLS != nil {
+			bw.WriteString("\r\nX-Forwarded-Proto: https\r\n")
+		} else {
+			bw.WriteString("\r\nX-Forwarded-Proto: http\r\n")
+		}
 	}
 	if p.fenceKey != "" {
 		bw.WriteString(p.fenceKey)

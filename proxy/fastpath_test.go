@@ -143,7 +143,7 @@ func proxyTo(t *testing.T, backend string, fast bool) *Proxy {
 	f := &fakeFence{}
 	f.term.Store(7)
 	f.ok.Store(true)
-	p, err := New(Options{Backend: u, FencingHeader: "Baton-Term", Fence: f, RetryAfter: time.Second}, zap.NewNop())
+	p, err := New(Options{Backend: u, FencingHeader: "Baton-Term", Fence: f, RetryAfter: time.Second, ForwardSecret: testSecret}, zap.NewNop())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -263,8 +263,12 @@ func compareFastAndStandard(t *testing.T, sb *scriptBackend, client *http.Client
 		{"client cannot set forwarding or fencing headers", "GET", "/", http.Header{
 			"X-Forwarded-For": {"1.2.3.4"}, "Forwarded": {"for=1.2.3.4"}, "X-Forwarded-Host": {"evil"},
 			"X-Forwarded-Proto": {"https"}, "Baton-Term": {"999"}}},
-		{"forwarded by a peer keeps the chain", "GET", "/", http.Header{
-			ForwardedHeader: {"node-b"}, "X-Forwarded-For": {"10.0.0.1, 10.0.0.2", "10.0.0.3"}}},
+		{"forwarded by a peer: what its marker vouches for", "GET", "/", http.Header{
+			ForwardedHeader:   {signForward(testSecret, "node-b", time.Now(), "10.0.0.1", "https", "app.example.com")},
+			"X-Forwarded-For": {"10.0.0.1"}, "X-Forwarded-Proto": {"https"}, "X-Forwarded-Host": {"app.example.com"}}},
+		{"a marker that does not verify vouches for nothing", "GET", "/", http.Header{
+			ForwardedHeader:   {signForward(testSecret, "node-b", time.Now(), "10.0.0.1", "https", "app.example.com")},
+			"X-Forwarded-For": {"6.6.6.6"}, "X-Forwarded-Proto": {"https"}, "X-Forwarded-Host": {"app.example.com"}}},
 		{"host kept", "GET", "/", http.Header{"Host": {"app.example.com:8443"}}},
 		{"hop-by-hop response headers", "GET", "/hop", nil},
 		{"chunked with trailer", "GET", "/chunked", nil},

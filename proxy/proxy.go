@@ -72,6 +72,17 @@ type Options struct {
 	Leader Leader
 	// NodeName marks forwarded requests (ForwardedHeader).
 	NodeName string
+	// UpgradeProtocols are the protocols a client may upgrade a
+	// connection to (Upgrade header, case-insensitive); an Upgrade to any
+	// other is removed and the request goes on as a plain one. nil:
+	// DefaultUpgradeProtocols; empty: none.
+	UpgradeProtocols []string
+	// ForwardSecret authenticates the marker of forwarded requests (the
+	// peer link's secret; see forwardmark.go): with it, the node that
+	// serves a forwarded request passes the client's address and scheme
+	// as the forwarding node saw them. nil: forwarded requests carry the
+	// forwarding node's address and the hop's scheme.
+	ForwardSecret []byte
 	// OnDuration, if set, is called at the end of every local or
 	// forwarded request with its duration (for a histogram). It must be
 	// cheap and must not block.
@@ -86,6 +97,7 @@ type Proxy struct {
 	transport  *http.Transport
 	fenceKey   string
 	retryAfter string
+	upgrades   []string // Options.UpgradeProtocols, defaulted
 
 	inFlight    atomic.Int64
 	idleWaiters atomic.Int32  // WaitIdle calls running
@@ -133,6 +145,10 @@ func New(o Options, log *zap.Logger) (*Proxy, error) {
 		log:        log.Named("proxy"),
 		fenceKey:   http.CanonicalHeaderKey(o.FencingHeader),
 		retryAfter: strconv.Itoa(ra),
+		upgrades:   o.UpgradeProtocols,
+	}
+	if p.upgrades == nil {
+		p.upgrades = DefaultUpgradeProtocols
 	}
 	p.transport = &http.Transport{
 		Proxy: nil, // never route the local backend through an environment proxy
@@ -173,18 +189,30 @@ func New(o Options, log *zap.Logger) (*Proxy, error) {
 // other headers.
 func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	pr.SetURL(p.opts.Backend)
-	if pr.In.Header.Get(ForwardedHeader) != "" {
-		// Forwarded by a peer: keep the client's address chain.
-		pr.Out.Header["X-Forwarded-For"] = pr.In.Header["X-Forwarded-For"]
+	if _, ok := pr.In.Header[ForwardedHeader]; ok {
+		// Forwarded by a peer whose marker verified (screenForwarded):
+		// the app sees the client as that node saw it.
+		keepVouched(pr.Out.Header, pr.In.Header)
+	} else {
+		setXForwarded(pr)
 	}
-	delete(pr.Out.Header, ForwardedHeader) // between peers only, even when empty
-	setXForwarded(pr)
 	pr.Out.Host = pr.In.Host // the app sees the name the client asked for
 	if p.fenceKey != "" {
 		// Again after the hop-by-hop removal: a client listing it in
 		// Connection must not keep it from the backend.
 		pr.Out.Header[p.fenceKey] = pr.In.Header[p.fenceKey]
 	}
+}
+
+// keepVouched copies the X-Forwarded-* a verified marker vouches for from
+// in to out, and removes the marker (it is between peers only).
+func keepVouched(out, in http.Header) {
+	for _, k := range [...]string{"X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host"} {
+		if v, ok := in[k]; ok {
+			out[k] = v
+		}
+	}
+	delete(out, ForwardedHeader)
 }
 
 // setXForwarded does exactly what httputil.ProxyRequest.SetXForwarded does
@@ -245,21 +273,16 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // request held for an active node comes back here when this node became
 // active itself meanwhile.
 func (p *Proxy) dispatch(ex *exchange, r *http.Request) {
-	if strings.ContainsAny(r.URL.RawQuery, " #") {
-		// A space can come only from an HTTP/2 client's :path (an HTTP/1
-		// request line cannot hold one), a '#' from either (net/http keeps
-		// it in the query). Written to the backend's request line, a space
-		// adds tokens to it and a '#' ends its target.
-		ex.route = routeRefused
-		http.Error(ex, "invalid request target", http.StatusBadRequest)
+	if !p.screen(ex, r) {
 		return
 	}
+	marked := screenForwarded(p.opts.ForwardSecret, r)
 	for {
 		if term, ok := p.opts.Fence.Fence(); ok {
 			p.serveLocal(ex, r, term)
 			return
 		}
-		target, local := p.fwd.find(r, p.opts.Fence)
+		target, local := p.fwd.find(r, p.opts.Fence, marked)
 		switch {
 		case local:
 			continue // became active while the request waited
@@ -340,14 +363,18 @@ func (p *Proxy) modifyResponse(res *http.Response) error {
 // errorHandler is the one place where local proxy faults become status
 // codes.
 func (p *Proxy) errorHandler(w http.ResponseWriter, r *http.Request, err error) {
-	code := ErrorStatus(r.Context(), err)
-	if p.opts.Observer != nil {
-		// A client that went away says nothing about the backend.
-		p.opts.Observer.RequestDone(code, code != StatusClientClosedRequest)
+	code, client := clientFault(r.Context(), w)
+	if !client {
+		code = ErrorStatus(r.Context(), err)
 	}
-	if code == StatusClientClosedRequest {
-		p.log.Debug("client closed request", zap.String("path", r.URL.Path), zap.Error(err))
-		clientGone(w, r)
+	if p.opts.Observer != nil {
+		// A client that went away or sent a broken body says nothing
+		// about the backend.
+		p.opts.Observer.RequestDone(code, !client)
+	}
+	if client {
+		p.log.Debug("request failed on the client's side", zap.String("path", r.URL.Path), zap.Int("status", code), zap.Error(err))
+		clientFailed(w, r, code)
 		return
 	}
 	if p.backendFailing.CompareAndSwap(false, true) {
@@ -378,6 +405,23 @@ func clientGone(w http.ResponseWriter, r *http.Request) {
 	h.Set("Content-Type", "text/plain; charset=utf-8")
 	w.WriteHeader(http.StatusBadGateway)
 	io.WriteString(w, "baton: request cancelled\n")
+}
+
+// clientFailed answers a request that failed on the client's side (see
+// clientFault): 499 is clientGone, the others close an HTTP/1 connection,
+// whose framing can no longer be trusted.
+func clientFailed(w http.ResponseWriter, r *http.Request, code int) {
+	if code == StatusClientClosedRequest {
+		clientGone(w, r)
+		return
+	}
+	h := w.Header()
+	if r.ProtoMajor < 2 {
+		h.Set("Connection", "close")
+	}
+	h.Set("Content-Type", "text/plain; charset=utf-8")
+	w.WriteHeader(code)
+	io.WriteString(w, http.StatusText(code)+"\n")
 }
 
 // exchangeOf finds the request's exchange under w's wrappers (the upgrade

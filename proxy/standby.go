@@ -51,6 +51,7 @@ type forwarder struct {
 	hold     atomic.Int64 // time.Duration
 	leader   Leader
 	nodeName string
+	secret   []byte // signs the marker (Options.ForwardSecret)
 	clients  *clientHold
 	retry    string // Retry-After of a forward that found no node
 	log      *zap.Logger
@@ -71,7 +72,7 @@ type forwardTarget struct {
 }
 
 func newForwarder(o Options, clients *clientHold, retryAfter string, log *zap.Logger) *forwarder {
-	f := &forwarder{leader: o.Leader, nodeName: o.NodeName, clients: clients, retry: retryAfter, log: log,
+	f := &forwarder{leader: o.Leader, nodeName: o.NodeName, secret: o.ForwardSecret, clients: clients, retry: retryAfter, log: log,
 		targets: map[string]*forwardTarget{}}
 	f.set(o.Standby, o.Hold)
 	f.tr = &http.Transport{
@@ -89,15 +90,17 @@ func newForwarder(o Options, clients *clientHold, retryAfter string, log *zap.Lo
 
 // newForwardTarget builds the reverse proxy to the active node at u.
 func (f *forwarder) newForwardTarget(raw string, u *url.URL) *forwardTarget {
-	marker := []string{f.nodeName}
 	rp := &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(u)
-			// Keep the client's chain: the active node appends to it.
-			pr.Out.Header["X-Forwarded-For"] = pr.In.Header["X-Forwarded-For"]
+			// The client as this node sees it (its own X-Forwarded-For
+			// is dropped, as on the local path), vouched for by the
+			// marker (see forwardmark.go).
 			setXForwarded(pr)
 			pr.Out.Host = pr.In.Host
-			pr.Out.Header[ForwardedHeader] = marker[:1:1] // shared, never written to
+			h := pr.Out.Header
+			h[ForwardedHeader] = []string{signForward(f.secret, f.nodeName, time.Now(),
+				h.Get("X-Forwarded-For"), h.Get("X-Forwarded-Proto"), h.Get("X-Forwarded-Host"))}
 		},
 		Transport:  f.tr,
 		BufferPool: bufferPool{},
@@ -118,9 +121,10 @@ func (f *forwarder) newForwardTarget(raw string, u *url.URL) *forwardTarget {
 // find returns where to forward r: the active node's target, or local ==
 // true when this node became active itself while the request waited, or
 // neither (answer 503). It waits up to the hold time for an active node.
-// A request another node already forwarded is never forwarded again.
-func (f *forwarder) find(r *http.Request, fence Fence) (target *forwardTarget, local bool) {
-	if f.reject.Load() || r.Header.Get(ForwardedHeader) != "" {
+// A request another node already forwarded (marked) is never forwarded
+// again.
+func (f *forwarder) find(r *http.Request, fence Fence, marked bool) (target *forwardTarget, local bool) {
+	if f.reject.Load() || marked {
 		return nil, false
 	}
 	return f.waitForActive(r.Context(), fence)
@@ -137,11 +141,11 @@ func (f *forwarder) forward(ex *exchange, r *http.Request, target *forwardTarget
 // a refused or reset connection is answered as by a node with no active
 // to forward to (503, Retry-After).
 func (f *forwarder) forwardError(w http.ResponseWriter, r *http.Request, target string, err error) {
-	code := ErrorStatus(r.Context(), err)
-	if code == StatusClientClosedRequest {
-		clientGone(w, r)
+	if code, client := clientFault(r.Context(), w); client {
+		clientFailed(w, r, code)
 		return
 	}
+	code := ErrorStatus(r.Context(), err)
 	f.log.Debug("forward to the active node failed", zap.String("target", target), zap.Error(err))
 	if ex := exchangeOf(w); ex != nil && code == http.StatusBadGateway {
 		rejectAnswer(ex, f.retry)

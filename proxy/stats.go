@@ -72,7 +72,8 @@ type outcome struct {
 	term      uint64 // the fencing term it was served under (local only)
 	status    int    // the final status written (or 101); 0 if nothing was
 	bytes     int64
-	gone      bool // the client went away (see clientGone): 499
+	gone      bool        // the client went away (see clientGone): 499
+	body      *clientBody // the request body, when it has one (see clientFault)
 }
 
 // exchange is a request's response writer: it records the outcome as the

@@ -138,6 +138,10 @@ func build(cfg *config.Config, log *zap.Logger, version string) (*Node, error) {
 	if err != nil {
 		return n, fmt.Errorf("backend.url: %w", err)
 	}
+	var markerKey []byte
+	if n.link != nil {
+		markerKey = peer.DeriveKey(n.link.Secret(), "forwarding marker")
+	}
 	n.proxy, err = proxy.New(proxy.Options{
 		Backend:               backend,
 		FencingHeader:         cfg.Backend.FencingHeader,
@@ -152,6 +156,7 @@ func build(cfg *config.Config, log *zap.Logger, version string) (*Node, error) {
 		Hold:                  cfg.Drain.Hold.D(),
 		Leader:                leader{n.elector, cfg.NodeName},
 		NodeName:              cfg.NodeName,
+		ForwardSecret:         markerKey,
 		OnDuration:            n.metrics.onDuration,
 	}, log)
 	if err != nil {

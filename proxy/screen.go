@@ -1,0 +1,148 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/textproto"
+	"strings"
+	"sync/atomic"
+
+	"golang.org/x/net/http/httpguts"
+)
+
+// What a client's request may not do, checked once before the decision
+// (screen), and how a failure that is the client's own is told from the
+// backend's (clientBody, clientFault).
+
+// DefaultUpgradeProtocols are the protocols a client may upgrade a
+// connection to by default: WebSocket only. An upgraded connection is a
+// byte tunnel to the app that the fence no longer sees request by request
+// (it lasts until it ends or the drain deadline cuts it), so nothing that
+// multiplexes requests (h2c: HTTP/2 over the upgraded connection) may ride
+// in one.
+var DefaultUpgradeProtocols = []string{"websocket"}
+
+// screen refuses what no path may take: a request target that would
+// change meaning on its way to the backend, a method that is not a token,
+// and (HTTP/2) an :authority that an HTTP/1 Host header could not carry;
+// net/http's HTTP/1 server checks the last two itself, its HTTP/2 server
+// does not. It removes an Upgrade to a protocol that is not allowed (the
+// request goes on as a plain one, as RFC 9110 lets a server ignore
+// Upgrade), and wraps the body so a failure to read it is told apart from
+// the backend's. It reports false when it answered.
+func (p *Proxy) screen(ex *exchange, r *http.Request) bool {
+	switch {
+	case strings.ContainsAny(r.URL.RawQuery, " #"):
+		// A space can come only from an HTTP/2 client's :path (an HTTP/1
+		// request line cannot hold one), a '#' from either (net/http keeps
+		// it in the query). Written to the backend's request line, a space
+		// adds tokens to it and a '#' ends its target.
+		refuse(ex, r, "invalid request target")
+		return false
+	case !validHeaderName(r.Method):
+		refuse(ex, r, "invalid method")
+		return false
+	case r.ProtoMajor >= 2 && !httpguts.ValidHostHeader(r.Host):
+		refuse(ex, r, "invalid :authority")
+		return false
+	}
+	if _, ok := r.Header["Upgrade"]; ok && !p.upgradeAllowed(r.Header["Upgrade"]) {
+		delete(r.Header, "Upgrade")
+		delete(r.Header, "Http2-Settings")
+	}
+	if r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0 {
+		ex.body = &clientBody{ReadCloser: r.Body}
+		r.Body = ex.body
+	}
+	return true
+}
+
+// refuse answers 400 to a request refused before any decision. An HTTP/1
+// connection is closed (whoever sent this may be probing for a parser that
+// disagrees); on HTTP/2 only the stream ends, as "Connection: close" there
+// would end the client's other streams too.
+func refuse(ex *exchange, r *http.Request, why string) {
+	ex.route = routeRefused
+	if r.ProtoMajor < 2 {
+		ex.Header().Set("Connection", "close")
+	}
+	http.Error(ex, why, http.StatusBadRequest)
+}
+
+// upgradeAllowed reports whether every protocol the Upgrade header names
+// is allowed (Options.UpgradeProtocols; a version after '/' is ignored).
+func (p *Proxy) upgradeAllowed(vv []string) bool {
+	n := 0
+	for _, v := range vv {
+		for f := range strings.SplitSeq(v, ",") {
+			f = textproto.TrimString(f)
+			if f == "" {
+				continue
+			}
+			name, _, _ := strings.Cut(f, "/")
+			found := false
+			for _, a := range p.upgrades {
+				if strings.EqualFold(name, a) {
+					found = true
+					break
+				}
+			}
+			if !found {
+				return false
+			}
+			n++
+		}
+	}
+	return n > 0
+}
+
+// clientBody is a request body that remembers the first error reading it
+// (other than its end): the client's, not the backend's.
+type clientBody struct {
+	io.ReadCloser
+	err atomic.Pointer[error]
+}
+
+func (b *clientBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err != nil && err != io.EOF {
+		b.err.CompareAndSwap(nil, &err)
+	}
+	return n, err
+}
+
+// clientFault reports whether a failed exchange with a backend (local or
+// the active node) failed on the client's side, and the status that
+// answers it: 499 when the client went away, 408 when its body did not
+// arrive in time, 400 when the body was malformed (bad chunk framing, more
+// data than declared) or cut short.
+// Such a failure says nothing about the backend: it is neither counted
+// against it nor logged as its failure.
+func clientFault(ctx context.Context, w http.ResponseWriter) (code int, ok bool) {
+	gone := ctx.Err() != nil && errors.Is(ctx.Err(), context.Canceled)
+	var ep *error
+	if ex := exchangeOf(w); ex != nil && ex.body != nil {
+		ep = ex.body.err.Load()
+	}
+	if ep == nil {
+		if gone {
+			return StatusClientClosedRequest, true
+		}
+		return 0, false
+	}
+	var ne net.Error
+	switch err := *ep; {
+	case errors.As(err, &ne) && ne.Timeout():
+		return http.StatusRequestTimeout, true
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		// Cut short: the client closed its side before the declared
+		// length, and may still read the answer.
+		return http.StatusBadRequest, true
+	case gone, errors.Is(err, net.ErrClosed):
+		return StatusClientClosedRequest, true
+	}
+	return http.StatusBadRequest, true // malformed
+}
