@@ -72,6 +72,12 @@ type Options struct {
 	Leader Leader
 	// NodeName marks forwarded requests (ForwardedHeader).
 	NodeName string
+	// MaxBackendConns bounds the requests at the backend (or, forwarded,
+	// at the active node) at once; 0: no limit. See limits.go.
+	MaxBackendConns int
+	// BackendQueueTimeout is how long a request waits for a backend slot
+	// before it is answered 503; 0: not at all.
+	BackendQueueTimeout time.Duration
 	// UpgradeProtocols are the protocols a client may upgrade a
 	// connection to (Upgrade header, case-insensitive); an Upgrade to any
 	// other is removed and the request goes on as a plain one. nil:
@@ -98,6 +104,7 @@ type Proxy struct {
 	fenceKey   string
 	retryAfter string
 	upgrades   []string // Options.UpgradeProtocols, defaulted
+	gate       *gate    // Options.MaxBackendConns; nil: no limit
 
 	inFlight    atomic.Int64
 	idleWaiters atomic.Int32  // WaitIdle calls running
@@ -117,6 +124,7 @@ type Proxy struct {
 	served    atomic.Uint64
 	forwarded atomic.Uint64
 	rejected  atomic.Uint64
+	busy      atomic.Uint64
 }
 
 // New builds a Proxy. It does not start anything.
@@ -150,6 +158,7 @@ func New(o Options, log *zap.Logger) (*Proxy, error) {
 	if p.upgrades == nil {
 		p.upgrades = DefaultUpgradeProtocols
 	}
+	p.gate = newGate(o.MaxBackendConns, o.BackendQueueTimeout, p.log)
 	p.transport = &http.Transport{
 		Proxy: nil, // never route the local backend through an environment proxy
 		DialContext: p.conns.track((&net.Dialer{
@@ -279,6 +288,20 @@ func (p *Proxy) dispatch(ex *exchange, r *http.Request) {
 	marked := screenForwarded(p.opts.ForwardSecret, r)
 	for {
 		if term, ok := p.opts.Fence.Fence(); ok {
+			ex.route = PathLocal
+			ok, waited := p.gate.enter(r.Context())
+			if !ok {
+				busyAnswer(ex, r, p.retryAfter)
+				return
+			}
+			if waited {
+				// The fence read before the wait is stale: read it again,
+				// as the last thing before the backend.
+				if term, ok = p.opts.Fence.Fence(); !ok {
+					p.gate.leave()
+					continue
+				}
+			}
 			p.serveLocal(ex, r, term)
 			return
 		}
@@ -291,14 +314,27 @@ func (p *Proxy) dispatch(ex *exchange, r *http.Request) {
 			p.reject(ex)
 		default:
 			ex.route, ex.forwarded = PathForwarded, true
-			p.fwd.forward(ex, r, target)
+			p.forward(ex, r, target)
 		}
 		return
 	}
 }
 
-// serveLocal proxies to the local backend under term.
+// forward passes r to the active node, within the backend concurrency
+// limit.
+func (p *Proxy) forward(ex *exchange, r *http.Request, target *forwardTarget) {
+	if ok, _ := p.gate.enter(r.Context()); !ok {
+		busyAnswer(ex, r, p.retryAfter)
+		return
+	}
+	defer p.gate.leave() // also when the handler is aborted (a cut body)
+	p.fwd.forward(ex, r, target)
+}
+
+// serveLocal proxies to the local backend under term. The caller holds a
+// backend slot, which serveLocal gives back.
 func (p *Proxy) serveLocal(ex *exchange, r *http.Request, term uint64) {
+	defer p.gate.leave() // also when the handler is aborted (a cut body)
 	ex.route, ex.path, ex.term = PathLocal, PathLocal, term
 	p.begin()
 	defer p.end()
@@ -500,11 +536,23 @@ type Counters struct {
 	Local     uint64 // served by the local backend
 	Forwarded uint64 // passed to the active node
 	Rejected  uint64 // answered 503 because the node was not active
+	Busy      uint64 // answered 503 because no backend slot came in time (counted in Local or Forwarded too)
 }
 
 // Counters returns the request counts since start.
 func (p *Proxy) Counters() Counters {
-	return Counters{Local: p.served.Load(), Forwarded: p.forwarded.Load(), Rejected: p.rejected.Load()}
+	return Counters{Local: p.served.Load(), Forwarded: p.forwarded.Load(), Rejected: p.rejected.Load(), Busy: p.busy.Load()}
+}
+
+// BackendSlots is the backend concurrency limit's state: requests at the
+// backend or active node now, requests waiting for a slot, and the limit
+// (0: none).
+func (p *Proxy) BackendSlots() (inUse, waiting, limit int) {
+	inUse, waiting = p.gate.stats()
+	if p.gate != nil {
+		limit = cap(p.gate.slots)
+	}
+	return inUse, waiting, limit
 }
 
 // CutOff ends what a drain deadline must end: every upgraded (WebSocket)

@@ -73,6 +73,7 @@ type outcome struct {
 	status    int    // the final status written (or 101); 0 if nothing was
 	bytes     int64
 	gone      bool        // the client went away (see clientGone): 499
+	busy      bool        // no backend slot came in time (busyAnswer)
 	body      *clientBody // the request body, when it has one (see clientFault)
 }
 
@@ -132,7 +133,10 @@ func (p *Proxy) record(ex *exchange, r *http.Request) {
 		case o.forwarded:
 			p.forwarded.Add(1)
 		}
-		if o.path == PathRejected {
+		switch {
+		case o.busy:
+			p.busy.Add(1)
+		case o.path == PathRejected:
 			p.rejected.Add(1)
 		}
 		p.count(o.path, status)

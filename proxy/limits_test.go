@@ -1,0 +1,134 @@
+package proxy
+
+import (
+	"io"
+	"net/http"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// blockingApp answers /hold only when release is closed (or a value
+// arrives), and counts what it saw.
+type blockingApp struct {
+	seen    atomic.Int32
+	holding atomic.Int32
+	release chan struct{}
+}
+
+func (a *blockingApp) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	a.seen.Add(1)
+	if r.URL.Path == "/hold" {
+		a.holding.Add(1)
+		<-a.release
+		a.holding.Add(-1)
+	}
+	io.WriteString(w, "ok")
+}
+
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// TestBackendConcurrencyLimit: with max_backend_conns 2, a third request
+// waits for a slot and is served when one frees; one that finds none in
+// the queue time gets 503 with Retry-After, and neither counts against
+// the backend.
+func TestBackendConcurrencyLimit(t *testing.T) {
+	app := &blockingApp{release: make(chan struct{})}
+	p, _, front, obs := newTestProxy(t, app, func(o *Options) {
+		o.MaxBackendConns = 2
+		o.BackendQueueTimeout = 300 * time.Millisecond
+	})
+	get := func(path string) chan int {
+		ch := make(chan int, 1)
+		go func() {
+			res, err := http.Get(front.URL + path)
+			if err != nil {
+				ch <- 0
+				return
+			}
+			io.Copy(io.Discard, res.Body)
+			res.Body.Close()
+			ch <- res.StatusCode
+		}()
+		return ch
+	}
+	a, b := get("/hold"), get("/hold")
+	waitUntil(t, "two requests at the backend", func() bool { return app.holding.Load() == 2 })
+	if in, _, limit := p.BackendSlots(); in != 2 || limit != 2 {
+		t.Fatalf("slots in use %d of %d, want 2 of 2", in, limit)
+	}
+	start := time.Now()
+	if code := <-get("/x"); code != http.StatusServiceUnavailable {
+		t.Fatalf("a request past the limit: %d, want 503", code)
+	}
+	if waited := time.Since(start); waited < 250*time.Millisecond {
+		t.Errorf("answered 503 after %v, before the queue time", waited)
+	}
+	if app.seen.Load() != 2 {
+		t.Errorf("the app saw %d requests, want 2", app.seen.Load())
+	}
+	// One that waits gets the slot a finished request frees.
+	c := get("/x")
+	waitUntil(t, "a waiting request", func() bool { _, w, _ := p.BackendSlots(); return w == 1 })
+	app.release <- struct{}{}
+	if code := <-c; code != 200 {
+		t.Errorf("the waiting request: %d, want 200", code)
+	}
+	close(app.release)
+	<-a
+	<-b
+	if cn := p.Counters(); cn.Busy != 1 || cn.Local != 4 {
+		t.Errorf("counters %+v, want 1 busy of 4 local", cn)
+	}
+	obs.mu.Lock()
+	defer obs.mu.Unlock()
+	if obs.errs != 0 || obs.started != 3 {
+		t.Errorf("observer: %d errors, %d started; want 0 and 3 (a busy 503 never reaches the backend)", obs.errs, obs.started)
+	}
+}
+
+// TestQueuedRequestReadsTheFenceAgain: a request that waited for a slot
+// while the node was demoted does not reach the backend.
+func TestQueuedRequestReadsTheFenceAgain(t *testing.T) {
+	app := &blockingApp{release: make(chan struct{})}
+	p, f, front, _ := newTestProxy(t, app, func(o *Options) {
+		o.MaxBackendConns = 1
+		o.BackendQueueTimeout = 5 * time.Second
+	})
+	held := make(chan int, 1)
+	go func() {
+		res, err := http.Get(front.URL + "/hold")
+		if err == nil {
+			res.Body.Close()
+			held <- res.StatusCode
+		}
+	}()
+	waitUntil(t, "the first request at the backend", func() bool { return app.holding.Load() == 1 })
+	queued := make(chan int, 1)
+	go func() {
+		res, err := http.Get(front.URL + "/queued")
+		if err == nil {
+			res.Body.Close()
+			queued <- res.StatusCode
+		}
+	}()
+	waitUntil(t, "a queued request", func() bool { _, w, _ := p.BackendSlots(); return w == 1 })
+	f.ok.Store(false) // demoted while it waits
+	close(app.release)
+	if code := <-queued; code != http.StatusServiceUnavailable {
+		t.Errorf("queued request after a demotion: %d, want 503", code)
+	}
+	<-held
+	if app.seen.Load() != 1 {
+		t.Errorf("the app saw %d requests, want only the first", app.seen.Load())
+	}
+}
