@@ -53,7 +53,8 @@ type fastConn struct {
 	probe *idleProbe
 
 	mu      sync.Mutex
-	spoiled bool // the client went away: the past deadline must stay
+	gen     uint64 // numbers the exchanges; a salvage of an older one does nothing
+	spoiled bool   // the client went away: the salvage deadline must stay
 }
 
 // Read reads from the connection within the header budget (left), as
@@ -70,11 +71,33 @@ func (fc *fastConn) Read(b []byte) (int, error) {
 	return n, err
 }
 
-// spoil sets a past deadline that setReadDeadline will not undo.
-func (fc *fastConn) spoil() {
+// begin starts an exchange on fc and returns the function that salvages
+// it when the client goes away (see limits.go): the backend then gets
+// salvageWindow more to answer, a deadline setReadDeadline will not undo,
+// so the connection can be kept instead of cut.
+func (fc *fastConn) begin() (salvage func()) {
 	fc.mu.Lock()
-	fc.spoiled = true
-	fc.c.SetDeadline(time.Unix(1, 0))
+	gen := fc.gen
+	fc.mu.Unlock()
+	return func() {
+		fc.mu.Lock()
+		if fc.gen == gen {
+			fc.spoiled = true
+			fc.c.SetDeadline(time.Now().Add(salvageWindow))
+		}
+		fc.mu.Unlock()
+	}
+}
+
+// finish ends the exchange: a salvage that has not run yet does nothing,
+// and the salvage deadline, if one was set, is lifted.
+func (fc *fastConn) finish() {
+	fc.mu.Lock()
+	fc.gen++
+	if fc.spoiled {
+		fc.spoiled = false
+		fc.c.SetDeadline(time.Time{})
+	}
 	fc.mu.Unlock()
 }
 
@@ -396,10 +419,19 @@ func (p *Proxy) serveFast(w http.ResponseWriter, r *http.Request, term uint64) e
 			fc.c.Close()
 			return errFallback
 		}
-		// The client going away interrupts the exchange, as it cancels
-		// http.Transport's round trip: the connection is then spoiled.
-		stop := context.AfterFunc(ctx, fc.spoil)
+		// The client going away bounds the rest of the exchange
+		// (salvageWindow) instead of cutting the connection at once, as
+		// http.Transport does: a flood of cancelled requests then reuses
+		// connections instead of opening one each.
+		stop := context.AfterFunc(ctx, fc.begin())
 		res, err := p.readHeader(w, fc, r)
+		if err == nil && ctx.Err() != nil {
+			stop()
+			p.salvage(fc, res)
+			p.modifyResponse(res) // the backend did answer
+			clientGone(w, r)
+			return nil
+		}
 		if err == nil {
 			p.relay(w, fc, res, stop)
 			return nil
@@ -522,7 +554,7 @@ func (p *Proxy) relay(w http.ResponseWriter, fc *fastConn, res *http.Response, s
 		http.NewResponseController(w).Flush()
 	}
 	err := copyBody(w, res.Body, flush)
-	watched := stop()
+	stop()
 	if err != nil {
 		fc.c.Close()
 		p.log.Debug("response body copy failed", zap.Error(err))
@@ -530,13 +562,7 @@ func (p *Proxy) relay(w http.ResponseWriter, fc *fastConn, res *http.Response, s
 		// the client's request, so it does not take a cut body for whole.
 		panic(http.ErrAbortHandler)
 	}
-	if !watched || res.Close || fc.br.Buffered() != 0 {
-		// The client went away (the connection's deadline is spoiled),
-		// the backend closes, or it sent bytes nobody asked for.
-		fc.c.Close()
-	} else {
-		p.fast.put(fc, time.Now())
-	}
+	p.keep(fc, res)
 	if len(res.Trailer) > 0 {
 		// Force chunking, so net/http does not compute a Content-Length
 		// for a short body and drop the trailers.
@@ -551,6 +577,29 @@ func (p *Proxy) relay(w http.ResponseWriter, fc *fastConn, res *http.Response, s
 			}
 		}
 	}
+}
+
+// keep returns fc, whose answer res was read to its end, to the pool,
+// unless the backend closes it or sent bytes nobody asked for.
+func (p *Proxy) keep(fc *fastConn, res *http.Response) {
+	fc.finish()
+	if res.Close || fc.br.Buffered() != 0 {
+		fc.c.Close()
+		return
+	}
+	p.fast.put(fc, time.Now())
+}
+
+// salvage reads and drops the answer of a request whose client went away
+// (within the salvage deadline, at most salvageMax bytes), so the
+// connection can carry another request; otherwise it closes it.
+func (p *Proxy) salvage(fc *fastConn, res *http.Response) {
+	n, err := io.CopyN(io.Discard, res.Body, salvageMax+1)
+	if err != io.EOF || n > salvageMax {
+		fc.c.Close()
+		return
+	}
+	p.keep(fc, res)
 }
 
 // streaming reports whether each piece of the body is flushed at once, as

@@ -1,8 +1,11 @@
 package proxy
 
 import (
+	"context"
 	"io"
+	"net"
 	"net/http"
+	"net/http/httptest"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -130,5 +133,62 @@ func TestQueuedRequestReadsTheFenceAgain(t *testing.T) {
 	<-held
 	if app.seen.Load() != 1 {
 		t.Errorf("the app saw %d requests, want only the first", app.seen.Load())
+	}
+}
+
+// TestCancelledRequestsKeepTheirConnection: clients that go away while the
+// backend works on their request (a rapid-reset loop is many of those) do
+// not cost a backend connection each: the answer is read and dropped and
+// the connection reused. The handler still ends within the salvage window
+// when the backend says nothing more.
+func TestCancelledRequestsKeepTheirConnection(t *testing.T) {
+	var conns atomic.Int32
+	be := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/quiet" {
+			w.Header().Set("Content-Type", "text/event-stream")
+			w.WriteHeader(200)
+			http.NewResponseController(w).Flush()
+			<-r.Context().Done()
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+		io.WriteString(w, "late answer")
+	}))
+	be.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	be.Start()
+	t.Cleanup(be.Close)
+	p := proxyTo(t, be.URL, true)
+	for range 50 {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Millisecond)
+		rec := httptest.NewRecorder()
+		p.ServeHTTP(rec, httptest.NewRequest("GET", "http://app.example.com/work", nil).WithContext(ctx))
+		cancel()
+	}
+	if n := conns.Load(); n > 3 {
+		t.Errorf("50 cancelled requests opened %d backend connections, want them reused", n)
+	}
+	if p.StatusCounts()[PathLocal][4] != 50 {
+		t.Errorf("status counts %v, want 50 4xx (499)", p.StatusCounts()[PathLocal])
+	}
+
+	// Gone in the middle of a stream that says nothing more: cut at the
+	// salvage window, not held.
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		defer func() { recover() }() // ErrAbortHandler
+		p.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "http://app.example.com/quiet", nil).WithContext(ctx))
+	}()
+	time.Sleep(50 * time.Millisecond)
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(salvageWindow + 2*time.Second):
+		t.Fatal("the handler of a gone client outlived the salvage window")
 	}
 }

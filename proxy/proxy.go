@@ -336,6 +336,12 @@ func (p *Proxy) forward(ex *exchange, r *http.Request, target *forwardTarget) {
 func (p *Proxy) serveLocal(ex *exchange, r *http.Request, term uint64) {
 	defer p.gate.leave() // also when the handler is aborted (a cut body)
 	ex.route, ex.path, ex.term = PathLocal, PathLocal, term
+	if r.Context().Err() != nil {
+		// Gone already (an HTTP/2 stream reset right after its headers,
+		// or while it waited for a slot): nothing goes to the backend.
+		clientGone(ex, r)
+		return
+	}
 	p.begin()
 	defer p.end()
 	if p.opts.Observer != nil {
