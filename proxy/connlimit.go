@@ -66,7 +66,9 @@ func (l *ConnLimiter) ConnState(c net.Conn, s http.ConnState) {
 }
 
 // Listener wraps ln so it accepts no more than the cap.
-func (l *ConnLimiter) Listener(ln net.Listener) net.Listener { return &limitedListener{Listener: ln, l: l} }
+func (l *ConnLimiter) Listener(ln net.Listener) net.Listener {
+	return &limitedListener{Listener: ln, l: l}
+}
 
 // take reserves a slot, closing the longest-idle connection or waiting
 // when at the cap. It reports false when the listener closed meanwhile.

@@ -1,11 +1,17 @@
 package proxy
 
 import (
+	"bufio"
+	"bytes"
 	"context"
+	"crypto/tls"
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -190,5 +196,134 @@ func TestCancelledRequestsKeepTheirConnection(t *testing.T) {
 	case <-done:
 	case <-time.After(salvageWindow + 2*time.Second):
 		t.Fatal("the handler of a gone client outlived the salvage window")
+	}
+}
+
+// slowClient opens a connection, sends raw and then nothing more; it
+// returns the connection's reader.
+func slowClient(t *testing.T, addr, raw string) (net.Conn, *bufio.Reader) {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(c, raw)
+	return c, bufio.NewReader(c)
+}
+
+// TestSlowBodies: a client that trickles a small body holds no backend
+// slot (it is read in full first) and gets 408 when it stalls; a big,
+// streamed body that stalls fails with 408 too and frees its slot. None
+// of it counts against the backend.
+func TestSlowBodies(t *testing.T) {
+	app := &blockingApp{release: make(chan struct{})}
+	close(app.release)
+	p, _, front, obs := newTestProxy(t, app, func(o *Options) {
+		o.MaxBackendConns = 1
+		o.BackendQueueTimeout = 100 * time.Millisecond
+		o.ClientTimeout = 300 * time.Millisecond
+		o.BufferBody = 1024
+	})
+	addr := strings.TrimPrefix(front.URL, "http://")
+	var slow []*bufio.Reader
+	for range 5 {
+		_, br := slowClient(t, addr, "POST /small HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nab")
+		slow = append(slow, br)
+	}
+	// The one backend slot is free for everyone else meanwhile.
+	res, err := http.Get(front.URL + "/x")
+	if err != nil || res.StatusCode != 200 {
+		t.Fatalf("a normal request beside five trickling bodies: %v %v", res, err)
+	}
+	res.Body.Close()
+	start := time.Now()
+	for _, br := range slow {
+		res, err := http.ReadResponse(br, nil)
+		if err != nil || res.StatusCode != http.StatusRequestTimeout {
+			t.Fatalf("stalled small body: %v %v, want 408", res, err)
+		}
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("stalled bodies answered after %v", d)
+	}
+	if app.seen.Load() != 1 {
+		t.Errorf("the app saw %d requests, want only the normal one", app.seen.Load())
+	}
+
+	// Bigger than the buffer: streamed, and cut when it stalls.
+	_, br := slowClient(t, addr, "POST /big HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n"+strings.Repeat("z", 2000))
+	res, err = http.ReadResponse(br, nil)
+	if err != nil || res.StatusCode != http.StatusRequestTimeout {
+		t.Fatalf("stalled big body: %v %v, want 408", res, err)
+	}
+	waitUntil(t, "the slot back", func() bool { in, _, _ := p.BackendSlots(); return in == 0 })
+	obs.mu.Lock()
+	defer obs.mu.Unlock()
+	if obs.errs != 0 {
+		t.Errorf("%d slow clients counted against the backend", obs.errs)
+	}
+}
+
+// TestSlowReader: a client that does not read a big answer is cut after
+// the client timeout; its backend slot and in-flight count come back.
+func TestSlowReader(t *testing.T) {
+	big := strings.Repeat("x", 64<<20)
+	for _, fast := range []bool{true, false} {
+		p, _, front, _ := newTestProxy(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			io.WriteString(w, big)
+		}), func(o *Options) {
+			o.MaxBackendConns = 4
+			o.ClientTimeout = 300 * time.Millisecond
+			o.NoFastPath = !fast
+		})
+		c, _ := slowClient(t, strings.TrimPrefix(front.URL, "http://"), "GET /big HTTP/1.1\r\nHost: x\r\n\r\n")
+		c.(*net.TCPConn).SetReadBuffer(4096)
+		waitUntil(t, "the request in flight", func() bool { return p.InFlight() == 1 })
+		start := time.Now()
+		waitUntil(t, "the stalled answer cut", func() bool { return p.InFlight() == 0 })
+		if d := time.Since(start); d > 3*time.Second {
+			t.Errorf("fast=%v: cut after %v", fast, d)
+		}
+		waitUntil(t, "the slot back", func() bool { in, _, _ := p.BackendSlots(); return in == 0 })
+	}
+}
+
+// TestHTTP2ZeroWindowReader: an HTTP/2 client that keeps its flow-control
+// window at zero cannot hold requests at the backend past the client
+// timeout.
+func TestHTTP2ZeroWindowReader(t *testing.T) {
+	p, _, _, _ := newTestProxy(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, strings.Repeat("x", 1<<20))
+	}), func(o *Options) {
+		o.MaxBackendConns = 50
+		o.ClientTimeout = 300 * time.Millisecond
+	})
+	front, _ := h2Front(t, p)
+	// The front's server gets the main listener's limits.
+	ServerLimits{MaxStreams: 100, ClientTimeout: 300 * time.Millisecond}.Apply(front.Config)
+	conn, err := tls.Dial("tcp", strings.TrimPrefix(front.URL, "https://"), &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"h2"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	io.WriteString(conn, http2.ClientPreface)
+	fr := http2.NewFramer(conn, conn)
+	fr.WriteSettings(http2.Setting{ID: http2.SettingInitialWindowSize, Val: 0})
+	var hb bytes.Buffer
+	enc := hpack.NewEncoder(&hb)
+	for id := uint32(1); id < 40; id += 2 {
+		hb.Reset()
+		for _, f := range [][2]string{{":method", "GET"}, {":scheme", "https"}, {":authority", "app.example.com"}, {":path", "/"}} {
+			enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
+		}
+		fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: hb.Bytes(), EndStream: true, EndHeaders: true})
+	}
+	waitUntil(t, "requests in flight", func() bool { return p.InFlight() > 0 })
+	start := time.Now()
+	waitUntil(t, "the stalled streams ended", func() bool { in, _, _ := p.BackendSlots(); return in == 0 && p.InFlight() == 0 })
+	if d := time.Since(start); d > 3*time.Second {
+		t.Errorf("zero-window streams held the backend for %v", d)
 	}
 }

@@ -78,6 +78,13 @@ type Options struct {
 	// BackendQueueTimeout is how long a request waits for a backend slot
 	// before it is answered 503; 0: not at all.
 	BackendQueueTimeout time.Duration
+	// ClientTimeout bounds a slow client (see limits.go): a read of the
+	// request body, or a write of the answer, that makes no progress for
+	// this long fails. 0: no limit.
+	ClientTimeout time.Duration
+	// BufferBody is the largest request body read in full before the
+	// request takes a backend slot; 0: every body is streamed.
+	BufferBody int
 	// UpgradeProtocols are the protocols a client may upgrade a
 	// connection to (Upgrade header, case-insensitive); an Upgrade to any
 	// other is removed and the request goes on as a plain one. nil:
@@ -273,6 +280,7 @@ func (p *Proxy) termHeader(term uint64) []string {
 // that path, and records the outcome once (record).
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ex := newExchange(w)
+	ex.wt = p.opts.ClientTimeout
 	defer p.record(ex, r)
 	p.dispatch(ex, r)
 }

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -9,6 +10,7 @@ import (
 	"net/textproto"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"golang.org/x/net/http/httpguts"
 )
@@ -54,11 +56,69 @@ func (p *Proxy) screen(ex *exchange, r *http.Request) bool {
 		delete(r.Header, "Http2-Settings")
 	}
 	if r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0 {
-		ex.body = &clientBody{ReadCloser: r.Body}
+		ex.body = &clientBody{ReadCloser: r.Body, timeout: p.opts.ClientTimeout}
+		if p.opts.ClientTimeout > 0 {
+			ex.body.dl, _ = ex.ResponseWriter.(deadliner)
+		}
 		r.Body = ex.body
+		if !p.bufferBody(ex, r) {
+			return false
+		}
 	}
 	return true
 }
+
+// deadliner is what net/http's response writers (HTTP/1 and HTTP/2) offer
+// http.ResponseController, reached without allocating one.
+type deadliner interface {
+	SetReadDeadline(time.Time) error
+	SetWriteDeadline(time.Time) error
+}
+
+// bufferBody reads a small request body (up to Options.BufferBody bytes,
+// declared or chunked) in full before the request takes a backend slot,
+// so a client that trickles it holds no backend connection; a chunked
+// one is then sent with its length. A bigger body (or one with trailers)
+// is streamed. A failure to read is answered at once (see clientFault)
+// and reported false.
+func (p *Proxy) bufferBody(ex *exchange, r *http.Request) bool {
+	limit := int64(p.opts.BufferBody)
+	if limit <= 0 || r.ContentLength > limit || r.Trailer != nil {
+		return true
+	}
+	var buf []byte
+	if r.ContentLength > 0 {
+		buf = make([]byte, r.ContentLength)
+		if _, err := io.ReadFull(r.Body, buf); err != nil {
+			code, _ := clientFault(r.Context(), ex)
+			clientFailed(ex, r, max(code, http.StatusBadRequest))
+			return false
+		}
+	} else {
+		var err error
+		if buf, err = io.ReadAll(io.LimitReader(r.Body, limit+1)); err != nil {
+			code, _ := clientFault(r.Context(), ex)
+			clientFailed(ex, r, max(code, http.StatusBadRequest))
+			return false
+		}
+		if int64(len(buf)) > limit {
+			// Longer than the buffer: stream it, the part read first.
+			r.Body = &prefixedBody{Reader: io.MultiReader(bytes.NewReader(buf), r.Body), body: r.Body}
+			return true
+		}
+		r.ContentLength, r.TransferEncoding = int64(len(buf)), nil
+	}
+	r.Body = &prefixedBody{Reader: bytes.NewReader(buf), body: r.Body}
+	return true
+}
+
+// prefixedBody reads from Reader and closes the request's own body.
+type prefixedBody struct {
+	io.Reader
+	body io.ReadCloser
+}
+
+func (b *prefixedBody) Close() error { return b.body.Close() }
 
 // refuse answers 400 to a request refused before any decision. An HTTP/1
 // connection is closed (whoever sent this may be probing for a parser that
@@ -101,15 +161,28 @@ func (p *Proxy) upgradeAllowed(vv []string) bool {
 
 // clientBody is a request body that remembers the first error reading it
 // (other than its end): the client's, not the backend's.
+// With a timeout, each read must make progress within it (408 otherwise);
+// the deadline is lifted at the body's end, as net/http then watches the
+// connection for the client going away and a deadline would look like it.
 type clientBody struct {
 	io.ReadCloser
-	err atomic.Pointer[error]
+	err     atomic.Pointer[error]
+	timeout time.Duration
+	dl      deadliner // nil: no deadlines
 }
 
 func (b *clientBody) Read(p []byte) (int, error) {
+	if b.dl != nil {
+		b.dl.SetReadDeadline(time.Now().Add(b.timeout))
+	}
 	n, err := b.ReadCloser.Read(p)
-	if err != nil && err != io.EOF {
-		b.err.CompareAndSwap(nil, &err)
+	if err != nil {
+		if b.dl != nil {
+			b.dl.SetReadDeadline(time.Time{})
+		}
+		if err != io.EOF {
+			b.err.CompareAndSwap(nil, &err)
+		}
 	}
 	return n, err
 }

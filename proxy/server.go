@@ -27,6 +27,27 @@ func NewServer(h http.Handler, log *zap.Logger) *http.Server {
 	}
 }
 
+// ServerLimits are the per-connection limits of a main listener's server
+// (see limits.go).
+type ServerLimits struct {
+	// MaxStreams bounds the concurrent streams of one HTTP/2 connection
+	// (0: net/http's default, 250 in Go 1.26).
+	MaxStreams int
+	// ClientTimeout closes an HTTP/2 connection on which nothing could be
+	// written for that long (a client that keeps its window at zero), as
+	// the proxy fails a single stalled write (Options.ClientTimeout).
+	ClientTimeout time.Duration
+}
+
+// Apply sets the limits on srv (built by NewServer).
+func (l ServerLimits) Apply(srv *http.Server) {
+	if srv.HTTP2 == nil {
+		srv.HTTP2 = &http.HTTP2Config{}
+	}
+	srv.HTTP2.MaxConcurrentStreams = l.MaxStreams
+	srv.HTTP2.WriteByteTimeout = l.ClientTimeout
+}
+
 // stdLog adapts log for the standard library's *log.Logger hooks.
 func stdLog(log *zap.Logger, level zapcore.Level) *stdlog.Logger {
 	l, err := zap.NewStdLogAt(log, level)

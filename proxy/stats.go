@@ -72,9 +72,11 @@ type outcome struct {
 	term      uint64 // the fencing term it was served under (local only)
 	status    int    // the final status written (or 101); 0 if nothing was
 	bytes     int64
-	gone      bool        // the client went away (see clientGone): 499
-	busy      bool        // no backend slot came in time (busyAnswer)
-	body      *clientBody // the request body, when it has one (see clientFault)
+	gone      bool          // the client went away (see clientGone): 499
+	busy      bool          // no backend slot came in time (busyAnswer)
+	wt        time.Duration // Options.ClientTimeout for writes; 0: none
+	wdl       time.Time     // the write deadline set last (zero: none)
+	body      *clientBody   // the request body, when it has one (see clientFault)
 }
 
 // exchange is a request's response writer: it records the outcome as the
@@ -104,6 +106,18 @@ func (ex *exchange) WriteHeader(code int) {
 func (ex *exchange) Write(b []byte) (int, error) {
 	if ex.status == 0 {
 		ex.status = http.StatusOK
+	}
+	if ex.wt > 0 {
+		// A write (with the flush after it) that makes no progress for
+		// the client timeout fails: the deadline is always at least half
+		// of it ahead when a write starts, and moved only then, so most
+		// writes cost no deadline call.
+		if now := time.Now(); ex.wdl.Sub(now) < ex.wt/2 {
+			if dl, ok := ex.ResponseWriter.(deadliner); ok {
+				ex.wdl = now.Add(ex.wt)
+				dl.SetWriteDeadline(ex.wdl)
+			}
+		}
 	}
 	n, err := ex.ResponseWriter.Write(b)
 	ex.bytes += int64(n)
@@ -159,6 +173,11 @@ func (p *Proxy) record(ex *exchange, r *http.Request) {
 			zap.Duration("duration", time.Since(o.start)),
 			zap.Stringer("taken", path),
 			zap.Uint64("term", o.term))
+	}
+	if !o.wdl.IsZero() {
+		// HTTP/1 keeps a write deadline for the connection's next
+		// request; lift it.
+		ex.ResponseWriter.(deadliner).SetWriteDeadline(time.Time{})
 	}
 	ex.ResponseWriter = nil
 	exchanges.Put(ex)
