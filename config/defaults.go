@@ -11,23 +11,27 @@ import (
 
 // Documented defaults (see types.go and baton.example.toml).
 const (
-	DefaultListenHTTP     = ":80"
-	DefaultBackendURL     = "http://127.0.0.1:8080"
-	DefaultFencingHeader  = "Baton-Term"
-	DefaultProbeListen    = ":8081"
-	DefaultProbePath      = "/probe"
-	DefaultAdminListen    = "127.0.0.1:8082"
-	DefaultContainer      = "baton"
-	DefaultBlob           = "leader"
-	DefaultACMECA         = "https://acme-v02.api.letsencrypt.org/directory"
-	ChallengeHTTP01       = "http-01"
-	ChallengeTLSALPN01    = "tls-alpn-01"
-	DefaultStoragePrefix  = "certmagic/"
-	DefaultCheckName      = "backend"
-	DefaultMaxBodyBytes   = 64 << 10
-	defaultMaxIdleConns   = 256
-	defaultHistory        = 10
-	defaultPassiveMinReqs = 20
+	DefaultListenHTTP    = ":80"
+	DefaultBackendURL    = "http://127.0.0.1:8080"
+	DefaultFencingHeader = "Baton-Term"
+	DefaultProbeListen   = ":8081"
+	DefaultProbePath     = "/probe"
+	DefaultAdminListen   = "127.0.0.1:8082"
+	DefaultContainer     = "baton"
+	DefaultBlob          = "leader"
+	DefaultACMECA        = "https://acme-v02.api.letsencrypt.org/directory"
+	ChallengeHTTP01      = "http-01"
+	ChallengeTLSALPN01   = "tls-alpn-01"
+	DefaultStoragePrefix = "certmagic/"
+	DefaultCheckName     = "backend"
+	DefaultMaxBodyBytes  = 64 << 10
+	defaultMaxIdleConns  = 256
+	// DefaultMaxConns and DefaultMaxBackendConns are [limits] max_conns
+	// (per main listener) and max_backend_conns.
+	DefaultMaxConns        = 10000
+	DefaultMaxBackendConns = 1024
+	defaultHistory         = 10
+	defaultPassiveMinReqs  = 20
 
 	// DefaultGCPercent is [runtime] gc_percent when neither the file nor
 	// GOGC sets it. A proxy's live heap is small, so Go's own default (100)
@@ -104,6 +108,17 @@ func (st *state) defaults(c *Config) {
 	if b.FastPath == nil {
 		b.FastPath = ptr(true)
 	}
+	if b.UpgradeProtocols == nil {
+		b.UpgradeProtocols = []string{"websocket"}
+	}
+
+	lim := &c.Limits
+	setInt(&lim.MaxConns, st.has("limits", "max_conns"), DefaultMaxConns)
+	setInt(&lim.MaxBackendConns, st.has("limits", "max_backend_conns"), DefaultMaxBackendConns)
+	setDur(&lim.BackendQueueTimeout, st.has("limits", "backend_queue_timeout"), 5*time.Second)
+	setDur(&lim.ClientTimeout, st.has("limits", "client_timeout"), 30*time.Second)
+	setInt(&lim.BufferBody, st.has("limits", "buffer_body"), 64<<10)
+	setInt(&lim.HTTP2MaxStreams, st.has("limits", "http2_max_streams"), 100)
 
 	p := &c.Probe
 	setStr(&p.Listen, DefaultProbeListen)

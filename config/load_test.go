@@ -27,6 +27,7 @@ func TestDefaults(t *testing.T) {
 			ResponseHeaderTimeout: Duration(60 * time.Second),
 			MaxIdleConns:          256,
 			FastPath:              ptr(true),
+			UpgradeProtocols:      []string{"websocket"},
 		},
 		Probe: Probe{Listen: ":8081", Path: "/probe", Mode: "http", Allow: []string{}, LBInterval: Duration(5 * time.Second), LBThreshold: 1},
 		Admin: Admin{Listen: "127.0.0.1:8082"},
@@ -71,6 +72,8 @@ func TestDefaults(t *testing.T) {
 		Log:   Log{Level: "info", Format: "json"},
 		Hooks: Hooks{Timeout: Duration(30 * time.Second)},
 		Peer:  Peer{Timeout: Duration(500 * time.Millisecond), Peers: []string{}},
+		Limits: Limits{MaxConns: 10000, MaxBackendConns: 1024, BackendQueueTimeout: Duration(5 * time.Second),
+			ClientTimeout: Duration(30 * time.Second), BufferBody: 64 << 10, HTTP2MaxStreams: 100},
 		Runtime: Runtime{
 			GCPercent: DefaultGCPercent, GCPercentFrom: OriginDefault,
 			MemoryLimit: DefaultMemoryLimit, MemoryLimitBytes: mustSize(t, DefaultMemoryLimit), MemoryLimitFrom: OriginDefault,

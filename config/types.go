@@ -21,6 +21,7 @@ type Config struct {
 	TLS     TLS     `toml:"tls"`
 	Log     Log     `toml:"log"`
 	Peer    Peer    `toml:"peer"`
+	Limits  Limits  `toml:"limits"`
 	Hooks   Hooks   `toml:"hooks"`
 	Runtime Runtime `toml:"runtime"` // keep last: Redacted appends to its table
 }
@@ -53,6 +54,39 @@ type Backend struct {
 	// less CPU per request); false sends everything through the
 	// Transport. Default true.
 	FastPath *bool `toml:"fast_path"`
+	// UpgradeProtocols are the protocols a client may upgrade a
+	// connection to (tunnelled to the app until it ends or a drain
+	// deadline cuts it). Default ["websocket"]; [] allows none. "h2c" is
+	// refused: requests multiplexed in a tunnel would bypass the fence.
+	UpgradeProtocols []string `toml:"upgrade_protocols"`
+}
+
+// Limits bound what clients can make a node do (README, "Limits and
+// hardening"). They need a restart to change. The node lowers max_conns
+// and max_backend_conns at start when the process's open-files limit
+// cannot hold them (logged).
+type Limits struct {
+	// MaxConns caps the client connections of each main listener
+	// (listen.http, listen.https). At the cap the longest-idle keep-alive
+	// connection is closed; with none idle new clients wait. Default 10000.
+	MaxConns int `toml:"max_conns"`
+	// MaxBackendConns caps the requests at the backend (or, on a standby,
+	// at the active node) at once. Default 1024.
+	MaxBackendConns int `toml:"max_backend_conns"`
+	// BackendQueueTimeout is how long a request past max_backend_conns
+	// waits for a slot before it gets 503. Default 5s; 0: no wait.
+	BackendQueueTimeout Duration `toml:"backend_queue_timeout"`
+	// ClientTimeout fails a request body read or an answer write that
+	// makes no progress for this long (408, or the connection cut).
+	// Default 30s.
+	ClientTimeout Duration `toml:"client_timeout"`
+	// BufferBody is the largest request body (bytes) read in full before
+	// the request reaches the backend, so a slow client holds no backend
+	// connection. Default 65536; 0: stream every body.
+	BufferBody int `toml:"buffer_body"`
+	// HTTP2MaxStreams bounds the concurrent streams of one HTTP/2
+	// connection. Default 100.
+	HTTP2MaxStreams int `toml:"http2_max_streams"`
 }
 
 type Probe struct {

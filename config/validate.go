@@ -74,6 +74,38 @@ func (st *state) validate(c *Config) {
 	st.validateHooks(c)
 	st.validateRuntime(c)
 	st.validatePeer(c)
+	st.validateLimits(c)
+}
+
+func (st *state) validateLimits(c *Config) {
+	l := c.Limits
+	for _, n := range []struct {
+		key string
+		v   int
+		min int
+	}{
+		{"limits.max_conns", l.MaxConns, 1},
+		{"limits.max_backend_conns", l.MaxBackendConns, 1},
+		{"limits.buffer_body", l.BufferBody, 0},
+		{"limits.http2_max_streams", l.HTTP2MaxStreams, 1},
+	} {
+		if n.v < n.min {
+			st.errorf(n.key, "must be at least %d, got %d", n.min, n.v)
+		}
+	}
+	if l.BufferBody > 16<<20 {
+		st.errorf("limits.buffer_body", "at most 16777216 (16 MiB), got %d: bodies that size are held in memory", l.BufferBody)
+	}
+	st.nonNegative("limits.backend_queue_timeout", l.BackendQueueTimeout)
+	st.positive("limits.client_timeout", l.ClientTimeout)
+	for i, p := range c.Backend.UpgradeProtocols {
+		switch {
+		case !isToken(p):
+			st.errorf("backend.upgrade_protocols", "entry %d %q is not a protocol name (a token, without spaces or separators)", i, p)
+		case strings.EqualFold(p, "h2c"):
+			st.errorf("backend.upgrade_protocols", "h2c cannot be allowed: requests multiplexed in an upgraded connection would reach the app past the fence")
+		}
+	}
 }
 
 func (st *state) validateHooks(c *Config) {
