@@ -64,6 +64,20 @@ type Requests struct {
 	Local     uint64 `json:"local"`
 	Forwarded uint64 `json:"forwarded"`
 	Rejected  uint64 `json:"rejected"`
+	// Busy were answered 503 because no backend slot came in time
+	// ([limits] max_backend_conns); counted in Local or Forwarded too.
+	Busy   uint64       `json:"busy"`
+	Limits LimitsStatus `json:"limits"`
+}
+
+// LimitsStatus is where the node stands against [limits].
+type LimitsStatus struct {
+	MaxConns        int            `json:"max_conns"`          // per main listener, as in force
+	ClientConns     map[string]int `json:"client_connections"` // open, by listener key
+	IdleClosed      uint64         `json:"idle_closed"`        // idle keep-alive connections closed to make room
+	MaxBackendConns int            `json:"max_backend_conns"`  // as in force
+	BackendInUse    int            `json:"backend_in_use"`
+	BackendWaiting  int            `json:"backend_waiting"`
 }
 
 // Status returns the node's current status.
@@ -105,7 +119,8 @@ func (n *Node) Status() Status {
 	}
 	s.Requests.InFlight = n.proxy.InFlight()
 	c := n.proxy.Counters()
-	s.Requests.Local, s.Requests.Forwarded, s.Requests.Rejected = c.Local, c.Forwarded, c.Rejected
+	s.Requests.Local, s.Requests.Forwarded, s.Requests.Rejected, s.Requests.Busy = c.Local, c.Forwarded, c.Rejected, c.Busy
+	s.Requests.Limits = n.limitsStatus()
 	s.Requests.Upgraded = n.proxy.Upgraded()
 	s.Drain = n.drain.get()
 	if n.link != nil {

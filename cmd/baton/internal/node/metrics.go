@@ -179,6 +179,13 @@ var (
 	descReloads   = prometheus.NewDesc(ns+"_config_reloads_total", "Configuration reloads, by result.", []string{"result"}, nil)
 	descFailsafe  = prometheus.NewDesc(ns+"_failsafe_active", "1 while the node serves on its peers' promises because the storage does not answer.", nil, nil)
 	descPromised  = prometheus.NewDesc(ns+"_failsafe_promised", "1 while this node has promised an active node in failsafe to stand by.", nil, nil)
+	descConns     = prometheus.NewDesc(ns+"_client_connections", "Open client connections, by main listener.", []string{"listener"}, nil)
+	descConnsMax  = prometheus.NewDesc(ns+"_client_connections_max", "The client connection cap in force, per main listener ([limits] max_conns).", nil, nil)
+	descIdleShed  = prometheus.NewDesc(ns+"_client_idle_closed_total", "Idle keep-alive connections closed to make room at the connection cap.", nil, nil)
+	descSlots     = prometheus.NewDesc(ns+"_backend_slots_in_use", "Requests at the backend (or the active node) now.", nil, nil)
+	descSlotsWait = prometheus.NewDesc(ns+"_backend_slots_waiting", "Requests waiting for a backend slot.", nil, nil)
+	descSlotsMax  = prometheus.NewDesc(ns+"_backend_slots_max", "The backend concurrency cap in force ([limits] max_backend_conns).", nil, nil)
+	descBusy      = prometheus.NewDesc(ns+"_requests_busy_total", "Requests answered 503 because no backend slot came in time.", nil, nil)
 )
 
 // stateCollector reports what is a state at scrape time.
@@ -187,7 +194,7 @@ type stateCollector struct{ n *Node }
 func (c stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descRole, descTerm, descSince, descLeft, descCandidate, descServing,
 		descHealthy, descCheck, descRequests, descInFlight, descUpgraded, descInfo, descReloads, descTLSExpiry,
-		descFailsafe, descPromised} {
+		descFailsafe, descPromised, descConns, descConnsMax, descIdleShed, descSlots, descSlotsWait, descSlotsMax, descBusy} {
 		ch <- d
 	}
 }
@@ -232,6 +239,16 @@ func (c stateCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descInFlight, prometheus.GaugeValue, float64(n.proxy.InFlight()))
 	ch <- prometheus.MustNewConstMetric(descUpgraded, prometheus.GaugeValue, float64(n.proxy.Upgraded()))
 	ch <- prometheus.MustNewConstMetric(descInfo, prometheus.GaugeValue, 1, n.version)
+	ls := n.limitsStatus()
+	for key, open := range ls.ClientConns {
+		ch <- prometheus.MustNewConstMetric(descConns, prometheus.GaugeValue, float64(open), key)
+	}
+	ch <- prometheus.MustNewConstMetric(descConnsMax, prometheus.GaugeValue, float64(ls.MaxConns))
+	ch <- prometheus.MustNewConstMetric(descIdleShed, prometheus.CounterValue, float64(ls.IdleClosed))
+	ch <- prometheus.MustNewConstMetric(descSlots, prometheus.GaugeValue, float64(ls.BackendInUse))
+	ch <- prometheus.MustNewConstMetric(descSlotsWait, prometheus.GaugeValue, float64(ls.BackendWaiting))
+	ch <- prometheus.MustNewConstMetric(descSlotsMax, prometheus.GaugeValue, float64(ls.MaxBackendConns))
+	ch <- prometheus.MustNewConstMetric(descBusy, prometheus.CounterValue, float64(n.proxy.Counters().Busy))
 	if n.tls != nil {
 		if exp := n.tls.expires(); !exp.IsZero() {
 			ch <- prometheus.MustNewConstMetric(descTLSExpiry, prometheus.GaugeValue, float64(exp.Unix()))

@@ -62,13 +62,16 @@ type Node struct {
 	tcpProbeAddr string        // probe.mode "tcp": the bound probe address
 	stopping     atomic.Bool
 	drain        drainState
+	maxConns     int // [limits] max_conns and max_backend_conns in force (effectiveLimits)
+	maxBackend   int
 }
 
 type boundListener struct {
 	key    string // config key, for messages
 	ln     net.Listener
 	server *http.Server
-	main   bool // carries application traffic (drained last)
+	main   bool               // carries application traffic (drained last)
+	lim    *proxy.ConnLimiter // main listeners: [limits] max_conns
 }
 
 // New builds a node from a validated configuration and binds its listeners,
@@ -138,6 +141,13 @@ func build(cfg *config.Config, log *zap.Logger, version string) (*Node, error) {
 	if err != nil {
 		return n, fmt.Errorf("backend.url: %w", err)
 	}
+	mains := 0
+	for _, a := range []string{cfg.Listen.HTTP, cfg.Listen.HTTPS} {
+		if a != "" {
+			mains++
+		}
+	}
+	n.maxConns, n.maxBackend = effectiveLimits(cfg.Limits, mains, openFilesLimit(), log)
 	var markerKey []byte
 	if n.link != nil {
 		markerKey = peer.DeriveKey(n.link.Secret(), "forwarding marker")
@@ -157,6 +167,11 @@ func build(cfg *config.Config, log *zap.Logger, version string) (*Node, error) {
 		Leader:                leader{n.elector, cfg.NodeName},
 		NodeName:              cfg.NodeName,
 		ForwardSecret:         markerKey,
+		MaxBackendConns:       n.maxBackend,
+		BackendQueueTimeout:   cfg.Limits.BackendQueueTimeout.D(),
+		ClientTimeout:         cfg.Limits.ClientTimeout.D(),
+		BufferBody:            cfg.Limits.BufferBody,
+		UpgradeProtocols:      cfg.Backend.UpgradeProtocols,
 		OnDuration:            n.metrics.onDuration,
 	}, log)
 	if err != nil {
@@ -230,11 +245,19 @@ func (n *Node) bind() error {
 		if err != nil {
 			return fmt.Errorf("%s: cannot listen on %s: %w", w.key, w.addr, err)
 		}
-		srv := proxy.NewServer(w.h, n.log.Named(strings.TrimSuffix(w.key, ".listen")))
+		log := n.log.Named(strings.TrimSuffix(w.key, ".listen"))
+		srv := proxy.NewServer(w.h, log)
 		if w.key == "listen.https" {
 			srv.TLSConfig = n.tls.config(n.cfg.TLS.MinVersion)
 		}
-		n.listeners = append(n.listeners, boundListener{key: w.key, ln: ln, main: w.main, server: srv})
+		var lim *proxy.ConnLimiter
+		if w.main {
+			lim = proxy.NewConnLimiter(n.maxConns, log)
+			ln = lim.Listener(ln)
+			srv.ConnState = lim.ConnState
+			proxy.ServerLimits{MaxStreams: n.cfg.Limits.HTTP2MaxStreams, ClientTimeout: n.cfg.Limits.ClientTimeout.D()}.Apply(srv)
+		}
+		n.listeners = append(n.listeners, boundListener{key: w.key, ln: ln, main: w.main, server: srv, lim: lim})
 	}
 	return nil
 }

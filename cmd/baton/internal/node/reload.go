@@ -33,6 +33,7 @@ var restartOnly = []struct {
 	{"lease", func(c *config.Config) any { return c.Lease }},
 	{"drain.advertise_url", func(c *config.Config) any { return c.Drain.AdvertiseURL }},
 	{"tls", func(c *config.Config) any { return c.TLS }},
+	{"limits", func(c *config.Config) any { return c.Limits }},
 	{"log.format", func(c *config.Config) any { return c.Log.Format }},
 	{"log.file", func(c *config.Config) any { return c.Log.File }},
 }
