@@ -406,12 +406,22 @@ func (p *Proxy) serveFast(w http.ResponseWriter, r *http.Request, term uint64) e
 	fc, reused := p.fast.get(time.Now()), true
 	for attempt := 0; ; attempt++ {
 		if fc == nil {
+			// Not cancelled with the request (the dialer's timeout bounds
+			// it): a client that goes away meanwhile leaves the new
+			// connection to the pool instead of wasting it, as
+			// http.Transport does. A flood of cancelled requests then
+			// grows the pool to what it needs and no further.
 			var err error
-			if fc, err = p.fast.dialConn(ctx); err != nil {
+			if fc, err = p.fast.dialConn(context.WithoutCancel(ctx)); err != nil {
 				p.errorHandler(w, r, err)
 				return nil
 			}
 			reused = false
+			if ctx.Err() != nil {
+				p.fast.put(fc, time.Now())
+				clientGone(w, r)
+				return nil
+			}
 		}
 		if err := p.writeRequest(fc.bw, r, term); err != nil {
 			// Part of a big header block may have been flushed already:
@@ -423,7 +433,8 @@ func (p *Proxy) serveFast(w http.ResponseWriter, r *http.Request, term uint64) e
 		// (salvageWindow) instead of cutting the connection at once, as
 		// http.Transport does: a flood of cancelled requests then reuses
 		// connections instead of opening one each.
-		stop := context.AfterFunc(ctx, fc.begin())
+		sv := fc.begin()
+		stop := context.AfterFunc(ctx, sv)
 		res, err := p.readHeader(w, fc, r)
 		if err == nil && ctx.Err() != nil {
 			stop()
@@ -433,7 +444,7 @@ func (p *Proxy) serveFast(w http.ResponseWriter, r *http.Request, term uint64) e
 			return nil
 		}
 		if err == nil {
-			p.relay(w, fc, res, stop)
+			p.relay(w, fc, res, stop, sv)
 			return nil
 		}
 		stop()
@@ -528,7 +539,7 @@ func removeHopHeaders(h http.Header) {
 // relay sends the backend's answer to the client, then returns the
 // connection to the pool if it can carry another request. stop ends the
 // client-gone watch of serveFast.
-func (p *Proxy) relay(w http.ResponseWriter, fc *fastConn, res *http.Response, stop func() bool) {
+func (p *Proxy) relay(w http.ResponseWriter, fc *fastConn, res *http.Response, stop func() bool, sv func()) {
 	removeHopHeaders(res.Header)
 	p.modifyResponse(res)
 	h := w.Header()
@@ -553,10 +564,17 @@ func (p *Proxy) relay(w http.ResponseWriter, fc *fastConn, res *http.Response, s
 		// the first piece of the body comes much later.
 		http.NewResponseController(w).Flush()
 	}
-	err := copyBody(w, res.Body, flush)
+	toClient, err := copyBody(w, res.Body, flush)
 	stop()
 	if err != nil {
-		fc.c.Close()
+		if toClient {
+			// The client failed (gone, or too slow): the backend's answer
+			// may still end well within the salvage window.
+			sv()
+			p.salvage(fc, res)
+		} else {
+			fc.c.Close()
+		}
 		p.log.Debug("response body copy failed", zap.Error(err))
 		// As httputil.ReverseProxy: all that can be done is to abort
 		// the client's request, so it does not take a cut body for whole.
@@ -614,8 +632,9 @@ func streaming(res *http.Response) bool {
 }
 
 // copyBody copies the body to the client, flushing after each write when
-// streaming. It reads to EOF, so the connection can be reused.
-func copyBody(w http.ResponseWriter, body io.Reader, flush bool) error {
+// streaming. It reads to EOF, so the connection can be reused. toClient
+// says that the error is the client's (a write or flush failed).
+func copyBody(w http.ResponseWriter, body io.Reader, flush bool) (toClient bool, err error) {
 	bp := buffers.Get().(*[]byte)
 	defer buffers.Put(bp)
 	buf := *bp
@@ -623,19 +642,19 @@ func copyBody(w http.ResponseWriter, body io.Reader, flush bool) error {
 		n, rerr := body.Read(buf)
 		if n > 0 {
 			if _, err := w.Write(buf[:n]); err != nil {
-				return err
+				return true, err
 			}
 			if flush {
 				if err := http.NewResponseController(w).Flush(); err != nil {
-					return err
+					return true, err
 				}
 			}
 		}
 		if rerr == io.EOF {
-			return nil
+			return false, nil
 		}
 		if rerr != nil {
-			return rerr
+			return false, rerr
 		}
 	}
 }

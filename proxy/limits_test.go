@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -325,5 +326,43 @@ func TestHTTP2ZeroWindowReader(t *testing.T) {
 	waitUntil(t, "the stalled streams ended", func() bool { in, _, _ := p.BackendSlots(); return in == 0 && p.InFlight() == 0 })
 	if d := time.Since(start); d > 3*time.Second {
 		t.Errorf("zero-window streams held the backend for %v", d)
+	}
+}
+
+// TestCancelStormReusesConnections: 50 clients that each cancel 40
+// requests at random moments (before, during or after the dial and the
+// backend's answer), as a rapid-reset loop does, leave the backend with
+// about one connection per concurrent client, not one per request: a
+// cancelled dial's connection goes to the pool.
+func TestCancelStormReusesConnections(t *testing.T) {
+	var conns atomic.Int32
+	be := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(10 * time.Millisecond)
+		io.WriteString(w, "late answer")
+	}))
+	be.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	be.Start()
+	t.Cleanup(be.Close)
+	p := proxyTo(t, be.URL, true)
+	var wg sync.WaitGroup
+	for g := range 50 {
+		wg.Go(func() {
+			for i := range 40 {
+				ctx, cancel := context.WithTimeout(context.Background(), time.Duration((g*7+i*13)%20)*time.Millisecond)
+				func() {
+					defer func() { recover() }() // ErrAbortHandler
+					p.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "http://app.example.com/work", nil).WithContext(ctx))
+				}()
+				cancel()
+			}
+		})
+	}
+	wg.Wait()
+	if n := conns.Load(); n > 75 {
+		t.Errorf("2,000 requests of 50 clients, cancelled at random, opened %d backend connections; want about 50", n)
 	}
 }

@@ -107,6 +107,7 @@ type nodeOpts struct {
 	retry       string // lease.retry_interval; default "500ms"
 	stateDir    string // lease.state_dir with the azblob lease; default a new temporary folder
 	failsafe    bool   // lease.failsafe (needs a [peer] table in extra)
+	prodChecks  bool   // the health check at production timing (2s interval, 1s timeout) instead of 250ms/200ms
 }
 
 // nodeConfig is the TOML for a test node: fast timings within the contract.
@@ -167,7 +168,11 @@ func startNodeWith(t *testing.T, n *batonNode, https int, o nodeOpts) *batonNode
 	if o.azurite != "" && o.stateDir == "" {
 		o.stateDir = filepath.Join(filepath.Dir(n.configPath), "state")
 	}
-	if err := os.WriteFile(n.configPath, []byte(nodeConfig(n.name, n, o)), 0o600); err != nil {
+	cfg := nodeConfig(n.name, n, o)
+	if o.prodChecks {
+		cfg = strings.Replace(cfg, "interval = \"250ms\"\ntimeout = \"200ms\"", "interval = \"2s\"\ntimeout = \"1s\"", 1)
+	}
+	if err := os.WriteFile(n.configPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	n.proc = start(t, n.name, "baton", "run", "-config", n.configPath)

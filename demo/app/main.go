@@ -6,6 +6,8 @@
 //	GET  /              "instance=app-a session=3f2a visits=4 term=2" (sets the session cookie)
 //	GET  /healthz       200 "ok", or the status set through /control/health
 //	GET  /slow?ms=N     answers after N milliseconds (drain tests)
+//	GET  /bytes?n=N     answers N bytes, at most 64 MiB (slow readers, throughput)
+//	GET  /control/conns "accepted=N open=M": connections since start, and now
 //	GET  /control/slow?min=N&wait=D  how many /slow requests are waiting;
 //	                    with min, waits up to D (at most 10s) for N of them,
 //	                    then 200, or 504 if fewer came
@@ -49,7 +51,8 @@ func run(args []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "demoapp: %v\n", err)
 		return 1
 	}
-	srv := &http.Server{Handler: newApp(*name), ReadHeaderTimeout: 10 * time.Second}
+	a := newApp(*name)
+	srv := &http.Server{Handler: a, ReadHeaderTimeout: 10 * time.Second, ConnState: a.connState}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	errc := make(chan error, 1)
@@ -73,11 +76,14 @@ type app struct {
 	name   string
 	health atomic.Int64
 	slowIn atomic.Int64 // /slow requests waiting
-	mu     sync.Mutex
-	visits map[string]int
+	mux    *http.ServeMux
+	// Connections accepted since start, and open now.
+	accepted, open atomic.Int64
+	mu             sync.Mutex
+	visits         map[string]int
 }
 
-func newApp(name string) http.Handler {
+func newApp(name string) *app {
 	a := &app{name: name, visits: make(map[string]int)}
 	a.health.Store(http.StatusOK)
 	mux := http.NewServeMux()
@@ -87,7 +93,27 @@ func newApp(name string) http.Handler {
 	mux.HandleFunc("POST /control/health", a.setHealth)
 	mux.HandleFunc("GET /control/slow", a.slowCount)
 	mux.HandleFunc("GET /ws", a.ws)
-	return mux
+	mux.HandleFunc("GET /bytes", a.bytes)
+	mux.HandleFunc("GET /control/conns", a.connCount)
+	a.mux = mux
+	return a
+}
+
+func (a *app) ServeHTTP(w http.ResponseWriter, r *http.Request) { a.mux.ServeHTTP(w, r) }
+
+// connState counts the connections accepted and open.
+func (a *app) connState(_ net.Conn, s http.ConnState) {
+	switch s {
+	case http.StateNew:
+		a.accepted.Add(1)
+		a.open.Add(1)
+	case http.StateClosed, http.StateHijacked:
+		a.open.Add(-1)
+	}
+}
+
+func (a *app) connCount(w http.ResponseWriter, _ *http.Request) {
+	fmt.Fprintf(w, "accepted=%d open=%d\n", a.accepted.Load(), a.open.Load())
 }
 
 func (a *app) index(w http.ResponseWriter, r *http.Request) {
@@ -127,6 +153,26 @@ func (a *app) slow(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("X-Instance", a.name)
 	fmt.Fprintf(w, "instance=%s slow=%dms term=%s\n", a.name, ms, r.Header.Get("Baton-Term"))
+}
+
+// bytes answers n bytes (query n, at most 64 MiB): a big answer for slow
+// readers and throughput tests.
+func (a *app) bytes(w http.ResponseWriter, r *http.Request) {
+	n, _ := strconv.Atoi(r.URL.Query().Get("n"))
+	n = min(max(n, 0), 64<<20)
+	w.Header().Set("Content-Type", "application/octet-stream")
+	w.Header().Set("Content-Length", strconv.Itoa(n))
+	buf := make([]byte, min(n, 32<<10))
+	for i := range buf {
+		buf[i] = 'x'
+	}
+	for n > 0 {
+		k, err := w.Write(buf[:min(n, len(buf))])
+		if err != nil {
+			return
+		}
+		n -= k
+	}
 }
 
 func (a *app) slowCount(w http.ResponseWriter, r *http.Request) {
