@@ -38,6 +38,20 @@
 //     at a drain deadline, upgraded connections included.
 //   - The fencing term is sent to the backend in the configured header; a
 //     client cannot forge it (the header is always overwritten or removed).
+//   - A client cannot make the backend trust its X-Forwarded-For, -Proto or
+//     -Host: they are set from the connection, except on a request whose
+//     forwarding marker verifies with the peer secret (forwardmark.go),
+//     which carries the values the forwarding node saw.
+//   - Nothing multiplexed reaches the backend past the fence: only the
+//     configured upgrade protocols (WebSocket by default) are tunnelled,
+//     and h2c upgrades are removed (screen.go).
+//   - A failure on the client's side (malformed or cut-short body, stalled
+//     body, client gone) is answered 400, 408 or 499 and never reported to
+//     the Observer as a backend failure (screen.go, clientFault).
+//   - Client traffic cannot exhaust the backend, the descriptors or the
+//     goroutines the probe and the election need: see limits.go for the
+//     connection cap, the backend slots, the slow-client timeouts and the
+//     salvage of cancelled requests.
 //   - The probe answers exactly 200 when the node is serving and 503
 //     otherwise, with a one-line body naming the role.
 //   - Backend faults map to status codes in one place (502 refused or broken,
@@ -52,7 +66,12 @@
 //   - Upgraded (WebSocket) connections are hijacked from net/http, so
 //     http.Server.Shutdown does not wait for them; the owner closes them with
 //     CutOff at the drain deadline at the latest.
-//   - X-Forwarded-For from the client is dropped, except on requests marked
-//     as forwarded by a peer, whose chain is kept. A client can forge that
-//     marker; treat X-Forwarded-For as advisory, as with any proxy.
+//   - Without a peer secret a forwarded request reaches the backend with
+//     the forwarding node's address and the hop's scheme: nothing else can
+//     be vouched for.
+//   - An upgraded connection is a byte tunnel: after a demotion it lasts
+//     until it ends or CutOff at the drain deadline.
+//   - The backend slots bound what is sent, not how fast the backend is:
+//     a health check that times out under load still counts (a hung
+//     backend and a busy one look the same from here).
 package proxy

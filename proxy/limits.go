@@ -52,7 +52,6 @@ type gate struct {
 	timeout time.Duration
 	waiting atomic.Int64
 	full    atomic.Bool // for logging once per change
-	busy    atomic.Uint64
 	log     *zap.Logger
 }
 
@@ -109,8 +108,8 @@ func (g *gate) leave() {
 	}
 }
 
-// InUse is the number of requests at the backend (or active node) now,
-// and Waiting the number waiting for a slot.
+// stats returns the requests at the backend (or active node) now, and
+// those waiting for a slot.
 func (g *gate) stats() (inUse, waiting int) {
 	if g == nil {
 		return 0, 0
