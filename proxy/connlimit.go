@@ -96,8 +96,13 @@ func (l *ConnLimiter) take() bool {
 				zap.Int("max_conns", l.max))
 		}
 		if victim != nil {
+			// Its slot comes back through limitedConn.Close, at once. (An
+			// entry can be stale: a connection that closed before the
+			// server told ConnState; then nothing comes back and the next
+			// round picks another.)
 			l.closedIn.Add(1)
-			victim.Close() // its slot comes back through limitedConn.Close
+			victim.Close()
+			continue
 		}
 		select {
 		case <-l.freed:

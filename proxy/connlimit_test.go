@@ -62,12 +62,20 @@ func TestConnLimiter(t *testing.T) {
 		}
 		io.WriteString(w, "ok"+r.URL.Path)
 	}))
+	idleCount := func() int {
+		lim.mu.Lock()
+		defer lim.mu.Unlock()
+		return len(lim.idle)
+	}
 	var idle []net.Conn
-	for range 3 {
+	for i := range 3 {
 		c, br := keepAlive(t, addr, "/")
 		if got := readAnswer(t, br); got != "ok/" {
 			t.Fatalf("answer %q", got)
 		}
+		// The server marks it idle after the answer went out: wait, so
+		// the order of going idle is the order here.
+		waitUntil(t, "idle", func() bool { return idleCount() == i+1 })
 		idle = append(idle, c)
 	}
 	waitUntil(t, "3 open", func() bool { return lim.Open() == 3 })
@@ -80,8 +88,8 @@ func TestConnLimiter(t *testing.T) {
 		t.Errorf("idle closed %d, open %d; want 1 and 3", lim.IdleClosed(), lim.Open())
 	}
 	idle[0].SetReadDeadline(time.Now().Add(2 * time.Second))
-	if _, err := idle[0].Read(make([]byte, 1)); err == nil {
-		t.Error("the longest-idle connection was not the one closed")
+	if _, err := idle[0].Read(make([]byte, 1)); err != io.EOF {
+		t.Errorf("the longest-idle connection was not the one closed: %v", err)
 	}
 
 	// Every slot busy: a new client waits until a request ends.
@@ -100,6 +108,7 @@ func TestConnLimiter(t *testing.T) {
 	if got := readAnswer(t, late); got != "ok/late" {
 		t.Fatalf("late client: %q", got)
 	}
+	waitUntil(t, "the late one idle", func() bool { return idleCount() == 1 })
 	c, wait := keepAlive(t, addr, "/waiting") // the late one is idle now: closed for this one
 	_ = c
 	if got := readAnswer(t, wait); got != "ok/waiting" {
