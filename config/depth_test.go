@@ -5,11 +5,13 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/BurntSushi/toml"
+	"github.com/batonproxy/baton/internal/fsutil"
 )
 
 func TestLoadRefusesLargeFiles(t *testing.T) {
@@ -231,4 +233,35 @@ func treeDepth(v any) int {
 		}
 	}
 	return d
+}
+
+// TestLargeCertificateFiles: the key pair is read at load (and reload)
+// with the proxy's bound, so an endless or huge file is an error, not an
+// out-of-memory crash.
+func TestLargeCertificateFiles(t *testing.T) {
+	big := filepath.Join(t.TempDir(), "big.pem")
+	if err := os.WriteFile(big, make([]byte, fsutil.MaxPEMFile+1), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	files := []string{big}
+	if runtime.GOOS != "windows" {
+		files = append(files, "/dev/zero")
+	}
+	for _, f := range files {
+		for _, key := range []string{"cert_file", "key_file"} {
+			cert, keyFile, line := "testdata/files/test.crt", "testdata/files/test.key", "6"
+			if key == "cert_file" {
+				cert = f
+			} else {
+				keyFile, line = f, "7"
+			}
+			doc := fileLease + "[listen]\nhttps = \":8443\"\n[[tls.certificate]]\n" +
+				"cert_file = " + strconv.Quote(cert) + "\nkey_file = " + strconv.Quote(keyFile) + "\n"
+			_, err := load(t, doc)
+			want := "test.toml:" + line + ": tls.certificate[0]." + key + ": file " + strconv.Quote(f) + " is larger than 1 MiB"
+			if err == nil || err.Error() != want {
+				t.Errorf("got %v, want %q", err, want)
+			}
+		}
+	}
 }

@@ -49,6 +49,13 @@ func WriteFile(path string, b []byte, mode os.FileMode) (err error) {
 	return SyncDir(dir)
 }
 
+// Size limits for the files a configuration names, shared by the code that
+// checks them at load and the code that uses them.
+const (
+	MaxPEMFile    = 1 << 20  // certificates, keys, CA bundles (the system bundle is ~200 KiB)
+	MaxSecretFile = 64 << 10 // tokens, account keys, connection strings
+)
+
 // ErrTooLarge matches (errors.Is) ReadFileLimit's error for a file over its
 // limit.
 var ErrTooLarge = errors.New("file too large")
