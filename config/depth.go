@@ -100,7 +100,7 @@ func nestingLine(data []byte, limit int) int {
 				cur = base + max(parts, 1) // not TOML: count it as a value's bracket
 			default:
 				if !started {
-					started, parts = true, 1
+					started, parts = true, max(parts, 1)
 					if base+parts > limit {
 						return line
 					}
@@ -161,15 +161,15 @@ func nestingLine(data []byte, limit int) int {
 // newline, a comment or a bracket the header cannot hold, leaving them to
 // the caller.
 func scanHeader(data []byte, i int) (int, int) {
-	level := 1
-	if i+1 < len(data) && data[i+1] == '[' {
+	level, array := 1, i+1 < len(data) && data[i+1] == '['
+	if array {
 		level++
 		i++
 	}
 	for i++; i < len(data); i++ {
 		switch c := data[i]; c {
 		case ']':
-			if level > 1 && i+1 < len(data) && data[i+1] == ']' {
+			if array && i+1 < len(data) && data[i+1] == ']' {
 				i++
 			}
 			return i, level

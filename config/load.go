@@ -20,9 +20,10 @@ import (
 )
 
 // Load reads, decodes, completes and validates the configuration file at
-// path. A file larger than 1 MiB, or nested deeper than 32 levels, is
-// refused before it is decoded. On failure the error is a *Error or an errors.Join of them (see
-// Errors); the CLI maps any Load error to exit code 2.
+// path. A file larger than 256 KiB, or nested deeper than 32 levels, is
+// refused before it is decoded. On failure the error is a *Error or an
+// errors.Join of them (see Errors); the CLI maps any Load error to exit
+// code 2.
 func Load(path string) (*Config, error) {
 	data, err := fsutil.ReadFileLimit(path, maxFileSize)
 	if errors.Is(err, fsutil.ErrTooLarge) {
