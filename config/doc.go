@@ -45,6 +45,10 @@
 //   - Files the configuration names (certificates, CA roots, secret files,
 //     the admin token file) exist at load; exec checks' command[0] is
 //     found on PATH at load.
+//   - A file larger than 256 KiB, or nested deeper than 32 levels (table
+//     and dotted-key parts, arrays and inline tables added up), is refused
+//     before decoding, so neither can exhaust memory (also on reload); the
+//     files it names are read with bounds too (internal/fsutil).
 //
 // # Not guaranteed
 //

@@ -15,14 +15,20 @@ import (
 	"sync"
 
 	"github.com/BurntSushi/toml"
+	"github.com/batonproxy/baton/internal/fsutil"
 	sockaddr "github.com/hashicorp/go-sockaddr"
 )
 
 // Load reads, decodes, completes and validates the configuration file at
-// path. On failure the error is a *Error or an errors.Join of them (see
-// Errors); the CLI maps any Load error to exit code 2.
+// path. A file larger than 256 KiB, or nested deeper than 32 levels, is
+// refused before it is decoded. On failure the error is a *Error or an
+// errors.Join of them (see Errors); the CLI maps any Load error to exit
+// code 2.
 func Load(path string) (*Config, error) {
-	data, err := os.ReadFile(path)
+	data, err := fsutil.ReadFileLimit(path, maxFileSize)
+	if errors.Is(err, fsutil.ErrTooLarge) {
+		return nil, &Error{File: path, Msg: fileTooLargeMsg}
+	}
 	if err != nil {
 		return nil, &Error{File: path, Msg: "read config: " + err.Error()}
 	}
@@ -37,6 +43,9 @@ func Load(path string) (*Config, error) {
 // LoadBytes is Load for a configuration held in memory; name is used in
 // error messages only (Config.Path stays "").
 func LoadBytes(data []byte, name string) (*Config, error) {
+	if len(data) > maxFileSize {
+		return nil, &Error{File: name, Msg: fileTooLargeMsg}
+	}
 	return newLoader().load(data, name)
 }
 
@@ -80,6 +89,10 @@ type state struct {
 
 func (l *loader) load(data []byte, name string) (*Config, error) {
 	st := &state{loader: l, file: name, failed: map[string]bool{}, fromTemplate: map[string]string{}}
+	if line := nestingLine(data, maxNesting); line > 0 {
+		// Before the decoder, whose memory grows with the square of the depth.
+		return nil, &Error{File: name, Line: line, Msg: tooDeepMsg}
+	}
 	c := st.decode(data)
 	if c == nil {
 		return nil, st.result()

@@ -15,6 +15,11 @@ import (
 // line 0. It never panics and always terminates (each step consumes input).
 type locator struct {
 	entries []locEntry
+
+	// Indexes built on first use, so that a file with many keys (all of
+	// them unknown, say) costs linear time, not quadratic.
+	byKey   map[string]int   // display key -> first entry
+	byPlain map[string][]int // plain parts joined by NUL -> entries in order
 }
 
 type locEntry struct {
@@ -29,12 +34,22 @@ func (l *locator) line(key string) int {
 	if l == nil {
 		return 0
 	}
-	for key != "" {
-		for _, e := range l.entries {
-			// An array of tables is written where its first element is.
-			if e.key == key || e.key == key+"[0]" {
-				return e.line
+	if l.byKey == nil {
+		l.byKey = make(map[string]int, len(l.entries))
+		for i, e := range l.entries {
+			if _, ok := l.byKey[e.key]; !ok {
+				l.byKey[e.key] = i
 			}
+		}
+	}
+	for key != "" {
+		// An array of tables is written where its first element is.
+		i, ok := l.byKey[key]
+		if j, ok0 := l.byKey[key+"[0]"]; ok0 && (!ok || j < i) {
+			i, ok = j, true
+		}
+		if ok {
+			return l.entries[i].line
 		}
 		key = parentKey(key)
 	}
@@ -47,15 +62,31 @@ func (l *locator) nth(plain []string, n int) (locEntry, bool) {
 	if l == nil {
 		return locEntry{}, false
 	}
-	for _, e := range l.entries {
-		if e.plain != nil && slices.Equal(e.plain, plain) {
-			if n == 0 {
-				return e, true
+	if l.byPlain == nil {
+		l.byPlain = map[string][]int{}
+		for i, e := range l.entries {
+			if e.plain != nil {
+				k := plainKey(e.plain)
+				l.byPlain[k] = append(l.byPlain[k], i)
 			}
-			n--
 		}
 	}
+	if idx := l.byPlain[plainKey(plain)]; n >= 0 && n < len(idx) {
+		return l.entries[idx[n]], true
+	}
 	return locEntry{}, false
+}
+
+// plainKey encodes key parts as a map key (length-prefixed: a part may
+// contain any character).
+func plainKey(parts []string) string {
+	var b strings.Builder
+	for _, p := range parts {
+		b.WriteString(strconv.Itoa(len(p)))
+		b.WriteByte(':')
+		b.WriteString(p)
+	}
+	return b.String()
 }
 
 // parentKey strips the last ".part" or "[n]" from a display key.

@@ -3,14 +3,11 @@ package config
 import (
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"strings"
-)
 
-// maxSecretSize bounds what ReadSecret reads from a file: a secret is a
-// key, a token or a connection string, never megabytes.
-const maxSecretSize = 64 << 10
+	"github.com/batonproxy/baton/internal/fsutil"
+)
 
 // ReadSecret returns a secret from the environment variable envName or from
 // file, whichever is set (exactly one must be), with surrounding whitespace
@@ -31,17 +28,10 @@ func ReadSecret(envName, file string) (string, error) {
 		}
 		return v, nil
 	case file != "":
-		f, err := os.Open(file)
+		// A secret is a key, a token or a connection string, never megabytes.
+		b, err := fsutil.ReadFileLimit(file, fsutil.MaxSecretFile)
 		if err != nil {
 			return "", fmt.Errorf("secret: %w", err)
-		}
-		defer f.Close()
-		b, err := io.ReadAll(io.LimitReader(f, maxSecretSize+1))
-		if err != nil {
-			return "", fmt.Errorf("secret: read %s: %w", file, err)
-		}
-		if len(b) > maxSecretSize {
-			return "", fmt.Errorf("secret: file %s is larger than %d bytes", file, maxSecretSize)
 		}
 		v := strings.TrimSpace(string(b))
 		if v == "" {

@@ -3,8 +3,11 @@ package config
 import (
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/batonproxy/baton/internal/fsutil"
 )
 
 func TestReadSecret(t *testing.T) {
@@ -18,7 +21,7 @@ func TestReadSecret(t *testing.T) {
 	}
 	good := write("good", "  s3cr3t-value\n")
 	empty := write("empty", " \n\t")
-	huge := write("huge", strings.Repeat("x", maxSecretSize+1))
+	huge := write("huge", strings.Repeat("x", fsutil.MaxSecretFile+1))
 	t.Setenv("BATON_TEST_SECRET", "\tenv-s3cr3t \n")
 	t.Setenv("BATON_TEST_EMPTY", "  ")
 
@@ -33,10 +36,17 @@ func TestReadSecret(t *testing.T) {
 		{"env empty", "BATON_TEST_EMPTY", "", "", "environment variable BATON_TEST_EMPTY is empty"},
 		{"file missing", "", filepath.Join(dir, "nope"), "", filepath.Join(dir, "nope")},
 		{"file empty", "", empty, "", "file " + empty + " is empty"},
-		{"file too large", "", huge, "", "is larger than"},
+		{"file too large", "", huge, "", huge + ": larger than 64 KiB"},
 		{"both", "BATON_TEST_SECRET", good, "", "use one"},
 		{"neither", "", "", "", "no environment variable or file"},
 		{"directory", "", dir, "", dir},
+	}
+	if runtime.GOOS != "windows" {
+		tests = append(tests, struct {
+			name, env, file string
+			want            string
+			errHas          string
+		}{"endless file", "", "/dev/zero", "", "secret: /dev/zero: larger than 64 KiB"})
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -17,6 +17,7 @@ import (
 	"unicode"
 
 	"github.com/batonproxy/baton/internal/azure"
+	"github.com/batonproxy/baton/internal/fsutil"
 )
 
 var (
@@ -174,8 +175,9 @@ func (st *state) fileExists(key, path string) {
 }
 
 // keyPair reports a certificate and key that exist but cannot be used
-// together (not PEM, wrong key, corrupt). Unreadable files are left to the
-// service: check-config may run as another user.
+// together (not PEM, wrong key, corrupt), or that are larger than
+// fsutil.MaxPEMFile (what the proxy reads). Unreadable files are left to
+// the service: check-config may run as another user.
 func (st *state) keyPair(base string, c Certificate) {
 	if c.CertFile == "" || c.KeyFile == "" {
 		return
@@ -185,7 +187,22 @@ func (st *state) keyPair(base string, c Certificate) {
 			return // reported as missing, or not ours to judge
 		}
 	}
-	if _, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile); err != nil && !errors.Is(err, fs.ErrPermission) {
+	var pem [2][]byte
+	for i, f := range []struct{ key, path string }{{".cert_file", c.CertFile}, {".key_file", c.KeyFile}} {
+		b, err := fsutil.ReadFileLimit(f.path, fsutil.MaxPEMFile)
+		switch {
+		case errors.Is(err, fsutil.ErrTooLarge):
+			st.errorf(base+f.key, "file %q is larger than %s", f.path, fsutil.FormatSize(fsutil.MaxPEMFile))
+			return
+		case errors.Is(err, fs.ErrPermission):
+			return
+		case err != nil:
+			st.errorf(base+".key_file", "cannot be used with %s: %v", c.CertFile, err)
+			return
+		}
+		pem[i] = b
+	}
+	if _, err := tls.X509KeyPair(pem[0], pem[1]); err != nil {
 		st.errorf(base+".key_file", "cannot be used with %s: %v", c.CertFile, err)
 	}
 }

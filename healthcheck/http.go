@@ -10,11 +10,12 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"os"
 	"regexp"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/batonproxy/baton/internal/fsutil"
 )
 
 // DefaultMaxBodyBytes is how much of a response body an HTTP check reads when
@@ -151,7 +152,7 @@ func NewHTTP(o HTTPOptions) (Checker, error) {
 		tlsConf.InsecureSkipVerify = true // #nosec G402 -- explicitly configured by the operator
 	}
 	if o.CAFile != "" {
-		pem, err := os.ReadFile(o.CAFile)
+		pem, err := fsutil.ReadFileLimit(o.CAFile, fsutil.MaxPEMFile)
 		if err != nil {
 			return nil, fmt.Errorf("http check %s: read ca file: %w", c.display, err)
 		}

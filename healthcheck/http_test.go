@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -371,5 +372,24 @@ func TestTCP(t *testing.T) {
 	}
 	if _, err := checkWithin(t, NewTCP("no-port"), 5*time.Second); err == nil || !strings.Contains(err.Error(), "missing port") {
 		t.Fatalf("Check bad address: %v", err)
+	}
+}
+
+// TestHTTPLargeCAFile: the CA file is read with a bound, so a huge or
+// endless file (tls_ca_file = "/dev/zero") is an error, not a crash.
+func TestHTTPLargeCAFile(t *testing.T) {
+	big := filepath.Join(t.TempDir(), "big.pem")
+	if err := os.WriteFile(big, make([]byte, 1<<20+1), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	files := []string{big}
+	if runtime.GOOS != "windows" {
+		files = append(files, "/dev/zero")
+	}
+	for _, f := range files {
+		_, err := NewHTTP(HTTPOptions{URL: "https://x/", CAFile: f})
+		if want := "read ca file: " + f + ": larger than 1 MiB"; err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("CAFile %s: %v, want an error containing %q", f, err, want)
+		}
 	}
 }

@@ -233,13 +233,19 @@ func (l *FileLock) updateLocked(ctx context.Context, decide func(cur fileLease, 
 	return l.store(next)
 }
 
+// maxLeaseFile bounds what load reads: a lease record is a few hundred
+// bytes, and the path comes from the configuration (lease.file.path).
+const maxLeaseFile = 64 << 10
+
 // load reads the lease file. Missing or empty means nobody, term 0.
 func (l *FileLock) load() (fileLease, error) {
 	var cur fileLease
-	b, err := os.ReadFile(l.path)
+	b, err := fsutil.ReadFileLimit(l.path, maxLeaseFile)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		return cur, nil
+	case errors.Is(err, fsutil.ErrTooLarge):
+		return cur, fmt.Errorf("%w: corrupt lease file (remove it to reset the lease): %v", ErrConfig, err)
 	case err != nil:
 		return cur, classify(err)
 	case len(b) == 0:

@@ -193,6 +193,7 @@ func TestFileLockCorruptFile(t *testing.T) {
 		{"truncated", `{"holder": "a", "term": 3`, true},
 		{"wrong type", `{"term": "three"}`, true},
 		{"empty", "", false},
+		{"too large", `{"term": 3}` + strings.Repeat(" ", 64<<10), true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

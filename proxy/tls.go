@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/batonproxy/baton/internal/fsutil"
 )
 
 // CertPair names a certificate file and its key file (PEM).
@@ -64,7 +66,7 @@ func NewStaticCerts(pairs []CertPair, log *zap.Logger) (*StaticCerts, error) {
 func loadCertSet(pairs []CertPair) (*certSet, error) {
 	set := &certSet{byName: map[string]*tls.Certificate{}}
 	for _, p := range pairs {
-		c, err := tls.LoadX509KeyPair(p.CertFile, p.KeyFile)
+		c, err := loadKeyPair(p)
 		if err != nil {
 			return nil, fmt.Errorf("certificate %s / key %s: %w", p.CertFile, p.KeyFile, err)
 		}
@@ -94,6 +96,20 @@ func loadCertSet(pairs []CertPair) (*certSet, error) {
 		}
 	}
 	return set, nil
+}
+
+// loadKeyPair is tls.LoadX509KeyPair with a size bound on both files, so a
+// huge or endless file (/dev/zero) is an error instead of filling memory.
+func loadKeyPair(p CertPair) (tls.Certificate, error) {
+	cert, err := fsutil.ReadFileLimit(p.CertFile, fsutil.MaxPEMFile)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	key, err := fsutil.ReadFileLimit(p.KeyFile, fsutil.MaxPEMFile)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	return tls.X509KeyPair(cert, key)
 }
 
 // GetCertificate picks the certificate for the client's SNI: an exact

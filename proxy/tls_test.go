@@ -16,6 +16,8 @@ import (
 	"net/textproto"
 	"os"
 	"path/filepath"
+	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -259,5 +261,42 @@ func TestHSTSSurvivesEarlyHints(t *testing.T) {
 				t.Errorf("fast=%v %s: HSTS %q on the answer (want %q) and %q on the 103 (want none)", fast, path, got, want, hintHSTS)
 			}
 		}
+	}
+}
+
+// TestStaticCertsLargeFile: certificate and key files are read with a
+// bound, so a huge or endless file is an error, and a reload that meets
+// one keeps the running certificate.
+func TestStaticCertsLargeFile(t *testing.T) {
+	dir := t.TempDir()
+	big := filepath.Join(dir, "big.pem")
+	if err := os.WriteFile(big, make([]byte, 1<<20+1), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	files := []string{big}
+	if runtime.GOOS != "windows" {
+		files = append(files, "/dev/zero")
+	}
+	good := writePair(t, dir, "a", 1, "a.example.com")
+	for _, f := range files {
+		for _, p := range []CertPair{{CertFile: f, KeyFile: good.KeyFile}, {CertFile: good.CertFile, KeyFile: f}} {
+			_, err := NewStaticCerts([]CertPair{p}, zap.NewNop())
+			if want := f + ": larger than 1 MiB"; err == nil || !strings.Contains(err.Error(), want) {
+				t.Errorf("%+v: %v, want an error containing %q", p, err, want)
+			}
+		}
+	}
+	s, err := NewStaticCerts([]CertPair{good}, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(good.CertFile, make([]byte, 1<<20+1), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Reload(); err == nil || !strings.Contains(err.Error(), "larger than 1 MiB") {
+		t.Fatalf("reload of a huge certificate: %v", err)
+	}
+	if got := serialFor(t, s, "a.example.com"); got != 1 {
+		t.Fatalf("serial after a failed reload %d", got)
 	}
 }

@@ -20,6 +20,7 @@ import (
 
 	"github.com/batonproxy/baton/cmd/baton/internal/node"
 	"github.com/batonproxy/baton/config"
+	"github.com/batonproxy/baton/internal/fsutil"
 )
 
 const defaultAdmin = "http://127.0.0.1:8082"
@@ -101,7 +102,7 @@ func (a *adminFlags) call(method, path string) (int, []byte, error) {
 		return 0, nil, err
 	}
 	if a.tokenFile != "" {
-		tok, err := os.ReadFile(a.tokenFile)
+		tok, err := fsutil.ReadFileLimit(a.tokenFile, fsutil.MaxSecretFile)
 		if err != nil {
 			hint := ""
 			if errors.Is(err, fs.ErrPermission) {

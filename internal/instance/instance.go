@@ -17,6 +17,10 @@ import (
 	"github.com/batonproxy/baton/internal/fsutil"
 )
 
+// maxStateFile bounds what is read of the lease ID and lock (PID) files,
+// which hold a line each.
+const maxStateFile = 4 << 10
+
 // ErrRunning is wrapped by Acquire's error when another process holds the
 // instance lock.
 var ErrRunning = errors.New("instance: another process runs this configuration")
@@ -99,16 +103,17 @@ func (l *Lock) LeaseID() (id string, inherited bool, err error) {
 	if l.id != "" {
 		return l.id, false, nil
 	}
-	b, err := os.ReadFile(l.idPath)
+	b, err := fsutil.ReadFileLimit(l.idPath, maxStateFile)
 	switch {
 	case err == nil && isGUID(strings.TrimSpace(string(b))):
 		l.id = strings.TrimSpace(string(b))
 		return l.id, true, nil
-	case err != nil && !errors.Is(err, os.ErrNotExist):
+	case err != nil && !errors.Is(err, os.ErrNotExist) && !errors.Is(err, fsutil.ErrTooLarge):
 		return "", false, fmt.Errorf("read lease id %s: %w", l.idPath, err)
 	}
 	// Missing or not a GUID (a torn write cannot happen with rename, but a
-	// hand-edited file can): a new ID, never used anywhere.
+	// hand-edited file can; a file too large to read cannot be one): a new
+	// ID, never used anywhere.
 	id, err = l.writeNewLocked()
 	return id, false, err
 }
@@ -158,7 +163,7 @@ func writePID(f *os.File) error {
 }
 
 func readPID(path string) string {
-	b, err := os.ReadFile(path)
+	b, err := fsutil.ReadFileLimit(path, maxStateFile)
 	if err != nil || len(strings.TrimSpace(string(b))) == 0 {
 		return "unknown"
 	}

@@ -159,3 +159,32 @@ func TestMain(m *testing.M) {
 	}
 	os.Exit(m.Run())
 }
+
+// TestHugeStateFiles: the state files are read with a bound; a lease ID
+// file too large to hold an ID is replaced like any other garbage, and a
+// lock file too large to hold a PID names none.
+func TestHugeStateFiles(t *testing.T) {
+	dir := t.TempDir()
+	base := FileName("n", "t")
+	huge := []byte(strings.Repeat(NewGUID()+"\n", 200)) // 7 KiB
+	os.WriteFile(filepath.Join(dir, base+".leaseid"), huge, 0o600)
+	l, err := Acquire(dir, base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	id, inherited, err := l.LeaseID()
+	if err != nil || inherited || !isGUID(id) {
+		t.Fatalf("id %q inherited=%v err=%v", id, inherited, err)
+	}
+	lock := filepath.Join(t.TempDir(), "lock")
+	os.WriteFile(lock, huge, 0o600)
+	if got := readPID(lock); got != "unknown" {
+		t.Errorf("readPID of a huge file: %q", got)
+	}
+	if runtime.GOOS != "windows" {
+		if got := readPID("/dev/zero"); got != "unknown" {
+			t.Errorf("readPID(/dev/zero): %q", got)
+		}
+	}
+}

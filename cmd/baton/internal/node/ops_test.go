@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -329,6 +330,61 @@ func TestReload(t *testing.T) {
 	fams := scrape(t, a.Node)
 	if gauge(fams, "baton_config_reloads_total", "result", "applied") != 2 || gauge(fams, "baton_config_reloads_total", "result", "rejected") != 1 {
 		t.Error("reload counters wrong")
+	}
+}
+
+// TestReloadRefusesHostileFiles: a reload meets a file that used to take
+// the process down (memory quadratic in the nesting depth, or a named file
+// read without bound); it is rejected and the active node keeps running.
+func TestReloadRefusesHostileFiles(t *testing.T) {
+	dir := t.TempDir()
+	a := startTestNode(t, "a", filepath.Join(dir, "lease"), "")
+	waitFor(t, "a active", 5*time.Second, func() bool { return a.probe() == 200 })
+	orig, _ := os.ReadFile(a.path)
+
+	const n = 100000 // 200 KB: 80 KB took 2.4 GB in the decoder
+	deep := "x = " + strings.Repeat("[", n) + strings.Repeat("]", n) + "\n"
+	cases := []struct{ name, file, want string }{
+		{"deep nesting", deep + string(orig), a.path + ":1: nesting deeper than 32 levels"},
+		{"huge file", string(orig) + "#" + strings.Repeat("x", 300<<10) + "\n", a.path + ": config file is larger than 256 KiB"},
+	}
+	if runtime.GOOS != "windows" {
+		cases = append(cases,
+			struct{ name, file, want string }{"endless CA file",
+				string(orig) + "[[health.check]]\nname = \"tls\"\nurl = \"https://127.0.0.1:1/\"\ntls_ca_file = \"/dev/zero\"\n",
+				"/dev/zero: larger than 1 MiB"},
+			struct{ name, file, want string }{"endless token file",
+				strings.Replace(string(orig), "token_file = ", "token_file = \"/dev/zero\"\n#", 1),
+				"/dev/zero: larger than 64 KiB"})
+	}
+	for _, tc := range cases {
+		if err := os.WriteFile(a.path, []byte(tc.file), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		_, err := a.Reload()
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: reload: %v, want an error containing %q", tc.name, err, tc.want)
+		}
+		if d := time.Since(start); d > 2*time.Second {
+			t.Errorf("%s: reload took %v", tc.name, d)
+		}
+	}
+	if runtime.GOOS != "windows" {
+		// The configuration file itself replaced by an endless one.
+		os.Remove(a.path)
+		if err := os.Symlink("/dev/zero", a.path); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := a.Reload(); err == nil || !strings.Contains(err.Error(), "config file is larger than 256 KiB") {
+			t.Errorf("config file /dev/zero: reload: %v", err)
+		}
+	}
+	if st := a.Status(); st.Role != "active" || st.Term != 1 || a.probe() != 200 {
+		t.Errorf("role %s term %d probe %d after rejected reloads", st.Role, st.Term, a.probe())
+	}
+	if got := a.live.Load().Health.Checks; len(got) != 1 {
+		t.Errorf("%d health checks in force", len(got))
 	}
 }
 

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"os"
 	"slices"
 	"time"
 
@@ -17,6 +16,7 @@ import (
 
 	"github.com/batonproxy/baton/certstore"
 	"github.com/batonproxy/baton/config"
+	"github.com/batonproxy/baton/internal/fsutil"
 	"github.com/batonproxy/baton/proxy"
 )
 
@@ -78,7 +78,7 @@ func newTLS(cfg *config.Config, log *zap.Logger) (*tlsSource, error) {
 	}
 	var roots *x509.CertPool
 	if a.CARoot != "" {
-		pem, err := os.ReadFile(a.CARoot)
+		pem, err := fsutil.ReadFileLimit(a.CARoot, fsutil.MaxPEMFile)
 		if err != nil {
 			return nil, fmt.Errorf("tls.acme.ca_root: %w", err)
 		}
