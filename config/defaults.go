@@ -136,6 +136,7 @@ func (st *state) defaults(c *Config) {
 	setDur(&l.RenewDeadline, st.has("lease", "renew_deadline"), 10*time.Second)
 	setDur(&l.RetryInterval, st.has("lease", "retry_interval"), 1*time.Second)
 	setDur(&l.CandidacyBackoff, st.has("lease", "candidacy_backoff"), 10*time.Second)
+	setDur(&l.ClockJump, st.has("lease", "clock_jump"), time.Second)
 	setStr(&l.File.Path, DefaultLeaseFile())
 	if l.StateDir == "" {
 		if l.Backend == "file" {

@@ -38,6 +38,7 @@ func TestDefaults(t *testing.T) {
 			RenewDeadline:    Duration(10 * time.Second),
 			RetryInterval:    Duration(time.Second),
 			CandidacyBackoff: Duration(10 * time.Second),
+			ClockJump:        Duration(time.Second),
 			File:             FileLease{Path: DefaultLeaseFile()},
 			StateDir:         stateDir(""),
 			AzBlob:           AzBlobLease{Container: "baton", Blob: "leader", Auth: "default", CallTimeout: Duration(2 * time.Second)},

@@ -122,9 +122,15 @@ type Lease struct {
 	// every peer (over [peer]) promises not to take the lease. Default
 	// false: [peer] peers must then list every other node that competes
 	// for this lease.
-	Failsafe bool        `toml:"failsafe"`
-	File     FileLease   `toml:"file"`
-	AzBlob   AzBlobLease `toml:"azblob"`
+	Failsafe bool `toml:"failsafe"`
+	// ClockJump: when the wall clock and the monotonic clock disagree
+	// about the time elapsed by more than this (a VM paused by its
+	// hypervisor, a wall-clock step), the active stops serving until a
+	// renew confirms its lease. Default 1s; "0s" turns the detector off
+	// (the fence still checks both clocks).
+	ClockJump Duration    `toml:"clock_jump"`
+	File      FileLease   `toml:"file"`
+	AzBlob    AzBlobLease `toml:"azblob"`
 }
 
 type FileLease struct {

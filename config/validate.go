@@ -436,6 +436,7 @@ func (st *state) validateLease(c *Config) {
 		st.errorf("lease.retry_interval", "must be less than lease.duration (%s >= %s)", R, L)
 	}
 	st.nonNegative("lease.candidacy_backoff", l.CandidacyBackoff)
+	st.nonNegative("lease.clock_jump", l.ClockJump)
 
 	if !okBackend {
 		return

@@ -146,6 +146,35 @@
 // asks every node that competes for the lease (the peers list must be
 // complete); a node that is not asked is not bound.
 //
+// # Pause guard
+//
+// The fence's deadline is kept on two clocks, Config.Now's (monotonic in
+// production) and the wall clock, and Fence requires both to be before it
+// (clock.go; the two readings come from one time.Now call). A detector
+// compares how far the two clocks moved every Config.ClockJump/4 (50 ms
+// to 1 s); when they disagree by more than ClockJump it turns the fence
+// off at once, and the node serves again only after a renew (or, in
+// failsafe, a promise round) SENT after the detection succeeded: one in
+// flight across the jump does not count.
+//
+// What this covers: a VM that a hypervisor paused resumes with either
+// clock jumped forward and the other not, or with both jumped. If the wall
+// clock was synchronized forward, Fence fails on its first call, before
+// the detector runs; if only the monotonic clock jumped, the detector
+// catches it within a tick, and the monotonic deadline has moved by the
+// pause as well. A wall-clock step by NTP, either way, costs a needless
+// re-verification (a renew round trip without serving), never a request
+// served without a valid lease.
+//
+// What it does not cover: a request that passed Fence in the instant
+// before the VM was paused reaches the backend after the resume (the same
+// overlap as a request admitted just before a demotion, bounded by the
+// backend's own timeouts); and a pause after which NEITHER clock
+// advanced, until the wall clock is synchronized (the wall deadline then
+// catches it, as soon as it is). Slow drift between the clocks (NTP slews
+// at most 500 ppm) is not a jump; the lease's margin covers it, as the
+// timing contract says.
+//
 // # The file backend
 //
 // FileLock coordinates processes on ONE host only (demo, tests): it relies

@@ -58,6 +58,15 @@ type Config struct {
 	// time.Now. It must advance at the rate of the runtime's timers; its
 	// values should carry a monotonic reading (time.Now's do).
 	Now func() time.Time
+	// Wall, if set, is the wall clock (Unix ns) that Fence checks beside
+	// Now (tests); nil: the wall reading of Now's values. See clock.go.
+	Wall func() int64
+	// ClockJump: when the wall clock and Now disagree about the time
+	// elapsed by more than this (a VM pause a stopped monotonic clock hid,
+	// or a wall-clock step), the fence goes off until a renew sent
+	// afterwards succeeds. Zero means DefaultClockJump; negative turns the
+	// detector off (Fence still checks both clocks).
+	ClockJump time.Duration
 
 	// IDs, with a Lock that implements Keyed, keeps the lease ID durable
 	// on this host: before every call that gives the lease away (release,
@@ -176,6 +185,7 @@ const (
 	EventReleased                         // a voluntary release succeeded (Term): the lease is free
 	EventHandedOver                       // the lease was changed to a named node's ID (Reason, Term)
 	EventFailsafe                         // failsafe entered (Err: the storage error) or, with Err nil, left (Latency: how long)
+	EventClockJump                        // the clocks disagreed (Latency: monotonic minus wall elapsed): fence off until a renew
 )
 
 // Event is one report to Config.OnEvent.
@@ -198,7 +208,7 @@ func (e *Elector) emit(ev Event) {
 // fenceValue is what the request path reads: immutable once published.
 type fenceValue struct {
 	term  uint64
-	until time.Time
+	until stamp // on both clocks (clock.go)
 }
 
 // Elector runs the election for one node: it acquires the lease while the
@@ -233,6 +243,7 @@ type Elector struct {
 	op           followerCall
 	seek         seekWindow
 	link         linkState
+	clock        clockState
 }
 
 // NewElector checks cfg and returns an Elector that is not yet running. The
@@ -246,6 +257,9 @@ func NewElector(lock Lock, cfg Config, log *zap.Logger) (*Elector, error) {
 	}
 	if err := cfg.validate(); err != nil {
 		return nil, fmt.Errorf("new elector: %w", err)
+	}
+	if cfg.ClockJump == 0 {
+		cfg.ClockJump = DefaultClockJump
 	}
 	if cfg.ReleaseTimeout == 0 {
 		cfg.ReleaseTimeout = DefaultReleaseTimeout
@@ -284,6 +298,7 @@ func (e *Elector) Start(ctx context.Context) {
 		e.link.inheritAfter = e.now().Add(e.cfg.InheritGrace)
 		e.mu.Unlock()
 		go e.run(ctx)
+		go e.watchClocks(ctx)
 	})
 }
 
@@ -312,7 +327,7 @@ func (e *Elector) Stop() {
 // from a freeze past its deadline gets ok == false on its first request.
 func (e *Elector) Fence() (term uint64, ok bool) {
 	f := e.fence.Load()
-	if f == nil || !e.now().Before(f.until) {
+	if f == nil || !e.stamp().before(f.until) {
 		return 0, false
 	}
 	return f.term, true

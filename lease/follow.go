@@ -70,7 +70,7 @@ func (e *Elector) run(ctx context.Context) {
 			continue
 		}
 
-		sent := e.now()
+		sent := e.stamp()
 		var rec Record
 		aborted, err := e.call(ctx, true, func(ctx context.Context) error {
 			var err error
@@ -105,7 +105,7 @@ func (e *Elector) run(ctx context.Context) {
 			e.setRoleLocked(RoleCandidate, "storage error")
 			e.mu.Unlock()
 		}
-		e.sleep(ctx, sent.Add(e.cfg.RetryInterval))
+		e.sleep(ctx, sent.t.Add(e.cfg.RetryInterval))
 	}
 }
 
@@ -183,7 +183,7 @@ func (e *Elector) holderAlive(ctx context.Context, rec Record) bool {
 // req.from becomes ours (Changer.Adopt) and the node leads.
 func (e *Elector) adoptLease(ctx context.Context, req *adoptReq) {
 	ch := e.lock.(Changer) // checked by mayAdoptLocked
-	sent := e.now()
+	sent := e.stamp()
 	opCtx, cancel := context.WithTimeout(ctx, e.cfg.RenewInterval)
 	rec, err := ch.Adopt(opCtx, req.from, e.self, e.cfg.Duration)
 	cancel()

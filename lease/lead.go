@@ -13,19 +13,20 @@ import (
 )
 
 type renewResult struct {
-	sent, done time.Time
-	err        error
+	sent stamp
+	done time.Time
+	err  error
 	// promised: after the failed renew every peer promised to stand by,
 	// asked at promiseSent (failsafe).
 	promised    bool
-	promiseSent time.Time
+	promiseSent stamp
 }
 
 // lead holds the lease acquired at sent until it is lost, given up or the
 // Elector stops.
 func (e *Elector) lead(ctx context.Context, acq acquisition) {
 	sent := acq.sent
-	deadline := sent.Add(e.cfg.RenewDeadline)
+	deadline := sent.add(e.cfg.RenewDeadline)
 	if !e.becomeActive(acq, deadline) {
 		// Eligibility changed (or Stop) while the acquire was in flight:
 		// the node never served; give the lease back at once.
@@ -33,8 +34,8 @@ func (e *Elector) lead(ctx context.Context, acq acquisition) {
 		return
 	}
 	var (
-		deadlineT = time.NewTimer(deadline.Sub(e.now()))
-		renewT    = time.NewTimer(sent.Add(e.cfg.RenewInterval).Sub(e.now()))
+		deadlineT = time.NewTimer(deadline.t.Sub(e.now()))
+		renewT    = time.NewTimer(sent.t.Add(e.cfg.RenewInterval).Sub(e.now()))
 		inflight  chan renewResult
 		cancelOp  context.CancelFunc = func() {}
 		reason    string
@@ -42,6 +43,9 @@ func (e *Elector) lead(ctx context.Context, acq acquisition) {
 	)
 	defer deadlineT.Stop()
 	defer renewT.Stop()
+	if e.reverifyNow() {
+		renewT.Reset(0) // acquired across a clock jump: confirm at once
+	}
 loop:
 	for {
 		select {
@@ -51,10 +55,14 @@ loop:
 		case <-e.wake:
 			e.mu.Lock()
 			reason = e.hold.pending
+			reverify := e.clock.reverify
 			e.mu.Unlock()
 			if reason != "" {
 				voluntary = true
 				break loop
+			}
+			if reverify && inflight == nil {
+				renewT.Reset(0) // a clock jump: confirm the lease now
 			}
 		case <-deadlineT.C:
 			reason = "renew deadline passed"
@@ -62,8 +70,8 @@ loop:
 		case <-renewT.C:
 			// Each attempt is bounded by the interval and by the deadline:
 			// a renew never outlives the time it could still be useful.
-			now := e.now()
-			left := deadline.Sub(now)
+			now := e.stamp()
+			left := deadline.t.Sub(now.t)
 			if left <= 0 {
 				continue // the deadline timer fires now
 			}
@@ -71,7 +79,7 @@ loop:
 			opCtx, cancelOp = context.WithTimeout(ctx, min(e.cfg.RenewInterval, left))
 			inflight = make(chan renewResult, 1)
 			e.ops.Add(1)
-			go func(ch chan<- renewResult, deadline time.Time) {
+			go func(ch chan<- renewResult, deadline stamp) {
 				defer e.ops.Done()
 				err := e.lock.Renew(opCtx, e.cfg.Duration)
 				r := renewResult{sent: now, done: e.now(), err: err}
@@ -85,23 +93,26 @@ loop:
 			cancelOp()
 			switch {
 			case r.err == nil:
-				deadline = r.sent.Add(e.cfg.RenewDeadline)
+				deadline = r.sent.add(e.cfg.RenewDeadline)
 				e.renewed(r, deadline)
-				deadlineT.Reset(deadline.Sub(e.now()))
-				renewT.Reset(r.sent.Add(e.cfg.RenewInterval).Sub(e.now()))
+				deadlineT.Reset(deadline.t.Sub(e.now()))
+				renewT.Reset(r.sent.t.Add(e.cfg.RenewInterval).Sub(e.now()))
+				if e.reverifyNow() {
+					renewT.Reset(0) // sent before a clock jump: once more
+				}
 				e.leaveFailsafe("storage answers again")
 			case errors.Is(r.err, ErrLost):
-				e.emit(Event{Kind: EventRenewFailed, Latency: r.done.Sub(r.sent), Err: r.err})
+				e.emit(Event{Kind: EventRenewFailed, Latency: r.done.Sub(r.sent.t), Err: r.err})
 				reason = "lease lost"
 				break loop
 			default:
-				e.emit(Event{Kind: EventRenewFailed, Latency: r.done.Sub(r.sent), Err: r.err})
+				e.emit(Event{Kind: EventRenewFailed, Latency: r.done.Sub(r.sent.t), Err: r.err})
 				e.noteErr("renew", r.err)
-				if d := r.promiseSent.Add(e.cfg.RenewDeadline); r.promised && d.After(deadline) && e.failsafe(r.err, d) {
+				if d := r.promiseSent.add(e.cfg.RenewDeadline); r.promised && d.t.After(deadline.t) && e.failsafe(r.err, r.promiseSent, d) {
 					deadline = d
-					deadlineT.Reset(deadline.Sub(e.now()))
+					deadlineT.Reset(deadline.t.Sub(e.now()))
 				}
-				next := r.sent.Add(e.cfg.RenewInterval)
+				next := r.sent.t.Add(e.cfg.RenewInterval)
 				if retry := r.done.Add(e.cfg.RetryInterval); retry.Before(next) {
 					next = retry
 				}
@@ -116,15 +127,16 @@ loop:
 // holder record, sent the send time of the call that took it (the deadline
 // counts from there), done when it answered.
 type acquisition struct {
-	rec        Record
-	sent, done time.Time
+	rec  Record
+	sent stamp
+	done time.Time
 	reason     string    // for the role change
 	adopt      *adoptReq // a handover to this node: answered once active (or not)
 }
 
 // becomeActive publishes the fence unless the node became ineligible while
 // acquiring (for a handover: ineligible apart from the back-off).
-func (e *Elector) becomeActive(acq acquisition, deadline time.Time) (ok bool) {
+func (e *Elector) becomeActive(acq acquisition, deadline stamp) (ok bool) {
 	rec, sent, done := acq.rec, acq.sent, acq.done
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -146,31 +158,40 @@ func (e *Elector) becomeActive(acq acquisition, deadline time.Time) (ok bool) {
 	}
 	e.hold.held = true
 	e.hold.pending = ""
-	e.fence.Store(&fenceValue{term: rec.Term, until: deadline})
+	if e.trustedLocked(sent) {
+		e.fence.Store(&fenceValue{term: rec.Term, until: deadline})
+	}
 	e.st.Holder, e.st.HolderKnown = rec, true
-	e.st.ValidUntil = deadline
-	e.st.LastRenew, e.st.RenewLatency = done, done.Sub(sent)
+	e.st.ValidUntil = deadline.t
+	e.st.LastRenew, e.st.RenewLatency = done, done.Sub(sent.t)
 	e.st.BackoffUntil = time.Time{} // a handover may end this node's back-off
 	e.setRoleLocked(RoleActive, acq.reason)
 	e.publishLocked()
-	e.emit(Event{Kind: EventAcquired, Term: rec.Term, Latency: done.Sub(sent), Holder: rec})
+	e.emit(Event{Kind: EventAcquired, Term: rec.Term, Latency: done.Sub(sent.t), Holder: rec})
 	return true
 }
 
 // renewed moves the fence deadline after a successful renew, unless a
 // demotion is already under way.
-func (e *Elector) renewed(r renewResult, deadline time.Time) {
+func (e *Elector) renewed(r renewResult, deadline stamp) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.noteOKLocked()
 	if e.stopped || e.hold.pending != "" {
 		return
 	}
-	e.fence.Store(&fenceValue{term: e.st.Term, until: deadline})
-	e.st.ValidUntil = deadline
-	e.st.LastRenew, e.st.RenewLatency = r.done, r.done.Sub(r.sent)
+	was := e.clock.reverify
+	if e.trustedLocked(r.sent) {
+		if was {
+			e.log.Info("lease confirmed after the clocks disagreed: serving again")
+			e.st.Reason = "lease confirmed after a clock jump"
+		}
+		e.fence.Store(&fenceValue{term: e.st.Term, until: deadline})
+	}
+	e.st.ValidUntil = deadline.t
+	e.st.LastRenew, e.st.RenewLatency = r.done, r.done.Sub(r.sent.t)
 	e.publishLocked()
-	e.emit(Event{Kind: EventRenewed, Latency: r.done.Sub(r.sent)})
+	e.emit(Event{Kind: EventRenewed, Latency: r.done.Sub(r.sent.t)})
 }
 
 // demote ends leadership: fence off first, then (voluntary only) release
@@ -283,9 +304,9 @@ func (e *Elector) giveUp(ctx context.Context, h *handoverReq, term uint64) {
 // must promise to stand by for Duration. It is bounded by RenewInterval and
 // by the deadline (a promise that arrives after it is useless: the node has
 // demoted by then).
-func (e *Elector) askPromises(ctx context.Context, deadline time.Time) (bool, time.Time) {
-	sent := e.now()
-	left := deadline.Sub(sent)
+func (e *Elector) askPromises(ctx context.Context, deadline stamp) (bool, stamp) {
+	sent := e.stamp()
+	left := deadline.t.Sub(sent.t)
 	if left <= 0 {
 		return false, sent
 	}
@@ -297,14 +318,14 @@ func (e *Elector) askPromises(ctx context.Context, deadline time.Time) (bool, ti
 
 // failsafe extends the fence to until on the peers' promises, unless a
 // demotion is under way; the first extension of an outage is logged once.
-func (e *Elector) failsafe(cause error, until time.Time) bool {
+func (e *Elector) failsafe(cause error, sent, until stamp) bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.stopped || e.hold.pending != "" || !e.hold.held {
+	if e.stopped || e.hold.pending != "" || !e.hold.held || !e.trustedLocked(sent) {
 		return false
 	}
 	e.fence.Store(&fenceValue{term: e.st.Term, until: until})
-	e.st.ValidUntil = until
+	e.st.ValidUntil = until.t
 	if !e.st.Failsafe {
 		e.st.Failsafe, e.st.FailsafeSince = true, e.now()
 		e.st.Reason = "failsafe: storage unreachable, every peer promised to stand by"

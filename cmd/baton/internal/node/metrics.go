@@ -37,6 +37,7 @@ type metrics struct {
 	failsafes     prometheus.Counter
 	failsafeTime  prometheus.Counter
 	promisesGiven prometheus.Counter
+	clockJumps    prometheus.Counter
 }
 
 const ns = "baton"
@@ -77,7 +78,9 @@ func newMetrics(n *Node) *metrics {
 		Help: "Time spent in failsafe, counted when it ends."})
 	m.promisesGiven = prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "failsafe_promises_given_total",
 		Help: "Promises this node gave to stand by for an active node in failsafe."})
-	for _, c := range []prometheus.Collector{m.acquisitions, m.losses, m.renewDuration, m.renewFailures, rd,
+	m.clockJumps = prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "clock_jumps_total",
+		Help: "Times the wall clock and the monotonic clock disagreed (a VM pause?): the active stopped serving until a renew."})
+	for _, c := range []prometheus.Collector{m.clockJumps, m.acquisitions, m.losses, m.renewDuration, m.renewFailures, rd,
 		m.drains, m.cutRequests, m.cutUpgraded, m.checkDuration, m.checkFailures, m.peerUp, m.peerRTT,
 		m.failsafes, m.failsafeTime, m.promisesGiven} {
 		f(c)
@@ -104,6 +107,8 @@ func (m *metrics) onLeaseEvent(ev lease.Event) {
 		m.renewFailures.Inc()
 	case lease.EventDemoted:
 		m.losses.WithLabelValues(reasonClass(ev.Reason)).Inc()
+	case lease.EventClockJump:
+		m.clockJumps.Inc()
 	case lease.EventFailsafe:
 		if ev.Err != nil {
 			m.failsafes.Inc()

@@ -88,6 +88,15 @@ func New(cfg *config.Config, log *zap.Logger, version string) (*Node, error) {
 	return n, nil
 }
 
+// clockJump maps lease.clock_jump to lease.Config.ClockJump: "0s" turns
+// the detector off.
+func clockJump(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
+}
+
 // build is New without the clean-up: on error it may return a partly
 // built node for Close.
 func build(cfg *config.Config, log *zap.Logger, version string) (*Node, error) {
@@ -110,6 +119,7 @@ func build(cfg *config.Config, log *zap.Logger, version string) (*Node, error) {
 		RenewDeadline:    cfg.Lease.RenewDeadline.D(),
 		RetryInterval:    cfg.Lease.RetryInterval.D(),
 		CandidacyBackoff: cfg.Lease.CandidacyBackoff.D(),
+		ClockJump:        clockJump(cfg.Lease.ClockJump.D()),
 		OnEvent:          n.onLeaseEvent,
 	}
 	if n.inst, err = takeInstance(cfg, n.lock, &ec); err != nil {
