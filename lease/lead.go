@@ -127,11 +127,11 @@ loop:
 // holder record, sent the send time of the call that took it (the deadline
 // counts from there), done when it answered.
 type acquisition struct {
-	rec  Record
-	sent stamp
-	done time.Time
-	reason     string    // for the role change
-	adopt      *adoptReq // a handover to this node: answered once active (or not)
+	rec    Record
+	sent   stamp
+	done   time.Time
+	reason string    // for the role change
+	adopt  *adoptReq // a handover to this node: answered once active (or not)
 }
 
 // becomeActive publishes the fence unless the node became ineligible while
