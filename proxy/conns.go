@@ -85,6 +85,11 @@ func (h *hijackTracker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	if ex := exchangeOf(h.ResponseWriter); ex != nil && ex.status == 0 {
+		// The 101 goes out on the hijacked connection, past the
+		// exchange: record it, or the upgrade would count as 499.
+		ex.status = http.StatusSwitchingProtocols
+	}
 	return h.set.add(c), brw, nil
 }
 

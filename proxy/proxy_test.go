@@ -167,7 +167,7 @@ func TestStreamingIsFlushed(t *testing.T) {
 }
 
 func TestWebSocketUpgrade(t *testing.T) {
-	_, _, front, _ := newTestProxy(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	p, _, front, _ := newTestProxy(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Header.Get("Upgrade") != "websocket" || r.Header.Get("Baton-Term") != "7" {
 			http.Error(w, "no upgrade", 400)
 			return
@@ -202,6 +202,12 @@ func TestWebSocketUpgrade(t *testing.T) {
 	line, err := br.ReadString('\n')
 	if err != nil || line != "echo ping\n" {
 		t.Fatalf("echo: %q %v", line, err)
+	}
+	conn.Close()
+	// Recorded as the 101 it was, not as a client that went away (499).
+	waitUntil(t, "the upgrade recorded", func() bool { return p.StatusCounts()[PathLocal][1] == 1 })
+	if c := p.StatusCounts()[PathLocal]; c[4] != 0 {
+		t.Errorf("status classes %v: the upgrade counted as 4xx", c)
 	}
 }
 
