@@ -504,11 +504,16 @@ func (e *Elector) setRoleLocked(role Role, reason string) {
 	from := e.st.Role
 	e.st.Role, e.st.Reason, e.st.Since = role, reason, e.now()
 	e.publishLocked()
+	holder := ""
+	if e.st.HolderKnown {
+		holder = e.st.Holder.Holder
+	}
 	e.log.Info("role changed",
 		zap.Stringer("from", from),
 		zap.Stringer("to", role),
 		zap.String("reason", reason),
-		zap.Uint64("term", e.st.Term))
+		zap.Uint64("term", e.st.Term),
+		zap.String("holder", holder))
 }
 
 func (e *Elector) markStoppedLocked(reason string) {

@@ -242,7 +242,7 @@ func (l *Link) hello(ctx context.Context, addr string) (Hello, error) {
 	l.mu.Unlock()
 	switch {
 	case err == nil && (!wasReachable || lastErr != ""):
-		l.log.Info("peer reachable", zap.String("peer", addr), zap.String("node", h.Node), zap.Duration("rtt", rtt))
+		l.log.Info("peer reachable", zap.String("peer", addr), zap.String("peer_node", h.Node), zap.Duration("rtt", rtt))
 	case err != nil && ctx.Err() == nil && (wasReachable || lastErr == "") && st.LastError != lastErr:
 		l.log.Warn("peer unreachable", zap.String("peer", addr), zap.Error(err))
 	}

@@ -72,7 +72,7 @@ func (l *Link) dispatch(ctx context.Context, path string, body []byte) (int, any
 		if err := json.Unmarshal(body, &m); err != nil {
 			return http.StatusBadRequest, "bad message: " + err.Error()
 		}
-		l.log.Debug("peer released the lease", zap.String("node", m.From), zap.Uint64("term", m.Term))
+		l.log.Debug("peer released the lease", zap.String("peer_node", m.From), zap.Uint64("term", m.Term))
 		l.local.Nudge()
 		return http.StatusOK, struct{}{}
 	case pathAcquired:

@@ -100,6 +100,7 @@ func clockJump(d time.Duration) time.Duration {
 // build is New without the clean-up: on error it may return a partly
 // built node for Close.
 func build(cfg *config.Config, log *zap.Logger, version string) (*Node, error) {
+	log = log.With(zap.String("node", cfg.NodeName)) // on every line of this node
 	n := &Node{cfg: cfg, log: log, version: version, started: time.Now(), ready: make(chan struct{}),
 		monSwap: make(chan struct{}, 1)}
 	n.live.Store(cfg)
@@ -365,7 +366,6 @@ func (n *Node) Run(ctx context.Context) error {
 		}
 	})
 	n.log.Info("node started",
-		zap.String("node", n.cfg.NodeName),
 		zap.String("version", n.version),
 		zap.String("lease_backend", n.cfg.Lease.Backend),
 		zap.String("backend", n.cfg.Backend.URL),
