@@ -197,6 +197,9 @@ type Passive struct {
 	// to the backend. 0: off (default).
 	MaxInFlight int      `toml:"max_in_flight"`
 	Cooldown    Duration `toml:"cooldown"` // how long a tripped signal keeps the node unhealthy; default 30s
+	// Paths are error rates over the requests under a path prefix
+	// ([[health.passive.path]], see passive.go), beside the global one.
+	Paths []PassivePath `toml:"path"`
 }
 
 type Drain struct {

@@ -543,6 +543,7 @@ func (st *state) validateHealth(c *Config) {
 		st.errorf("health.passive.max_in_flight", "must not be negative (0 turns it off), got %d", pa.MaxInFlight)
 	}
 	st.nonNegative("health.passive.cooldown", pa.Cooldown)
+	st.validatePassivePaths(pa.Paths)
 
 	names := map[string]int{}
 	for i := range h.Checks {
