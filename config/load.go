@@ -48,6 +48,7 @@ type loader struct {
 	lookPath   func(string) (string, error)
 	interfaces func() (sockaddr.IfAddrs, error)
 	getenv     func(string) string // GOGC, GOMEMLIMIT
+	readSecret func(env, file string) (string, error)
 }
 
 func newLoader() *loader {
@@ -57,6 +58,7 @@ func newLoader() *loader {
 		lookPath:   exec.LookPath,
 		interfaces: sockaddr.GetAllInterfaces,
 		getenv:     os.Getenv,
+		readSecret: ReadSecret,
 	}
 }
 

@@ -24,6 +24,10 @@ type Config struct {
 	Limits  Limits  `toml:"limits"`
 	Hooks   Hooks   `toml:"hooks"`
 	Runtime Runtime `toml:"runtime"` // keep last: Redacted appends to its table
+
+	// LoadWarnings are warnings Load found that the values alone do not
+	// show (see azendpoint.go); Timing().Warnings includes them.
+	LoadWarnings []string `toml:"-"`
 }
 
 // Hooks are commands run when this node's role changes: on_active when it

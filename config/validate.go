@@ -506,6 +506,7 @@ func (st *state) validateAzBlob(c *Config) {
 	if az.ClientID != "" && az.Auth != "managed-identity" && az.Auth != "default" {
 		st.errorf(p+"client_id", "is only used with auth = \"managed-identity\" or \"default\" (auth is %q)", az.Auth)
 	}
+	st.accountURLWithConnectionString(c)
 }
 
 func isEnvName(s string) bool {
