@@ -4,10 +4,13 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"sync"
 	"testing"
+
+	"go.uber.org/zap"
 )
 
 // pathObserver records what RequestDonePath is told. It fails the test if
@@ -157,5 +160,18 @@ func BenchmarkServeLocalPathObserver(b *testing.B) {
 			p, _ := benchProxy(b, be.url(), tc.mut)
 			serveLoop(b, p, http.StatusOK, len(smallBody))
 		})
+	}
+}
+
+func TestObserveDoneDoesNotAllocate(t *testing.T) {
+	be, _ := url.Parse("http://127.0.0.1:1/app/")
+	p, err := New(Options{Backend: be, Fence: &fakeFence{}, Observer: nopPathObserver{}}, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	out := httptest.NewRequest("GET", "http://127.0.0.1:1/app/checkout/pay", nil)
+	if allocs := testing.AllocsPerRun(1000, func() { p.observeDone(out, 200, false) }); allocs != 0 {
+		t.Fatalf("%v allocations", allocs)
 	}
 }
