@@ -163,6 +163,7 @@ func (st *state) defaults(c *Config) {
 	setDur(&h.Passive.Window, st.has("health", "passive", "window"), 10*time.Second)
 	setInt(&h.Passive.MinRequests, st.has("health", "passive", "min_requests"), defaultPassiveMinReqs)
 	setDur(&h.Passive.Cooldown, st.has("health", "passive", "cooldown"), 30*time.Second)
+	st.passivePathDefaults(&h.Passive)
 	if len(h.Checks) == 0 {
 		h.Checks = []Check{{Name: DefaultCheckName, Type: "http"}}
 	}

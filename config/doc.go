@@ -42,6 +42,10 @@
 //     Error messages never repeat a value that may be a secret
 //     (lease.azblob.account_url is not echoed). Redacted additionally hides
 //     URL credentials and credential-like check headers.
+//   - With auth = "connection-string", an account_url naming another blob
+//     endpoint than the connection string is an error, the same endpoint a
+//     warning (Timing().Warnings): Load reads the connection string for
+//     this, when it can, and keeps nothing of it (azendpoint.go).
 //   - Files the configuration names (certificates, CA roots, secret files,
 //     the admin token file) exist at load; exec checks' command[0] is
 //     found on PATH at load.
@@ -56,7 +60,9 @@
 //     only checked to exist, not parsed or matched, and a file that exists
 //     but cannot be read (permissions) is left to the component that opens
 //     it, since check-config may run as another user than the service.
-//   - Environment variables named for secrets are not checked at load.
+//   - Environment variables named for secrets are not checked at load,
+//     except that a connection string is compared with account_url when
+//     both are there (a warning says so when it cannot be read).
 //     GOGC and GOMEMLIMIT are only looked at for being set: their values
 //     are the Go runtime's to parse (except GOMEMLIMIT=off, which makes
 //     gc_percent = -1 an error).

@@ -57,6 +57,7 @@ type loader struct {
 	lookPath   func(string) (string, error)
 	interfaces func() (sockaddr.IfAddrs, error)
 	getenv     func(string) string // GOGC, GOMEMLIMIT
+	readSecret func(env, file string) (string, error)
 }
 
 func newLoader() *loader {
@@ -66,6 +67,7 @@ func newLoader() *loader {
 		lookPath:   exec.LookPath,
 		interfaces: sockaddr.GetAllInterfaces,
 		getenv:     os.Getenv,
+		readSecret: ReadSecret,
 	}
 }
 

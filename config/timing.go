@@ -115,6 +115,7 @@ func (c *Config) warnings(t Timing) []string {
 	var w []string
 	add := func(format string, args ...any) { w = append(w, fmt.Sprintf(format, args...)) }
 	d := func(v time.Duration) string { return Duration(v).String() }
+	w = append(w, c.LoadWarnings...)
 
 	if c.Lease.Backend == "file" {
 		add("lease.backend = \"file\": the file lease coordinates processes on ONE host only; it cannot coordinate two VMs (use \"azblob\" for that).")

@@ -24,6 +24,10 @@ type Config struct {
 	Limits  Limits  `toml:"limits"`
 	Hooks   Hooks   `toml:"hooks"`
 	Runtime Runtime `toml:"runtime"` // keep last: Redacted appends to its table
+
+	// LoadWarnings are warnings Load found that the values alone do not
+	// show (see azendpoint.go); Timing().Warnings includes them.
+	LoadWarnings []string `toml:"-"`
 }
 
 // Hooks are commands run when this node's role changes: on_active when it
@@ -203,6 +207,9 @@ type Passive struct {
 	// to the backend. 0: off (default).
 	MaxInFlight int      `toml:"max_in_flight"`
 	Cooldown    Duration `toml:"cooldown"` // how long a tripped signal keeps the node unhealthy; default 30s
+	// Paths are error rates over the requests under a path prefix
+	// ([[health.passive.path]], see passive.go), beside the global one.
+	Paths []PassivePath `toml:"path"`
 }
 
 type Drain struct {

@@ -524,6 +524,7 @@ func (st *state) validateAzBlob(c *Config) {
 	if az.ClientID != "" && az.Auth != "managed-identity" && az.Auth != "default" {
 		st.errorf(p+"client_id", "is only used with auth = \"managed-identity\" or \"default\" (auth is %q)", az.Auth)
 	}
+	st.accountURLWithConnectionString(c)
 }
 
 func isEnvName(s string) bool {
@@ -561,6 +562,7 @@ func (st *state) validateHealth(c *Config) {
 		st.errorf("health.passive.max_in_flight", "must not be negative (0 turns it off), got %d", pa.MaxInFlight)
 	}
 	st.nonNegative("health.passive.cooldown", pa.Cooldown)
+	st.validatePassivePaths(pa.Paths)
 
 	names := map[string]int{}
 	for i := range h.Checks {

@@ -18,9 +18,14 @@
 //   - One log line per change of overall health: Info "backend healthy" / Warn "backend
 //     unhealthy" with the failing check and reason, plus one Warn when the first round fails.
 //     A backend that refuses connections for an hour logs once, not once per run.
-//   - RequestStarted and RequestDone take no lock, read no clock and allocate nothing; the
-//     error-rate window is computed by a ticker that samples cumulative counters (see
-//     passive.go), so it slides in steps of at most 250ms.
+//   - RequestStarted, RequestDone and RequestDonePath take no lock, read no clock and allocate
+//     nothing; the error-rate windows are computed by a ticker that samples cumulative
+//     counters (see passive.go), so they slide in steps of at most 250ms (a thousandth of the
+//     window for windows over 250s).
+//   - Path rules (PathSpec) are error rates over the requests under a URL path prefix, each
+//     with its own threshold, window and cooldown; every rule whose prefix matches counts a
+//     request. A tripped rule holds the node unhealthy like the global rate, with a reason
+//     naming its prefix.
 //   - Stop cancels the runs in flight, joins every goroutine and closes idle connections; the
 //     result of a cancelled run is discarded, so stopping never flips Healthy().
 //
@@ -35,5 +40,6 @@
 //     descendant that leaves the process group (setsid) survives it. On Unix other than Linux,
 //     descendants still running after the command exits on its own are not killed.
 //   - The passive signals only see what the proxy reports; requests forwarded to another node
-//     must not be reported. After a cooldown the error-rate window starts empty.
+//     must not be reported. After a cooldown every error-rate window starts empty; while one
+//     signal holds the node out, the others are not evaluated.
 package healthcheck

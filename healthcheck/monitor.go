@@ -38,6 +38,9 @@ type PassiveSpec struct {
 	// the node unhealthy for Cooldown.
 	MaxInFlight int
 	Cooldown    time.Duration // required when a signal is on
+	// Paths are error-rate signals over the requests under a path prefix, beside the global
+	// one (see PathSpec); at most MaxPathRules. They count what RequestDonePath reports.
+	Paths []PathSpec
 }
 
 // Options configures a Monitor.
@@ -71,6 +74,10 @@ type Monitor struct {
 	requests paddedInt64 // completed requests since New
 	errs     paddedInt64 // completed requests that were errors
 	overPeak paddedInt64 // highest in-flight count above MaxInFlight since the last passive tick
+	// The path rules' prefixes and counters (PassiveSpec.Paths, in order), read on the request
+	// path by RequestDonePath.
+	pathPrefixes []string
+	pathCounts   []counter
 
 	passive passiveState
 	trip    atomic.Pointer[trip] // non-nil while a passive signal holds the node unhealthy
@@ -153,7 +160,13 @@ func New(o Options, log *zap.Logger) (*Monitor, error) {
 		}
 		m.checks = append(m.checks, c)
 	}
-	if err := m.passive.init(o.Passive); err != nil {
+	if n := len(o.Passive.Paths); n > 0 && n <= MaxPathRules {
+		m.pathCounts = make([]counter, n)
+		for _, ps := range o.Passive.Paths {
+			m.pathPrefixes = append(m.pathPrefixes, ps.Prefix)
+		}
+	}
+	if err := m.passive.init(o.Passive, &m.requests.v, &m.errs.v, m.pathCounts); err != nil {
 		return nil, err
 	}
 	m.pending.Store(int64(len(m.checks)))
@@ -282,12 +295,34 @@ func (m *Monitor) RequestStarted() {
 
 // RequestDone ends a request counted by RequestStarted. A status >= 500 or proxyErr counts as
 // an error for the error-rate signal. It is two or three atomic adds: the window is computed
-// by the Monitor's passive ticker, not here.
+// by the Monitor's passive ticker, not here. The path rules do not see it: use
+// RequestDonePath for them.
 func (m *Monitor) RequestDone(status int, proxyErr bool) {
 	m.inflight.v.Add(-1)
 	m.requests.v.Add(1)
 	if proxyErr || status >= 500 {
 		m.errs.v.Add(1)
+	}
+}
+
+// RequestDonePath is RequestDone for a request to path (the URL path the client asked for):
+// it also counts the request, and the error, for every path rule whose prefix path starts
+// with. Beyond RequestDone it costs one prefix comparison per rule and one or two atomic adds
+// per matching rule; no lock, no clock, no allocation.
+func (m *Monitor) RequestDonePath(path string, status int, proxyErr bool) {
+	m.RequestDone(status, proxyErr)
+	if len(m.pathPrefixes) == 0 {
+		return
+	}
+	isErr := proxyErr || status >= 500
+	for i, prefix := range m.pathPrefixes {
+		if strings.HasPrefix(path, prefix) {
+			c := &m.pathCounts[i]
+			c.requests.Add(1)
+			if isErr {
+				c.errs.Add(1)
+			}
+		}
 	}
 }
 

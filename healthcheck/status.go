@@ -48,12 +48,22 @@ func (r Result) MarshalJSON() ([]byte, error) {
 
 // PassiveStatus is the passive signals as of the last passive tick (InFlight is live).
 type PassiveStatus struct {
-	ErrorRate    float64    `json:"error_rate"` // errors/requests in the window
-	Requests     int64      `json:"requests"`   // completed in the window
-	Errors       int64      `json:"errors"`
-	InFlight     int64      `json:"in_flight"`
-	TrippedUntil *time.Time `json:"tripped_until,omitempty"`
-	Reason       string     `json:"reason,omitempty"`
+	ErrorRate    float64      `json:"error_rate"` // errors/requests in the window
+	Requests     int64        `json:"requests"`   // completed in the window
+	Errors       int64        `json:"errors"`
+	InFlight     int64        `json:"in_flight"`
+	TrippedUntil *time.Time   `json:"tripped_until,omitempty"`
+	Reason       string       `json:"reason,omitempty"`
+	Paths        []PathStatus `json:"paths,omitempty"` // one per PathSpec, in order
+}
+
+// PathStatus is one path rule's window as of the last passive tick. A tripped rule is named
+// in PassiveStatus.Reason.
+type PathStatus struct {
+	Prefix    string  `json:"prefix"`
+	ErrorRate float64 `json:"error_rate"`
+	Requests  int64   `json:"requests"`
+	Errors    int64   `json:"errors"`
 }
 
 // Status returns a snapshot; results are copies.
@@ -82,7 +92,7 @@ func (m *Monitor) Status() Status {
 	}
 	m.passive.mu.Lock()
 	s.Passive = m.passive.snap
-	m.passive.mu.Unlock()
+	m.passive.mu.Unlock() // snap.Paths is a new slice on every tick, never written after
 	s.Passive.InFlight = m.inflight.v.Load()
 	return s
 }

@@ -17,7 +17,8 @@
 // counts it (request counters, status counts by path, the duration
 // histogram, the access log). The Observer is told when the backend's
 // answer arrives (modifyResponse, errorHandler), not at the end: a long
-// body or an upgraded connection says nothing about the backend.
+// body or an upgraded connection says nothing about the backend. An
+// Observer that is a PathObserver is told the request's path too.
 //
 // # What it guarantees
 //

@@ -33,6 +33,15 @@ type Observer interface {
 	RequestDone(status int, proxyErr bool)
 }
 
+// PathObserver is an Observer that also learns the URL path of each
+// request (decoded, as the client sent it: the inbound r.URL.Path), for
+// signals kept per path. When Options.Observer implements it, the proxy
+// calls RequestDonePath instead of RequestDone.
+type PathObserver interface {
+	Observer
+	RequestDonePath(path string, status int, proxyErr bool)
+}
+
 // StatusClientClosedRequest is the non-standard status recorded (never sent)
 // when the client cancels a request before the backend answered.
 const StatusClientClosedRequest = 499
@@ -110,8 +119,10 @@ type Proxy struct {
 	transport  *http.Transport
 	fenceKey   string
 	retryAfter string
-	upgrades   []string // Options.UpgradeProtocols, defaulted
-	gate       *gate    // Options.MaxBackendConns; nil: no limit
+	upgrades   []string     // Options.UpgradeProtocols, defaulted
+	gate       *gate        // Options.MaxBackendConns; nil: no limit
+	pathObs    PathObserver // Options.Observer, when it is one
+	basePath   string       // backend.url's path without its trailing slash
 
 	inFlight    atomic.Int64
 	idleWaiters atomic.Int32  // WaitIdle calls running
@@ -165,6 +176,8 @@ func New(o Options, log *zap.Logger) (*Proxy, error) {
 	if p.upgrades == nil {
 		p.upgrades = DefaultUpgradeProtocols
 	}
+	p.pathObs, _ = o.Observer.(PathObserver)
+	p.basePath = strings.TrimSuffix(o.Backend.Path, "/")
 	p.gate = newGate(o.MaxBackendConns, o.BackendQueueTimeout, p.log)
 	p.transport = &http.Transport{
 		Proxy: nil, // never route the local backend through an environment proxy
@@ -401,9 +414,7 @@ func (p *Proxy) modifyResponse(res *http.Response) error {
 		// through the load balancer for its next request.
 		res.Header.Set("Connection", "close")
 	}
-	if p.opts.Observer != nil {
-		p.opts.Observer.RequestDone(res.StatusCode, false)
-	}
+	p.observeDone(res.Request, res.StatusCode, false)
 	if p.backendFailing.Load() && p.backendFailing.CompareAndSwap(true, false) {
 		p.log.Info("backend answering again", zap.Int("status", res.StatusCode))
 	}
@@ -417,11 +428,9 @@ func (p *Proxy) errorHandler(w http.ResponseWriter, r *http.Request, err error) 
 	if !client {
 		code = ErrorStatus(r.Context(), err)
 	}
-	if p.opts.Observer != nil {
-		// A client that went away or sent a broken body says nothing
-		// about the backend.
-		p.opts.Observer.RequestDone(code, !client)
-	}
+	// A client that went away or sent a broken body says nothing about
+	// the backend.
+	p.observeDone(r, code, !client)
 	if client {
 		p.log.Debug("request failed on the client's side", zap.String("path", r.URL.Path), zap.Int("status", code), zap.Error(err))
 		clientFailed(w, r, code)
@@ -433,6 +442,24 @@ func (p *Proxy) errorHandler(w http.ResponseWriter, r *http.Request, err error) 
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.WriteHeader(code)
 	io.WriteString(w, http.StatusText(code)+"\n")
+}
+
+// observeDone tells the Observer that a local request ended. req is the
+// request sent to the backend: on the fast path the inbound one, through
+// httputil.ReverseProxy the outbound one, whose path is backend.url's path
+// joined with the inbound one (SetURL); taking basePath off again gives
+// the inbound path, without an allocation.
+func (p *Proxy) observeDone(req *http.Request, status int, proxyErr bool) {
+	switch {
+	case p.pathObs != nil:
+		path := ""
+		if req != nil && req.URL != nil {
+			path = strings.TrimPrefix(req.URL.Path, p.basePath)
+		}
+		p.pathObs.RequestDonePath(path, status, proxyErr)
+	case p.opts.Observer != nil:
+		p.opts.Observer.RequestDone(status, proxyErr)
+	}
 }
 
 // clientGone answers a request whose context was cancelled because the

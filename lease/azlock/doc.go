@@ -97,7 +97,6 @@
 // the baton.toml of two nodes:
 //
 //	[lease.azblob]
-//	account_url = "http://127.0.0.1:10000/devstoreaccount1"
 //	container   = "baton"
 //	blob        = "leader"
 //	auth        = "connection-string"

@@ -60,7 +60,7 @@ func azblobClient(cfg *config.Config) (azure.Options, error) {
 }
 
 // newMonitor builds the health monitor from the [[health.check]] entries
-// and [health.passive].
+// and [health.passive] (with its [[health.passive.path]] rules).
 func newMonitor(cfg *config.Config, m *metrics, startHealthy bool, log *zap.Logger) (*healthcheck.Monitor, error) {
 	var specs []healthcheck.CheckSpec
 	for _, c := range cfg.Health.Checks {
@@ -96,11 +96,18 @@ func newMonitor(cfg *config.Config, m *metrics, startHealthy bool, log *zap.Logg
 		})
 	}
 	p := cfg.Health.Passive
+	var paths []healthcheck.PathSpec
+	for _, r := range p.Paths {
+		paths = append(paths, healthcheck.PathSpec{
+			Prefix: r.Prefix, ErrorRate: r.ErrorRate, Window: r.Window.D(),
+			MinRequests: r.MinRequests, Cooldown: r.Cooldown.D(),
+		})
+	}
 	return healthcheck.New(healthcheck.Options{
 		Checks: specs,
 		Passive: healthcheck.PassiveSpec{
 			ErrorRate: p.ErrorRate, Window: p.Window.D(), MinRequests: p.MinRequests,
-			MaxInFlight: p.MaxInFlight, Cooldown: p.Cooldown.D(),
+			MaxInFlight: p.MaxInFlight, Cooldown: p.Cooldown.D(), Paths: paths,
 		},
 		History:      cfg.Health.History,
 		StartHealthy: startHealthy,

@@ -478,11 +478,18 @@ func (n *Node) followHealth(ctx context.Context) {
 func (n *Node) monitor() *healthcheck.Monitor { return n.mon.Load() }
 
 // liveObserver passes the proxy's passive signals to the monitor in force.
+// It is a proxy.PathObserver, so the monitor's path rules see each
+// request's path.
 type liveObserver struct{ n *Node }
+
+var _ proxy.PathObserver = liveObserver{}
 
 func (o liveObserver) RequestStarted() { o.n.mon.Load().RequestStarted() }
 func (o liveObserver) RequestDone(status int, proxyErr bool) {
 	o.n.mon.Load().RequestDone(status, proxyErr)
+}
+func (o liveObserver) RequestDonePath(path string, status int, proxyErr bool) {
+	o.n.mon.Load().RequestDonePath(path, status, proxyErr)
 }
 
 // SetLevel gives the node the logger's level, so reloads can change it.

@@ -1,0 +1,177 @@
+package proxy
+
+import (
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+
+	"go.uber.org/zap"
+)
+
+// pathObserver records what RequestDonePath is told. It fails the test if
+// RequestDone is called: a PathObserver hears of a request once, with its
+// path.
+type pathObserver struct {
+	t       *testing.T
+	mu      sync.Mutex
+	started int
+	done    []pathDone
+}
+
+type pathDone struct {
+	path     string
+	status   int
+	proxyErr bool
+}
+
+func (o *pathObserver) RequestStarted() { o.mu.Lock(); o.started++; o.mu.Unlock() }
+func (o *pathObserver) RequestDone(status int, proxyErr bool) {
+	o.t.Errorf("RequestDone(%d, %v) called on a PathObserver", status, proxyErr)
+}
+func (o *pathObserver) RequestDonePath(path string, status int, proxyErr bool) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.done = append(o.done, pathDone{path, status, proxyErr})
+}
+
+func (o *pathObserver) take() (int, []pathDone) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	n, d := o.started, o.done
+	o.started, o.done = 0, nil
+	return n, d
+}
+
+// TestPathObserverGetsTheInboundPath: whichever way a request takes to the
+// backend (fast path, httputil.ReverseProxy, a backend.url with a path of
+// its own) and however it ends (an answer, a backend failure), the
+// observer is told the path the client asked for.
+func TestPathObserverGetsTheInboundPath(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		base     string // backend.url's path
+		noFast   bool
+		wantBack string // the path the backend sees for /checkout/a%20b
+	}{
+		{name: "fast path", wantBack: "/checkout/a b"},
+		{name: "transport", noFast: true, wantBack: "/checkout/a b"},
+		{name: "base path", base: "/app", wantBack: "/app/checkout/a b"},
+		{name: "base path with slash", base: "/app/", wantBack: "/app/checkout/a b"},
+		{name: "root base path", base: "/", wantBack: "/checkout/a b"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			obs := &pathObserver{t: t}
+			backendSaw := make(chan string, 4)
+			_, _, front, _ := newTestProxy(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				backendSaw <- r.URL.Path
+				if strings.HasSuffix(r.URL.Path, "/fail") {
+					w.WriteHeader(http.StatusBadGateway)
+				}
+			}), func(o *Options) {
+				u := *o.Backend
+				u.Path = tc.base
+				o.Backend, o.Observer, o.NoFastPath = &u, obs, tc.noFast
+			})
+			for _, req := range []struct{ method, target string }{
+				{"GET", "/checkout/a%20b?q=1"},
+				{"POST", "/checkout/a%20b"}, // never on the fast path
+				{"GET", "/checkout/fail"},
+			} {
+				var body io.Reader
+				if req.method == "POST" {
+					body = strings.NewReader("x")
+				}
+				r, _ := http.NewRequest(req.method, front.URL+req.target, body)
+				res, err := http.DefaultClient.Do(r)
+				if err != nil {
+					t.Fatal(err)
+				}
+				io.Copy(io.Discard, res.Body)
+				res.Body.Close()
+			}
+			for i := range 2 {
+				if got := <-backendSaw; got != tc.wantBack {
+					t.Errorf("request %d: backend saw %q, want %q", i, got, tc.wantBack)
+				}
+			}
+			<-backendSaw
+			n, done := obs.take()
+			want := []pathDone{{"/checkout/a b", 200, false}, {"/checkout/a b", 200, false}, {"/checkout/fail", 502, false}}
+			if n != 3 || len(done) != 3 || done[0] != want[0] || done[1] != want[1] || done[2] != want[2] {
+				t.Errorf("observer: %d started, %+v; want 3, %+v", n, done, want)
+			}
+		})
+	}
+}
+
+func TestPathObserverOnBackendFailure(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens: every dial is refused
+	for _, tc := range []struct {
+		name string
+		base string
+	}{{"fast path", ""}, {"base path", "/app/"}} {
+		t.Run(tc.name, func(t *testing.T) {
+			obs := &pathObserver{t: t}
+			_, _, front, _ := newTestProxy(t, http.NotFoundHandler(), func(o *Options) {
+				o.Backend = &url.URL{Scheme: "http", Host: addr, Path: tc.base}
+				o.Observer = obs
+			})
+			res, err := http.Get(front.URL + "/checkout/pay")
+			if err != nil {
+				t.Fatal(err)
+			}
+			res.Body.Close()
+			if res.StatusCode != http.StatusBadGateway {
+				t.Fatalf("status %d, want 502", res.StatusCode)
+			}
+			if n, done := obs.take(); n != 1 || len(done) != 1 || done[0] != (pathDone{"/checkout/pay", 502, true}) {
+				t.Errorf("observer: %d started, %+v", n, done)
+			}
+		})
+	}
+}
+
+type nopPathObserver struct{ nopObserver }
+
+func (nopPathObserver) RequestDonePath(string, int, bool) {}
+
+// BenchmarkServeLocalPathObserver is BenchmarkServeLocal/node with an
+// Observer that takes the request's path: the same allocations.
+func BenchmarkServeLocalPathObserver(b *testing.B) {
+	for _, tc := range []struct {
+		name string
+		mut  func(*Options)
+	}{
+		{name: "node", mut: func(o *Options) { o.Observer = nopPathObserver{} }},
+		{name: "node/transport", mut: func(o *Options) { o.Observer = nopPathObserver{}; o.NoFastPath = true }},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			be := newRawBackend(b, smallBody)
+			p, _ := benchProxy(b, be.url(), tc.mut)
+			serveLoop(b, p, http.StatusOK, len(smallBody))
+		})
+	}
+}
+
+func TestObserveDoneDoesNotAllocate(t *testing.T) {
+	be, _ := url.Parse("http://127.0.0.1:1/app/")
+	p, err := New(Options{Backend: be, Fence: &fakeFence{}, Observer: nopPathObserver{}}, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	out := httptest.NewRequest("GET", "http://127.0.0.1:1/app/checkout/pay", nil)
+	if allocs := testing.AllocsPerRun(1000, func() { p.observeDone(out, 200, false) }); allocs != 0 {
+		t.Fatalf("%v allocations", allocs)
+	}
+}
