@@ -478,6 +478,19 @@ func TestCloudInitSchema(t *testing.T) {
 						t.Errorf("%s: %s is not valid sh: %s", n.name, p, out)
 					}
 				}
+				// The configuration must pass check-config before baton starts;
+				// the online check (one read of the lease) may fail while the role
+				// assignment propagates, and must not stop the deployment.
+				deploy := string(n.files["/usr/local/sbin/baton-deploy"].content)
+				for _, want := range []string{
+					"\nrunuser -u baton -- baton check-config -offline -config /etc/baton/baton.toml\n",
+					"\nrunuser -u baton -- baton check-config -config /etc/baton/baton.toml >/dev/null ||\n",
+					"\nsystemctl enable --now baton\n",
+				} {
+					if !strings.Contains(deploy, want) {
+						t.Errorf("%s: the deploy script lacks %q", n.name, want)
+					}
+				}
 				if got, want := string(n.files[stage+"deb-url"].content), mustString(t, e, "[parameters('batonDebUrl')]"); got != want {
 					t.Errorf("%s: deb-url %q, want %q", n.name, got, want)
 				}
