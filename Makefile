@@ -21,9 +21,11 @@ build: ## build bin/baton and bin/demoapp
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/demoapp ./demo/app
 
 .PHONY: deps
-deps: ## install what the tests need (Azurite from npm, HAProxy from apt), idempotently
+deps: ## install what the tests need (Azurite from npm; HAProxy, cloud-init, promtool from apt), idempotently
 	bash scripts/install-azurite.sh
 	bash scripts/install-haproxy.sh
+	bash scripts/install-cloud-init.sh
+	bash scripts/install-promtool.sh
 
 .PHONY: fmt-check
 fmt-check: ## fail if gofmt would change a file
