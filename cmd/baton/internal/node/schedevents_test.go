@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -322,5 +323,28 @@ func TestScheduledEventNoTakeover(t *testing.T) {
 	// The event names vm-b too: never approved.
 	if got := imds.approved(); len(got) != 0 {
 		t.Errorf("approved an event that names another VM: %q", got)
+	}
+}
+
+// TestScheduledEventsNeedRestart: [azure] changes are reported by a reload
+// as needing a restart, and the running node keeps its watcher as it was.
+func TestScheduledEventsNeedRestart(t *testing.T) {
+	leaseFile := filepath.Join(t.TempDir(), "lease")
+	a := startTestNode(t, "a", leaseFile, "")
+	waitFor(t, "a active", 5*time.Second, func() bool { return a.probe() == 200 })
+	body, err := os.ReadFile(a.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(a.path, append(body, azureTOML("http://127.0.0.1:9", false)...), 0o600)
+	res, err := a.Reload()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(res.NotApplied, "azure") || a.sched != nil {
+		t.Errorf("reload: %+v, watcher %v", res, a.sched)
+	}
+	if a.live.Load().Azure.WatchScheduledEvents() {
+		t.Error("the live configuration took the new [azure]")
 	}
 }
