@@ -225,6 +225,8 @@ func (st *state) defaults(c *Config) {
 		c.Hooks.OnStandby = nil
 	}
 
+	st.azureDefaults(c) // after lease.backend
+
 	setStr(&c.Log.Level, "info")
 	setStr(&c.Log.Format, "json")
 

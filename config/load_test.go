@@ -73,6 +73,8 @@ func TestDefaults(t *testing.T) {
 		Log:   Log{Level: "info", Format: "json"},
 		Hooks: Hooks{Timeout: Duration(30 * time.Second)},
 		Peer:  Peer{Timeout: Duration(500 * time.Millisecond), Peers: []string{}},
+		Azure: Azure{ScheduledEvents: ptr(false), IMDSURL: "http://169.254.169.254",
+			StepDownOn: []string{"Freeze", "Reboot", "Redeploy", "Preempt", "Terminate"}},
 		Limits: Limits{MaxConns: 10000, MaxBackendConns: 1024, BackendQueueTimeout: Duration(5 * time.Second),
 			ClientTimeout: Duration(30 * time.Second), BufferBody: 64 << 10, HTTP2MaxStreams: 100},
 		Runtime: Runtime{

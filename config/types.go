@@ -21,6 +21,7 @@ type Config struct {
 	TLS     TLS     `toml:"tls"`
 	Log     Log     `toml:"log"`
 	Peer    Peer    `toml:"peer"`
+	Azure   Azure   `toml:"azure"` // config/azure.go
 	Limits  Limits  `toml:"limits"`
 	Hooks   Hooks   `toml:"hooks"`
 	Runtime Runtime `toml:"runtime"` // keep last: Redacted appends to its table

@@ -76,6 +76,7 @@ func (st *state) validate(c *Config) {
 	st.validateRuntime(c)
 	st.validatePeer(c)
 	st.validateLimits(c)
+	st.validateAzure(c)
 }
 
 func (st *state) validateLimits(c *Config) {

@@ -30,7 +30,9 @@
 // being free); with lease.failsafe and the peer link: 14 Azurite stopped
 // for 60 s, 15 node-a alone cut off from the storage for 20 s, 16 the
 // storage down and node-b frozen (no promise can be had), 17 node-b alone
-// cut off. `make test` runs 1, 3, 5, 9 and 13; the others need BATON_E2E_FULL=1,
+// cut off; 18 Azure announces a Reboot of node-a's VM (a fake metadata
+// service in the test process; with the peer link, node-a hands the role
+// to node-b). `make test` runs 1, 3, 5, 9 and 13; the others need BATON_E2E_FULL=1,
 // which `make e2e` sets (they skip with a message saying so). Every
 // scenario skips under -short. BATON_E2E_LB_INTERVAL (default 1s) sets the
 // load balancer's check interval, e.g. 5s to mirror Azure's default; the
@@ -64,8 +66,8 @@
 // what every other random phase does; the other scenarios use a random
 // phase.
 //
-// The assertions are the issue's: scenarios 1, 2, 11, 12 and 13 lose no
-// request; 9 recovers within the restart delay + one check + retry_interval
+// The assertions are the issue's: scenarios 1, 2, 11, 12, 13 and 18 lose
+// no request; 9 recovers within the restart delay + one check + retry_interval
 // + one check interval + 2s, on the restarted node; 10 leaves node-b active
 // under its term and the restarted node-a standing by; 14, 15 and 17 lose
 // no request and keep node-a active under its term (no switchover); 16

@@ -3,6 +3,7 @@
 package e2e
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -112,6 +113,8 @@ type batonNode struct {
 	failsafe           bool // lease.failsafe
 	configPath         string
 	env                []string
+
+	azure string // its [azure] table; "": the IMDS watcher off (no IMDS here)
 }
 
 // nodeConfig is a test node's TOML: the brief's timing, the azblob lease
@@ -192,7 +195,8 @@ func startNode(t *testing.T, n, peer *batonNode, a *app, accountURL, connString,
 		peerTOML = fmt.Sprintf("[peer]\nlisten = \"%s:%d\"\npeers = [\"%s:%d\"]\nsecret_file = %q\ntimeout = \"300ms\"\n",
 			n.ip, n.peer, peer.ip, peer.peer, secret)
 	}
-	cfg := nodeConfig(n, a, accountURL, tokenFile, filepath.Join(dir, "state"), peerTOML, lb)
+	azure := cmp.Or(n.azure, "[azure]\nscheduled_events = false\n")
+	cfg := nodeConfig(n, a, accountURL, tokenFile, filepath.Join(dir, "state"), peerTOML+azure, lb)
 	if err := os.WriteFile(n.configPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -328,6 +332,8 @@ type topoOpts struct {
 	peerLink     bool // the nodes talk over the peer link
 	failsafe     bool // lease.failsafe on both nodes (with the peer link)
 	perNodeProxy bool // a DelayProxy of its own between each node and Azurite
+
+	imds *fakeIMDS // if set: the nodes watch Azure's scheduled events there (VMs "vm-a", "vm-b")
 }
 
 func startTopology(t *testing.T, o topoOpts) *topology {
@@ -361,6 +367,9 @@ func startTopology(t *testing.T, o topoOpts) *topology {
 	link := o.peerLink || o.failsafe
 	a, b := newNode(t, "node-a", "127.0.0.2", link), newNode(t, "node-b", "127.0.0.3", link)
 	a.failsafe, b.failsafe = o.failsafe, o.failsafe
+	if o.imds != nil {
+		a.azure, b.azure = o.imds.azureTOML(t, "vm-a"), o.imds.azureTOML(t, "vm-b")
+	}
 	top.a = startNode(t, a, b, top.appA, urlA, csA, top.token, top.lbInt)
 	top.a.waitProbe(t, 200, "active", 20*time.Second)
 	top.b = startNode(t, b, a, top.appB, urlB, csB, top.token, top.lbInt)

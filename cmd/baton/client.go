@@ -206,6 +206,16 @@ func printStatus(w io.Writer, st node.Status) {
 			fmt.Fprintf(tw, "peer\t%s at %s: unreachable (%s)\n", name, p.Address, p.LastError)
 		}
 	}
+	for _, e := range st.ScheduledEvents {
+		when := "started"
+		if !e.NotBefore.IsZero() {
+			when = "not before " + e.NotBefore.Format(time.RFC3339)
+		}
+		fmt.Fprintf(tw, "azure event\t%s %s (%s, %s): %s\n", e.Type, e.ID, e.Status, when, cmp.Or(e.Handling, "pending"))
+	}
+	if st.ScheduledEventsError != "" {
+		fmt.Fprintf(tw, "azure events\tmetadata service: %s\n", st.ScheduledEventsError)
+	}
 	tw.Flush()
 }
 

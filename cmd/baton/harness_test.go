@@ -100,7 +100,7 @@ type nodeOpts struct {
 	leaseFile   string
 	backendPort int
 	tokenFile   string // admin.token_file
-	azurite     string // if set: azblob lease at this Azurite URL (connection string in env BATON_TEST_CS)
+	azurite     string // if set: azblob lease at this Azurite URL (connection string in env BATON_TEST_CS); [azure] scheduled_events off (no IMDS here)
 	extra       string // appended TOML
 	exitDelay   string // drain.exit_delay; default "500ms"
 	backoff     string // lease.candidacy_backoff; default "2s"
@@ -114,7 +114,8 @@ type nodeOpts struct {
 func nodeConfig(name string, n *batonNode, o nodeOpts) string {
 	leaseCfg := fmt.Sprintf("backend = \"file\"\n[lease.file]\npath = %q\n", o.leaseFile)
 	if o.azurite != "" {
-		leaseCfg = fmt.Sprintf("backend = \"azblob\"\nstate_dir = %q\nfailsafe = %t\n[lease.azblob]\naccount_url = %q\nauth = \"connection-string\"\nconnection_string_env = \"BATON_TEST_CS\"\ncall_timeout = \"500ms\"\n", o.stateDir, o.failsafe, o.azurite)
+		leaseCfg = fmt.Sprintf("backend = \"azblob\"\nstate_dir = %q\nfailsafe = %t\n[lease.azblob]\naccount_url = %q\nauth = \"connection-string\"\nconnection_string_env = \"BATON_TEST_CS\"\ncall_timeout = \"500ms\"\n"+
+			"[azure]\nscheduled_events = false\n", o.stateDir, o.failsafe, o.azurite)
 	}
 	httpsLine := ""
 	if n.https != 0 {

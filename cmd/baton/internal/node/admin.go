@@ -47,6 +47,11 @@ type Status struct {
 	Config   string             `json:"config_file,omitempty"`
 	LoadedAt time.Time          `json:"config_loaded_at"`
 	Peers    []peer.PeerStatus  `json:"peers,omitempty"` // the peer link, when configured
+
+	// Azure scheduled events pending for this VM ([azure]), and why the
+	// metadata service gave no answer at the last poll.
+	ScheduledEvents      []ScheduledEvent `json:"scheduled_events,omitempty"`
+	ScheduledEventsError string           `json:"scheduled_events_error,omitempty"`
 }
 
 // Holder is the lease holder record as the node last saw it.
@@ -126,6 +131,7 @@ func (n *Node) Status() Status {
 	if n.link != nil {
 		s.Peers = n.link.Peers()
 	}
+	s.ScheduledEvents, s.ScheduledEventsError = n.schedStatus()
 	return s
 }
 
@@ -149,7 +155,7 @@ func (n *Node) adminHandler() http.Handler {
 	}))
 	mux.HandleFunc("POST /step-down", n.authorized(func(w http.ResponseWriter, r *http.Request) {
 		if to := r.URL.Query().Get("to"); to != "" {
-			rec, err := n.stepDownTo(r.Context(), to)
+			rec, err := n.stepDownTo(r.Context(), to, "operator")
 			if err != nil {
 				code := http.StatusBadGateway
 				switch {
@@ -184,7 +190,7 @@ func (n *Node) adminHandler() http.Handler {
 			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "query parameter on must be true or false"})
 			return
 		}
-		n.elector.SetMaintenance(on)
+		n.setMaintenance(on) // schedevents.go: the operator's, not the watcher's
 		writeJSON(w, http.StatusOK, map[string]bool{"maintenance": on})
 	}))
 	// Go's profiler, registered here explicitly: nothing serves the

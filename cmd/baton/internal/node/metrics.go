@@ -38,6 +38,8 @@ type metrics struct {
 	failsafeTime  prometheus.Counter
 	promisesGiven prometheus.Counter
 	clockJumps    prometheus.Counter
+
+	schedActions *prometheus.CounterVec // Azure scheduled events (schedevents.go)
 }
 
 const ns = "baton"
@@ -85,6 +87,10 @@ func newMetrics(n *Node) *metrics {
 		m.failsafes, m.failsafeTime, m.promisesGiven} {
 		f(c)
 	}
+	m.schedActions = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "scheduled_event_actions_total",
+		Help: "What this node did about Azure scheduled events for its VM, by action."}, []string{"action"})
+	f(m.schedActions)
+	f(schedCollector{n})
 	f(collectors.NewGoCollector())
 	f(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	f(stateCollector{n})

@@ -64,6 +64,7 @@ type Node struct {
 	drain        drainState
 	maxConns     int // [limits] max_conns and max_backend_conns in force (effectiveLimits)
 	maxBackend   int
+	sched        *schedNode // [azure] scheduled_events; nil when off
 }
 
 type boundListener struct {
@@ -200,6 +201,9 @@ func build(cfg *config.Config, log *zap.Logger, version string) (*Node, error) {
 	n.token.Store(&tok)
 	if cfg.Log.Access {
 		n.proxy.SetAccessLog(log.Named("access"))
+	}
+	if n.sched, err = newSched(cfg, log); err != nil {
+		return n, err
 	}
 	if err := n.bind(); err != nil {
 		return n, err
@@ -342,6 +346,7 @@ func (n *Node) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	wg.Go(func() { n.followHealth(runCtx) })
 	wg.Go(func() { n.followRole(runCtx) })
+	wg.Go(func() { n.runSched(runCtx) })
 	if n.tcpProbeAddr != "" {
 		wg.Go(func() { n.tcpProbe(runCtx) })
 	}

@@ -137,8 +137,9 @@ func (n *Node) onLeaseEvent(ev lease.Event) {
 	}
 }
 
-// stepDownTo hands the role to the named node over the peer link.
-func (n *Node) stepDownTo(ctx context.Context, node string) (lease.Record, error) {
+// stepDownTo hands the role to the named node over the peer link, as
+// requested by by (the operator, a scheduled event).
+func (n *Node) stepDownTo(ctx context.Context, node, by string) (lease.Record, error) {
 	if n.link == nil {
 		return lease.Record{}, errNoLink
 	}
@@ -146,7 +147,7 @@ func (n *Node) stepDownTo(ctx context.Context, node string) (lease.Record, error
 	if err != nil {
 		return lease.Record{}, err
 	}
-	return n.elector.StepDownTo(ctx, "step-down to "+node+" requested by operator", h)
+	return n.elector.StepDownTo(ctx, "step-down to "+node+" requested by "+by, h)
 }
 
 var errNoLink = fmt.Errorf("step-down to a named node needs the peer link: set [peer] listen, peers and a secret")

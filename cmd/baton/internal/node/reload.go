@@ -36,6 +36,7 @@ var restartOnly = []struct {
 	{"limits", func(c *config.Config) any { return c.Limits }},
 	{"log.format", func(c *config.Config) any { return c.Log.Format }},
 	{"log.file", func(c *config.Config) any { return c.Log.File }},
+	{"azure", func(c *config.Config) any { return c.Azure }},
 }
 
 // errNotRunning is returned by Reload before Run started the node.
@@ -73,6 +74,7 @@ func (n *Node) Reload() (ReloadResult, error) {
 	live.NodeName, live.Listen, live.Backend, live.Probe = n.cfg.NodeName, n.cfg.Listen, n.cfg.Backend, n.cfg.Probe
 	live.Admin.Listen, live.Lease, live.TLS = n.cfg.Admin.Listen, n.cfg.Lease, n.cfg.TLS
 	live.Drain.AdvertiseURL, live.Log.Format, live.Log.File = n.cfg.Drain.AdvertiseURL, n.cfg.Log.Format, n.cfg.Log.File
+	live.Azure = n.cfg.Azure
 
 	tok, err := readToken(&live)
 	if err != nil {
