@@ -165,7 +165,7 @@ challenges = [%q]
 	}
 	a := startNodeWith(t, &batonNode{name: "node-a", http: freePort(t), probe: freePort(t), admin: freePort(t)}, httpsA,
 		nodeOpts{azurite: az.URL, backendPort: appA.port, tokenFile: token, extra: tlsCfg(httpsA)})
-	waitLog(t, a, `"msg":"lock acquired","identifier":"`+domain+`"`, 15*time.Second)
+	waitLog(t, a, `"msg":"lock acquired"`, 15*time.Second, `"identifier":"`+domain+`"`)
 	b := startNodeWith(t, nb, httpsB, nodeOpts{azurite: az.URL, backendPort: appB.port, tokenFile: token, extra: tlsCfg(httpsB)})
 	// Both start together, so either may win the lease; the test holds
 	// for both outcomes (Pebble validates on node-b's ports, which are the

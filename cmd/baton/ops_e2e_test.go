@@ -77,16 +77,27 @@ func TestSIGHUPReload(t *testing.T) {
 	}
 }
 
-func waitLog(t *testing.T, n *batonNode, msg string, limit time.Duration) {
+func waitLog(t *testing.T, n *batonNode, msg string, limit time.Duration, more ...string) {
 	t.Helper()
 	deadline := time.Now().Add(limit)
 	for time.Now().Before(deadline) {
-		if strings.Contains(n.Output(), msg) {
-			return
+		for line := range strings.Lines(n.Output()) {
+			if strings.Contains(line, msg) && allIn(line, more) {
+				return
+			}
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	t.Fatalf("%s never logged %q:\n%s", n.name, msg, n.Output())
+	t.Fatalf("%s never logged %q (with %q on the same line):\n%s", n.name, msg, more, n.Output())
+}
+
+func allIn(s string, parts []string) bool {
+	for _, p := range parts {
+		if !strings.Contains(s, p) {
+			return false
+		}
+	}
+	return true
 }
 
 // TestClientCommandsReadTheConfig: status and step-down find the admin
