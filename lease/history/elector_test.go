@@ -119,3 +119,40 @@ func TestElectorEventsRecorded(t *testing.T) {
 		}
 	})
 }
+
+// TestElectionIgnoresAHangingHistory: with the history's storage hanging
+// (ignoring every context), the election runs exactly as without it: a
+// step-down moves the role within a retry interval and Stop returns at
+// once.
+func TestElectionIgnoresAHangingHistory(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		store := leasetest.NewStore()
+		h := &hangingStore{gate: make(chan struct{})}
+		a := startElector(t, store, h, "a")
+		b := startElector(t, store, h, "b")
+		a.e.SetHealthy(true, "ok")
+		waitActive(t, a, 2*time.Second)
+		b.e.SetHealthy(true, "ok")
+		time.Sleep(2 * time.Second)
+		t0 := time.Now()
+		if err := a.e.StepDown("test"); err != nil {
+			t.Fatal(err)
+		}
+		waitActive(t, b, 2*time.Second)
+		if took := time.Since(t0); took > time.Second+10*time.Millisecond {
+			t.Errorf("b active %v after the step-down, want within one retry interval", took)
+		}
+		t0 = time.Now()
+		b.e.Stop()
+		a.e.Stop()
+		if took := time.Since(t0); took > 0 {
+			t.Errorf("Stop took %v of fake time", took)
+		}
+		if h.calls.Load() == 0 || a.rec.Pending() == 0 {
+			t.Errorf("the history was not even tried: %d writes, %d pending", h.calls.Load(), a.rec.Pending())
+		}
+		close(h.gate) // let the stuck writes return before the bubble ends
+		a.rec.Close(time.Second)
+		b.rec.Close(time.Second)
+	})
+}
