@@ -322,27 +322,30 @@ func (r *Recorder) flush() bool {
 	})
 	cancel()
 
+	// OnEvent waits for r.mu (under the Elector's lock): nothing slower
+	// than bookkeeping happens under it, the log lines come after.
 	r.mu.Lock()
-	defer r.mu.Unlock()
+	failures, pending := r.failures, len(r.pending)
 	if err != nil {
 		r.failures++
-		if r.failures == 1 {
-			r.log.Warn("could not write the lease history; retrying in the background (the election does not wait for it)",
-				zap.String("store", r.store.String()), zap.Int("pending", len(r.pending)), zap.Error(err))
+	} else {
+		last := batch[len(batch)-1].seq
+		i := 0
+		for i < len(r.pending) && r.pending[i].seq <= last {
+			i++
 		}
-		return false
-	}
-	last := batch[len(batch)-1].seq
-	i := 0
-	for i < len(r.pending) && r.pending[i].seq <= last {
-		i++
-	}
-	r.pending = r.pending[i:]
-	if r.failures > 0 {
-		r.log.Info("lease history written again", zap.Int("failed_attempts", r.failures))
+		r.pending = r.pending[i:]
 		r.failures = 0
 	}
-	return true
+	r.mu.Unlock()
+	switch {
+	case err != nil && failures == 0:
+		r.log.Warn("could not write the lease history; retrying in the background (the election does not wait for it)",
+			zap.String("store", r.store.String()), zap.Int("pending", pending), zap.Error(err))
+	case err == nil && failures > 0:
+		r.log.Info("lease history written again", zap.Int("failed_attempts", failures))
+	}
+	return err == nil
 }
 
 type opKind int
