@@ -178,7 +178,7 @@ type EventKind int
 
 // The events of Config.OnEvent.
 const (
-	EventAcquired    EventKind = iota + 1 // the lease was acquired (Term)
+	EventAcquired    EventKind = iota + 1 // the lease was acquired (Term, Holder; Reason: how, as in the role change)
 	EventRenewed                          // a renew succeeded (Latency)
 	EventRenewFailed                      // a renew failed but the lease is still valid (Latency, Err)
 	EventDemoted                          // the node stopped being active (Reason, Term)

@@ -167,7 +167,7 @@ func (e *Elector) becomeActive(acq acquisition, deadline stamp) (ok bool) {
 	e.st.BackoffUntil = time.Time{} // a handover may end this node's back-off
 	e.setRoleLocked(RoleActive, acq.reason)
 	e.publishLocked()
-	e.emit(Event{Kind: EventAcquired, Term: rec.Term, Latency: done.Sub(sent.t), Holder: rec})
+	e.emit(Event{Kind: EventAcquired, Term: rec.Term, Latency: done.Sub(sent.t), Holder: rec, Reason: acq.reason})
 	return true
 }
 

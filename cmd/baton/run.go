@@ -38,6 +38,7 @@ Usage:
   baton step-down    [-admin URL] [-to N]  planned switchover away from this node (-to N: to node N)
   baton maintenance  on|off [-admin URL]   hold this node out of candidacy
   baton reload       [-admin URL]          re-read the config file (same as SIGHUP)
+  baton history      [-config FILE]        who held the lease in each term, how it ended (-json, -n N)
   baton version
 
 Exit codes: 0 success, 1 runtime failure, 2 usage or configuration error.
@@ -64,6 +65,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdMaintenance(rest, stdout, stderr)
 	case "reload":
 		return cmdReload(rest, stdout, stderr)
+	case "history":
+		return cmdHistory(rest, stdout, stderr)
 	case "version", "-version", "--version":
 		fmt.Fprintf(stdout, "baton %s (%s, %s/%s)\n", version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 		return exitOK

@@ -56,6 +56,15 @@
 // lease; Acquire by the ID that holds the lease succeeds again (a lost
 // answer can be retried); durations and IDs are checked before any call.
 //
+// # Small documents
+//
+// ReadBlob reads a whole blob (with a size bound) and its ETag; WriteBlob
+// writes it back only if the ETag is unchanged (If-Match), or creates it
+// only if it does not exist (If-None-Match: *). A lost race is an error
+// wrapping ErrBlobChanged: read again and retry. The election's history
+// (lease/history, through lease/azlock) is kept this way, beside the lease
+// blob, never under its lease.
+//
 // What it does not do: it keeps no state about holding (it does not renew
 // by itself, and it cannot tell a lease that expired from one that is
 // still held until it asks); it knows nothing of what the metadata means

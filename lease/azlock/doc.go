@@ -25,6 +25,10 @@
 //     ID (ReleaseID). The lease never becomes free in between, so no third
 //     node can take it.
 //
+// NewHistory keeps the election's history (package lease/history) in the
+// blob "<blob>.history" beside the lease blob, written with conditional
+// requests (ETag), never under the lease.
+//
 // # What is NOT guaranteed
 //
 //   - Change does not extend the lease: its expiry stays where the last

@@ -24,6 +24,7 @@ import (
 	"github.com/batonproxy/baton/healthcheck"
 	"github.com/batonproxy/baton/internal/instance"
 	"github.com/batonproxy/baton/lease"
+	"github.com/batonproxy/baton/lease/history"
 	"github.com/batonproxy/baton/peer"
 	"github.com/batonproxy/baton/proxy"
 )
@@ -43,6 +44,7 @@ type Node struct {
 	inst     *instance.Lock // this configuration's host instance lock; nil once closed
 	link     *peer.Link     // nil without [peer]
 	elector  *lease.Elector
+	hist     *history.Recorder // writes this node's terms into the shared history; nil without one
 	mon      atomic.Pointer[healthcheck.Monitor]
 	monSwap  chan struct{} // signalled when a reload replaced the monitor
 	proxy    *proxy.Proxy
@@ -127,6 +129,7 @@ func build(cfg *config.Config, log *zap.Logger, version string) (*Node, error) {
 	if n.inst, err = takeInstance(cfg, n.lock, &ec); err != nil {
 		return n, err
 	}
+	n.hist = newRecorder(cfg, ec.Inherited, log)
 	if n.link, err = newLink(cfg, n, log); err != nil {
 		return n, err
 	}
@@ -304,6 +307,7 @@ func (n *Node) Close() {
 	if n.proxy != nil {
 		n.proxy.Close()
 	}
+	n.hist.Close(0)
 	n.closeInstance()
 }
 
@@ -332,6 +336,7 @@ func (n *Node) Run(ctx context.Context) error {
 	n.reloadMu.Unlock()
 
 	n.monitor().Start(runCtx)
+	n.hist.Start()
 	n.elector.Start(runCtx)
 	if n.link != nil {
 		n.link.Start()
@@ -443,6 +448,7 @@ func (n *Node) shutdown() {
 	}
 	n.proxy.Close()
 	n.elector.Stop()
+	n.hist.Close(historyFlush) // the end of the term, if it is not written yet
 
 	// 5. the probe and admin listeners last, so the load balancer and the
 	// operator can watch the whole sequence.

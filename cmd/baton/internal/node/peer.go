@@ -121,11 +121,12 @@ func (l linkLocal) Adopt(ctx context.Context, id string) (lease.Record, error) {
 	return l.n.elector.Adopt(ctx, id)
 }
 
-// onLeaseEvent feeds the metrics and pushes releases and acquisitions to
-// the peers. It runs on the election loop; the pushes go out in the
+// onLeaseEvent feeds the metrics and the history, and pushes releases and
+// acquisitions to the peers. It runs on the election loop; the pushes go out in the
 // background.
 func (n *Node) onLeaseEvent(ev lease.Event) {
 	n.metrics.onLeaseEvent(ev)
+	n.hist.OnEvent(ev) // queued: written by the history's own goroutine
 	if n.link == nil {
 		return
 	}
@@ -147,6 +148,7 @@ func (n *Node) stepDownTo(ctx context.Context, node, by string) (lease.Record, e
 	if err != nil {
 		return lease.Record{}, err
 	}
+	n.hist.HandingOverTo(node)
 	return n.elector.StepDownTo(ctx, "step-down to "+node+" requested by "+by, h)
 }
 
