@@ -150,6 +150,7 @@ func TestQueuedRequestReadsTheFenceAgain(t *testing.T) {
 // when the backend says nothing more.
 func TestCancelledRequestsKeepTheirConnection(t *testing.T) {
 	var conns atomic.Int32
+	arrived, answer := make(chan struct{}), make(chan struct{})
 	be := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/quiet" {
 			w.Header().Set("Content-Type", "text/event-stream")
@@ -158,7 +159,8 @@ func TestCancelledRequestsKeepTheirConnection(t *testing.T) {
 			<-r.Context().Done()
 			return
 		}
-		time.Sleep(20 * time.Millisecond)
+		arrived <- struct{}{}
+		<-answer // the client is gone by then
 		io.WriteString(w, "late answer")
 	}))
 	be.Config.ConnState = func(_ net.Conn, s http.ConnState) {
@@ -170,10 +172,17 @@ func TestCancelledRequestsKeepTheirConnection(t *testing.T) {
 	t.Cleanup(be.Close)
 	p := proxyTo(t, be.URL, true)
 	for range 50 {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Millisecond)
-		rec := httptest.NewRecorder()
-		p.ServeHTTP(rec, httptest.NewRequest("GET", "http://app.example.com/work", nil).WithContext(ctx))
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			p.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "http://app.example.com/work", nil).WithContext(ctx))
+		}()
+		<-arrived // the backend works on it: the client goes away
 		cancel()
+		time.Sleep(time.Millisecond)
+		answer <- struct{}{}
+		<-done
 	}
 	if n := conns.Load(); n > 3 {
 		t.Errorf("50 cancelled requests opened %d backend connections, want them reused", n)
