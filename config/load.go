@@ -431,30 +431,4 @@ func (st *state) has(path ...string) bool {
 }
 
 // checkHas reports whether health check i writes key.
-func (st *state) checkHas(i int, key string) bool {
-	var cur any = st.raw
-	for _, p := range []string{"health", "check"} {
-		m, ok := cur.(map[string]any)
-		if !ok {
-			return false
-		}
-		cur = m[p]
-	}
-	var elem any
-	switch arr := cur.(type) {
-	case []map[string]any:
-		if i < len(arr) {
-			elem = arr[i]
-		}
-	case []any:
-		if i < len(arr) {
-			elem = arr[i]
-		}
-	}
-	m, ok := elem.(map[string]any)
-	if !ok {
-		return false
-	}
-	_, ok = m[key]
-	return ok
-}
+func (st *state) checkHas(i int, key string) bool { return st.elemHas(i, key, "health", "check") }

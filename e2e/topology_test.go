@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/batonproxy/baton/internal/azure/schedevents/imdstest"
+
 	"github.com/batonproxy/baton/internal/azure/azuritetest"
 	"github.com/batonproxy/baton/internal/testproc"
 )
@@ -333,7 +335,7 @@ type topoOpts struct {
 	failsafe     bool // lease.failsafe on both nodes (with the peer link)
 	perNodeProxy bool // a DelayProxy of its own between each node and Azurite
 
-	imds *fakeIMDS // if set: the nodes watch Azure's scheduled events there (VMs "vm-a", "vm-b")
+	imds *imdstest.Events // if set: the nodes watch Azure's scheduled events there (VMs "vm-a", "vm-b")
 }
 
 func startTopology(t *testing.T, o topoOpts) *topology {
@@ -368,7 +370,7 @@ func startTopology(t *testing.T, o topoOpts) *topology {
 	a, b := newNode(t, "node-a", "127.0.0.2", link), newNode(t, "node-b", "127.0.0.3", link)
 	a.failsafe, b.failsafe = o.failsafe, o.failsafe
 	if o.imds != nil {
-		a.azure, b.azure = o.imds.azureTOML(t, "vm-a"), o.imds.azureTOML(t, "vm-b")
+		a.azure, b.azure = azureTOML(t, o.imds, "vm-a"), azureTOML(t, o.imds, "vm-b")
 	}
 	top.a = startNode(t, a, b, top.appA, urlA, csA, top.token, top.lbInt)
 	top.a.waitProbe(t, 200, "active", 20*time.Second)

@@ -4,59 +4,15 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/batonproxy/baton/internal/azure/schedevents/imdstest"
 )
-
-// fakeIMDS serves Azure's scheduled events document (the same to every
-// VM, as Azure does within an availability set) and each VM's name.
-type fakeIMDS struct {
-	mu     sync.Mutex
-	inc    int
-	events []map[string]any
-}
-
-func (f *fakeIMDS) set(events ...map[string]any) {
-	f.mu.Lock()
-	f.inc++
-	f.events = events
-	f.mu.Unlock()
-}
-
-// forVM starts the metadata service that VM vm sees and returns its URL.
-func (f *fakeIMDS) forVM(t *testing.T, vm string) string {
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get("Metadata") != "true" {
-			http.Error(w, "Required metadata header not specified", http.StatusBadRequest)
-			return
-		}
-		f.mu.Lock()
-		defer f.mu.Unlock()
-		switch r.URL.Path {
-		case "/metadata/instance/compute/name":
-			io.WriteString(w, vm)
-		case "/metadata/scheduledevents":
-			evs := f.events
-			if evs == nil {
-				evs = []map[string]any{}
-			}
-			json.NewEncoder(w).Encode(map[string]any{"DocumentIncarnation": f.inc, "Events": evs})
-		default:
-			http.NotFound(w, r)
-		}
-	}))
-	t.Cleanup(srv.Close)
-	return srv.URL
-}
 
 // TestScheduledRebootSwitchesOver: Azure announces a Reboot of node-a's VM
 // while node-a is active; over the peer link node-a hands the role to
@@ -69,9 +25,9 @@ func TestScheduledRebootSwitchesOver(t *testing.T) {
 	os.WriteFile(secret, []byte("pair-secret\n"), 0o600)
 	token := filepath.Join(dir, "token")
 	os.WriteFile(token, []byte("test-token\n"), 0o600)
-	var imds fakeIMDS
+	var imds imdstest.Events
 	azure := func(vm string) string {
-		return fmt.Sprintf("[azure]\nscheduled_events = true\nimds_url = %q\n", imds.forVM(t, vm))
+		return fmt.Sprintf("[azure]\nscheduled_events = true\nimds_url = %q\n", imds.Serve(t, vm))
 	}
 	pa, pb := freePort(t), freePort(t)
 	appA, appB := startApp(t, "app-a"), startApp(t, "app-b")
@@ -99,10 +55,7 @@ func TestScheduledRebootSwitchesOver(t *testing.T) {
 	time.Sleep(300 * time.Millisecond)
 
 	t0 := time.Now()
-	imds.set(map[string]any{"EventId": "5DD55B64-45AD-49D3-BBC9-F57D4EA97BD7", "EventType": "Reboot",
-		"ResourceType": "VirtualMachine", "Resources": []string{"vm-a"}, "EventStatus": "Scheduled",
-		"NotBefore": time.Now().Add(15 * time.Minute).UTC().Format(http.TimeFormat), "Description": "Host server is undergoing maintenance.",
-		"EventSource": "Platform", "DurationInSeconds": -1})
+	imds.Set(imdstest.Event("5DD55B64-45AD-49D3-BBC9-F57D4EA97BD7", "Reboot", "Scheduled", "vm-a"))
 	waitProbe(t, b, 200, 5*time.Second)
 	took := time.Since(t0)
 	t.Logf("FIGURE announced Reboot: node-b active %v after the event appeared (IMDS polled every 1s, retry_interval 5s)", took.Round(time.Millisecond))
@@ -134,7 +87,7 @@ func TestScheduledRebootSwitchesOver(t *testing.T) {
 	if _, role := a.probeCode(); role != "maintenance" {
 		t.Fatalf("node-a during the event: %s, want maintenance", role)
 	}
-	imds.set()
+	imds.Set()
 	waitRole(t, a, "standby", 5*time.Second)
 	if code, _ := b.probeCode(); code != 200 {
 		t.Error("node-b lost the role when node-a's event ended")

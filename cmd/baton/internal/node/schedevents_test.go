@@ -1,83 +1,20 @@
 package node
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/batonproxy/baton/internal/azure/schedevents/imdstest"
+
 	"github.com/batonproxy/baton/internal/freeport"
 )
-
-// imdsEvents is the scheduled events document that every fake metadata
-// service of a test serves (Azure delivers an availability set's events to
-// all its VMs); each service has its own VM name.
-type imdsEvents struct {
-	mu        sync.Mutex
-	inc       int
-	events    []map[string]any
-	approvals []string
-}
-
-func (d *imdsEvents) set(events ...map[string]any) {
-	d.mu.Lock()
-	d.inc++
-	d.events = events
-	d.mu.Unlock()
-}
-
-func (d *imdsEvents) approved() []string {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return append([]string(nil), d.approvals...)
-}
-
-// serve starts a fake metadata service for the VM named vm.
-func (d *imdsEvents) serve(t *testing.T, vm string) string {
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get("Metadata") != "true" {
-			http.Error(w, "metadata header missing", http.StatusBadRequest)
-			return
-		}
-		d.mu.Lock()
-		defer d.mu.Unlock()
-		switch {
-		case r.URL.Path == "/metadata/instance/compute/name":
-			io.WriteString(w, vm)
-		case r.URL.Path == "/metadata/scheduledevents" && r.Method == "POST":
-			b, _ := io.ReadAll(r.Body)
-			d.approvals = append(d.approvals, string(b))
-		case r.URL.Path == "/metadata/scheduledevents":
-			evs := d.events
-			if evs == nil {
-				evs = []map[string]any{}
-			}
-			json.NewEncoder(w).Encode(map[string]any{"DocumentIncarnation": d.inc, "Events": evs})
-		default:
-			http.NotFound(w, r)
-		}
-	}))
-	t.Cleanup(srv.Close)
-	return srv.URL
-}
-
-func schedEventJSON(id, typ, status string, resources ...string) map[string]any {
-	nb := time.Now().Add(15 * time.Minute).UTC().Format(http.TimeFormat)
-	if status == "Started" {
-		nb = ""
-	}
-	return map[string]any{"EventId": id, "EventType": typ, "ResourceType": "VirtualMachine", "Resources": resources,
-		"EventStatus": status, "NotBefore": nb, "Description": "Host server is undergoing maintenance.",
-		"EventSource": "Platform", "DurationInSeconds": -1}
-}
 
 // fastSched shortens the watcher's timing for a test.
 func fastSched(t *testing.T, wait time.Duration) {
@@ -139,16 +76,16 @@ func (tn *testNode) logCount(msg string) int { return tn.logs.FilterMessageSnipp
 func TestScheduledRebootHandsOver(t *testing.T) {
 	fastSched(t, 0)
 	leaseFile := filepath.Join(t.TempDir(), "lease")
-	var imds imdsEvents
+	var imds imdstest.Events
 	la, lb := linkTOMLs(t)
-	a := startTestNode(t, "a", leaseFile, la+azureTOML(imds.serve(t, "vm-a"), true))
+	a := startTestNode(t, "a", leaseFile, la+azureTOML(imds.Serve(t, "vm-a"), true))
 	waitFor(t, "a active", 5*time.Second, func() bool { return a.probe() == 200 })
-	b := startTestNode(t, "b", leaseFile, lb+azureTOML(imds.serve(t, "VM-B"), true))
+	b := startTestNode(t, "b", leaseFile, lb+azureTOML(imds.Serve(t, "VM-B"), true))
 	waitFor(t, "b standby", 5*time.Second, func() bool { return b.Status().Role == "standby" })
 	waitFor(t, "peers known", 5*time.Second, func() bool { return a.peerKnown("b") && b.peerKnown("a") })
 	term := a.Status().Term
 
-	imds.set(schedEventJSON("E1", "Reboot", "Scheduled", "vm-a"))
+	imds.Set(imdstest.Event("E1", "Reboot", "Scheduled", "vm-a"))
 	waitFor(t, "b active", 5*time.Second, func() bool { return b.probe() == 200 })
 	if st := b.Status(); st.Term != term+1 || !strings.Contains(st.Reason, "handed over by a") {
 		t.Errorf("b: term %d (want %d), reason %q", st.Term, term+1, st.Reason)
@@ -166,8 +103,8 @@ func TestScheduledRebootHandsOver(t *testing.T) {
 		t.Errorf("a did not log the switchover once")
 	}
 	// Approved once drained (exit_delay 50ms): exactly this event.
-	waitFor(t, "approval", 5*time.Second, func() bool { return len(imds.approved()) == 1 })
-	if got := imds.approved()[0]; !strings.Contains(got, `"StartRequests":[{"EventId":"E1"}]`) {
+	waitFor(t, "approval", 5*time.Second, func() bool { return len(imds.Approved()) == 1 })
+	if got := imds.Approved()[0]; !strings.Contains(got, `"StartRequests":[{"EventId":"E1"}]`) {
 		t.Errorf("approval body %s", got)
 	}
 	if d := a.Status().Drain; d.Drains < 1 || d.Draining {
@@ -176,13 +113,13 @@ func TestScheduledRebootHandsOver(t *testing.T) {
 
 	// Past the candidacy back-off (1s) and through Started, a stays out.
 	time.Sleep(1500 * time.Millisecond)
-	imds.set(schedEventJSON("E1", "Reboot", "Started", "vm-a"))
+	imds.Set(imdstest.Event("E1", "Reboot", "Started", "vm-a"))
 	time.Sleep(300 * time.Millisecond)
 	if r := a.Status().Role; r != "maintenance" || b.probe() != 200 {
 		t.Fatalf("during the event: a %s, b probe %d", r, b.probe())
 	}
 
-	imds.set()
+	imds.Set()
 	waitFor(t, "a back in candidacy", 3*time.Second, func() bool {
 		st := a.Status()
 		return st.Role == "standby" && !st.Maintenance && len(st.ScheduledEvents) == 0
@@ -202,8 +139,8 @@ func TestScheduledRebootHandsOver(t *testing.T) {
 	if got := gauge(fams, "baton_scheduled_events_imds_up", "", ""); got != 1 {
 		t.Errorf("imds_up gauge %v", got)
 	}
-	if len(imds.approved()) != 1 {
-		t.Errorf("approvals: %q", imds.approved())
+	if len(imds.Approved()) != 1 {
+		t.Errorf("approvals: %q", imds.Approved())
 	}
 }
 
@@ -214,13 +151,13 @@ func TestScheduledRebootHandsOver(t *testing.T) {
 func TestScheduledEventKeepsOperatorMaintenance(t *testing.T) {
 	fastSched(t, 0)
 	leaseFile := filepath.Join(t.TempDir(), "lease")
-	var imds imdsEvents
-	a := startTestNode(t, "a", leaseFile, azureTOML(imds.serve(t, "vm-a"), false))
+	var imds imdstest.Events
+	a := startTestNode(t, "a", leaseFile, azureTOML(imds.Serve(t, "vm-a"), false))
 	waitFor(t, "a active", 5*time.Second, func() bool { return a.probe() == 200 })
-	b := startTestNode(t, "b", leaseFile, azureTOML(imds.serve(t, "vm-b"), false))
+	b := startTestNode(t, "b", leaseFile, azureTOML(imds.Serve(t, "vm-b"), false))
 	waitFor(t, "b standby", 5*time.Second, func() bool { return b.Status().Role == "standby" })
 
-	imds.set(schedEventJSON("E1", "Redeploy", "Scheduled", "vm-a"))
+	imds.Set(imdstest.Event("E1", "Redeploy", "Scheduled", "vm-a"))
 	waitFor(t, "b active", 5*time.Second, func() bool { return b.probe() == 200 })
 	waitFor(t, "a in maintenance", 2*time.Second, func() bool { return a.Status().Role == "maintenance" })
 	if a.logCount("planned switchover, stepped down") != 1 {
@@ -232,7 +169,7 @@ func TestScheduledEventKeepsOperatorMaintenance(t *testing.T) {
 
 	// The operator wants a out too; the event ends; a stays out.
 	a.admin(t, "/maintenance?on=true")
-	imds.set()
+	imds.Set()
 	waitFor(t, "event gone", 3*time.Second, func() bool { return len(a.Status().ScheduledEvents) == 0 })
 	waitFor(t, "release logged", 2*time.Second, func() bool { return a.logCount("are over: back in candidacy") == 1 })
 	time.Sleep(300 * time.Millisecond)
@@ -244,7 +181,7 @@ func TestScheduledEventKeepsOperatorMaintenance(t *testing.T) {
 
 	// A new event holds a (a standby now) out; the operator's maintenance
 	// off ends that hold and the event is not acted on again.
-	imds.set(schedEventJSON("E2", "Freeze", "Scheduled", "vm-a"))
+	imds.Set(imdstest.Event("E2", "Freeze", "Scheduled", "vm-a"))
 	waitFor(t, "a held", 3*time.Second, func() bool { return a.Status().Role == "maintenance" })
 	a.admin(t, "/maintenance?on=false")
 	waitFor(t, "a standby again", 3*time.Second, func() bool { return a.Status().Role == "standby" })
@@ -267,11 +204,11 @@ func TestScheduledEventKeepsOperatorMaintenance(t *testing.T) {
 func TestScheduledEventStaysActiveWithoutSuccessor(t *testing.T) {
 	fastSched(t, 0)
 	leaseFile := filepath.Join(t.TempDir(), "lease")
-	var imds imdsEvents
+	var imds imdstest.Events
 	la, lb := linkTOMLs(t)
-	a := startTestNode(t, "a", leaseFile, la+azureTOML(imds.serve(t, "vm-a"), false))
+	a := startTestNode(t, "a", leaseFile, la+azureTOML(imds.Serve(t, "vm-a"), false))
 	waitFor(t, "a active", 5*time.Second, func() bool { return a.probe() == 200 })
-	b := startTestNode(t, "b", leaseFile, lb+azureTOML(imds.serve(t, "vm-b"), false))
+	b := startTestNode(t, "b", leaseFile, lb+azureTOML(imds.Serve(t, "vm-b"), false))
 	waitFor(t, "b standby", 5*time.Second, func() bool { return b.Status().Role == "standby" })
 	b.admin(t, "/maintenance?on=true")
 	waitFor(t, "a sees b in maintenance", 5*time.Second, func() bool {
@@ -283,7 +220,7 @@ func TestScheduledEventStaysActiveWithoutSuccessor(t *testing.T) {
 		return false
 	})
 
-	imds.set(schedEventJSON("E1", "Reboot", "Scheduled", "vm-a"))
+	imds.Set(imdstest.Event("E1", "Reboot", "Scheduled", "vm-a"))
 	waitFor(t, "stay logged", 3*time.Second, func() bool { return a.logCount("staying active, no other node can take over") == 1 })
 	time.Sleep(500 * time.Millisecond) // ten ticks
 	if a.probe() != 200 || a.logCount("staying active") != 1 {
@@ -305,11 +242,11 @@ func TestScheduledEventStaysActiveWithoutSuccessor(t *testing.T) {
 func TestScheduledEventNoTakeover(t *testing.T) {
 	fastSched(t, 700*time.Millisecond)
 	leaseFile := filepath.Join(t.TempDir(), "lease")
-	var imds imdsEvents
-	a := startTestNode(t, "a", leaseFile, azureTOML(imds.serve(t, "vm-a"), true))
+	var imds imdstest.Events
+	a := startTestNode(t, "a", leaseFile, azureTOML(imds.Serve(t, "vm-a"), true))
 	waitFor(t, "a active", 5*time.Second, func() bool { return a.probe() == 200 })
 
-	imds.set(schedEventJSON("E1", "Reboot", "Scheduled", "vm-a", "vm-b"))
+	imds.Set(imdstest.Event("E1", "Reboot", "Scheduled", "vm-a", "vm-b"))
 	waitFor(t, "a in maintenance", 3*time.Second, func() bool { return a.Status().Role == "maintenance" })
 	waitFor(t, "a active again", 5*time.Second, func() bool { return a.probe() == 200 })
 	if a.logCount("no other node is active, ending the hold") != 1 {
@@ -321,7 +258,7 @@ func TestScheduledEventNoTakeover(t *testing.T) {
 		t.Fatalf("a stepped down again: probe %d, %d switchovers", a.probe(), a.logCount("planned switchover"))
 	}
 	// The event names vm-b too: never approved.
-	if got := imds.approved(); len(got) != 0 {
+	if got := imds.Approved(); len(got) != 0 {
 		t.Errorf("approved an event that names another VM: %q", got)
 	}
 }
