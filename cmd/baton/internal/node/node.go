@@ -170,6 +170,7 @@ func build(cfg *config.Config, log *zap.Logger, version string) (*Node, error) {
 	n.proxy, err = proxy.New(proxy.Options{
 		Backend:               backend,
 		FencingHeader:         cfg.Backend.FencingHeader,
+		IdentifyHeader:        cfg.Backend.IdentifyHeader,
 		Fence:                 n.elector,
 		Observer:              liveObserver{n},
 		RetryAfter:            cfg.Lease.RetryInterval.D() + cfg.Probe.LBInterval.D(),
