@@ -67,6 +67,8 @@ type Node struct {
 	maxConns     int // [limits] max_conns and max_backend_conns in force (effectiveLimits)
 	maxBackend   int
 	sched        *schedNode // [azure] scheduled_events; nil when off
+
+	lastDrill atomic.Pointer[DrillResult] // the last `baton drill` result posted (drill.go)
 }
 
 type boundListener struct {
