@@ -32,6 +32,9 @@ type DrillResult struct {
 	Failed    int `json:"failed"`   // Timeouts + Errors + the non-2xx answers (FailedStatuses)
 	Timeouts  int `json:"timeouts"` // of Failed: no answer within the drill's -timeout
 	Errors    int `json:"errors"`   // of Failed: no answer (refused, reset, ...)
+	// FailedBefore counts the failed requests that ended before the
+	// step-down was sent: the service was not whole to begin with.
+	FailedBefore int `json:"failed_before_step_down,omitempty"`
 	// FailedStatuses counts the non-2xx answers by status code.
 	FailedStatuses map[string]int `json:"failed_statuses,omitempty"`
 	FirstFailure   string         `json:"first_failure,omitempty"`
@@ -75,10 +78,10 @@ const (
 
 // check validates a posted result and trims its strings.
 func (d *DrillResult) check() error {
-	if d.Requests < 0 || d.Succeeded < 0 || d.Failed < 0 || d.Timeouts < 0 || d.Errors < 0 || d.Skipped < 0 || d.Rate < 0 {
+	if d.Requests < 0 || d.Succeeded < 0 || d.Failed < 0 || d.Timeouts < 0 || d.Errors < 0 || d.Skipped < 0 || d.Rate < 0 || d.FailedBefore < 0 {
 		return errors.New("negative count")
 	}
-	if d.Succeeded+d.Failed != d.Requests || d.Timeouts+d.Errors > d.Failed {
+	if d.Succeeded+d.Failed != d.Requests || d.Timeouts+d.Errors > d.Failed || d.FailedBefore > d.Failed {
 		return fmt.Errorf("counts do not add up: %d requests, %d succeeded, %d failed (%d timeouts, %d errors)",
 			d.Requests, d.Succeeded, d.Failed, d.Timeouts, d.Errors)
 	}
