@@ -163,55 +163,72 @@ func configuredIdentifyHeader(path string) string {
 
 // drillPreflight reads the node's status and checks that a drill can run
 // against it: it is the active node and serving, and something can take
-// over (the -to node, or a standby peer).
+// over (the -to node, or a standby peer). Peers are looked at again for a
+// few seconds (more than the peer link's hello interval), so a peer the
+// node has not said hello to yet is not taken for missing.
 func drillPreflight(a *adminFlags, to string) (node.Status, error) {
-	var st node.Status
+	deadline := time.Now().Add(drillPeerWait)
+	for {
+		st, retry, err := drillCheckStatus(a, to)
+		if err == nil || !retry || time.Now().After(deadline) {
+			return st, err
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+}
+
+// drillPeerWait is how long the preflight waits for a standby peer to show.
+var drillPeerWait = 3 * time.Second
+
+// drillCheckStatus is one look at the status; retry says the problem is
+// the peers, which may change.
+func drillCheckStatus(a *adminFlags, to string) (st node.Status, retry bool, err error) {
 	a.timeout = 5 * time.Second
 	code, body, err := a.call(http.MethodGet, "/status")
 	if err != nil {
-		return st, fmt.Errorf("cannot read the node's status from its admin API at %s: %w", a.url, err)
+		return st, false, fmt.Errorf("cannot read the node's status from its admin API at %s: %w", a.url, err)
 	}
 	if code != http.StatusOK {
-		return st, fmt.Errorf("admin API at %s answered %d: %s", a.url, code, strings.TrimSpace(string(body)))
+		return st, false, fmt.Errorf("admin API at %s answered %d: %s", a.url, code, strings.TrimSpace(string(body)))
 	}
 	if err := json.Unmarshal(body, &st); err != nil {
-		return st, fmt.Errorf("cannot read the status from %s: %w", a.url, err)
+		return st, false, fmt.Errorf("cannot read the status from %s: %w", a.url, err)
 	}
 	if st.Role != "active" || !st.Serving {
 		holder := "no active node is known"
 		if h := st.Holder; h != nil && h.Node != st.Node {
 			holder = fmt.Sprintf("the active node is %s (term %d, serving at %s)", h.Node, h.Term, h.AdvertiseURL)
 		}
-		return st, fmt.Errorf("%s (admin API %s) is %s, not the serving active node; %s.\n"+
+		return st, false, fmt.Errorf("%s (admin API %s) is %s, not the serving active node; %s.\n"+
 			"A drill steps the active node down through its own admin API, which listens on loopback by default:\n"+
 			"run `baton drill` on the active node, or pass -admin with its admin API URL (and -token-file)", st.Node, a.url, st.Role, holder)
 	}
 	if to != "" {
 		if to == st.Node {
-			return st, fmt.Errorf("-to %s: that is the active node itself", to)
+			return st, false, fmt.Errorf("-to %s: that is the active node itself", to)
 		}
 		if len(st.Peers) == 0 {
-			return st, fmt.Errorf("-to %s needs the peer link ([peer] on both nodes); without it, drop -to for a plain step-down", to)
+			return st, false, fmt.Errorf("-to %s needs the peer link ([peer] on both nodes); without it, drop -to for a plain step-down", to)
 		}
 		for _, p := range st.Peers {
 			if p.Node == to {
 				if !p.Reachable || p.Role != "standby" {
-					return st, fmt.Errorf("-to %s: the peer is not a reachable standby (reachable %v, role %q%s)", to, p.Reachable, p.Role, errSuffix(p.LastError))
+					return st, true, fmt.Errorf("-to %s: the peer is not a reachable standby (reachable %v, role %q%s)", to, p.Reachable, p.Role, errSuffix(p.LastError))
 				}
-				return st, nil
+				return st, false, nil
 			}
 		}
-		return st, fmt.Errorf("-to %s: not a peer of %s (its peers: %s)", to, st.Node, peerNames(st))
+		return st, true, fmt.Errorf("-to %s: not a peer of %s (its peers: %s)", to, st.Node, peerNames(st))
 	}
 	if len(st.Peers) > 0 {
 		for _, p := range st.Peers {
 			if p.Reachable && p.Role == "standby" {
-				return st, nil
+				return st, false, nil
 			}
 		}
-		return st, fmt.Errorf("no peer of %s is a reachable standby (peers: %s): nothing would take over, so no drill", st.Node, peerNames(st))
+		return st, true, fmt.Errorf("no peer of %s is a reachable standby (peers: %s): nothing would take over, so no drill", st.Node, peerNames(st))
 	}
-	return st, nil // without the peer link the drill cannot check the standby: it will see
+	return st, false, nil // without the peer link the drill cannot check the standby: it will see
 }
 
 func errSuffix(e string) string {
@@ -432,6 +449,9 @@ func printDrill(w io.Writer, r node.DrillResult, st node.Status) {
 		}
 		slices.Sort(parts)
 		failed += " (" + strings.Join(parts, ", ") + ")"
+		if r.FailedNewConns > 0 {
+			failed += fmt.Sprintf(", %d of them on new connections", r.FailedNewConns)
+		}
 	}
 	fmt.Fprintf(tw, "requests\t%d: %d answered 2xx, %s\n", r.Requests, r.Succeeded, failed)
 	if r.FirstFailure != "" {
@@ -495,6 +515,7 @@ type progressLine struct {
 	load    *drillLoad
 	started time.Time
 	cur     atomic.Pointer[string]
+	printed atomic.Int64 // when the last line was printed (unix ns)
 	quit    chan struct{}
 	done    chan struct{}
 }
@@ -519,7 +540,9 @@ func startProgress(w *lockedWriter, l *drillLoad, started time.Time) *progressLi
 				}
 				return
 			case <-t.C:
-				p.print()
+				if time.Since(time.Unix(0, p.printed.Load())) >= every/2 {
+					p.print() // not right after a phase change's line
+				}
 			}
 		}
 	}()
@@ -540,6 +563,7 @@ func (p *progressLine) print() {
 	if last != "" {
 		line += ", last answer from " + last
 	}
+	p.printed.Store(time.Now().UnixNano())
 	if p.tty {
 		fmt.Fprintf(p.w, "\r%s\033[K", line)
 	} else {

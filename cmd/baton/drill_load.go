@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"net/url"
 	"sort"
 	"strconv"
@@ -43,6 +44,7 @@ type drillSample struct {
 	timeout    bool   // no whole answer within -timeout
 	ident      string // the serving node as the answer named it; "" none
 	by         string // the header that named it (identify header or X-Instance)
+	newConn    bool   // sent on a connection dialed for it (through the load balancer)
 }
 
 // ok: a whole 2xx answer.
@@ -141,7 +143,9 @@ func (l *drillLoad) one() drillSample {
 	s := drillSample{start: time.Now()}
 	ctx, cancel := context.WithTimeout(context.Background(), l.timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, l.url, nil)
+	got := false
+	trace := &httptrace.ClientTrace{GotConn: func(ci httptrace.GotConnInfo) { got, s.newConn = true, !ci.Reused }}
+	req, err := http.NewRequestWithContext(httptrace.WithClientTrace(ctx, trace), http.MethodGet, l.url, nil)
 	if err != nil {
 		s.err, s.end = err.Error(), time.Now()
 		return s
@@ -151,6 +155,7 @@ func (l *drillLoad) one() drillSample {
 	res, err := l.client.Do(req)
 	if err != nil {
 		s.err, s.timeout, s.end = errText(err), isTimeout(ctx, err), time.Now()
+		s.newConn = s.newConn || !got // no connection at all: the dial failed
 		return s
 	}
 	_, err = io.Copy(io.Discard, io.LimitReader(res.Body, drillMaxBody))
@@ -240,6 +245,9 @@ func analyzeDrill(samples []drillSample, stepDown time.Time) node.DrillResult {
 			r.FirstFailure = s.describe(stepDown)
 		}
 		r.Failed++
+		if s.newConn {
+			r.FailedNewConns++
+		}
 		if s.end.Before(stepDown) {
 			r.FailedBefore++
 		}

@@ -39,7 +39,7 @@ func TestAnalyzeDrill(t *testing.T) {
 		okSample(1000, 1030, "node-a; term=7"), // in flight at the step-down: the old one answers
 		drillSample{start: at(1020), end: at(1025), code: 503, ident: "node-a; term=7", by: "Baton-Node"},
 		drillSample{start: at(1040), end: at(1140), err: "context deadline exceeded", timeout: true},
-		drillSample{start: at(1060), end: at(1061), err: "connection refused"},
+		drillSample{start: at(1060), end: at(1061), err: "connection refused", newConn: true},
 		okSample(1080, 1140, "node-b; term=8"),
 		okSample(1100, 1139, "node-b; term=8"), // ends first: the first answer of the new active
 	)
@@ -47,7 +47,7 @@ func TestAnalyzeDrill(t *testing.T) {
 		ss = append(ss, okSample(ms, ms+2, "node-b; term=8"))
 	}
 	r := analyzeDrill(ss, at(1000))
-	if r.Requests != len(ss) || r.Failed != 3 || r.Succeeded != len(ss)-3 || r.Timeouts != 1 || r.Errors != 1 || r.FailedStatuses["503"] != 1 || r.FailedBefore != 0 {
+	if r.Requests != len(ss) || r.Failed != 3 || r.Succeeded != len(ss)-3 || r.Timeouts != 1 || r.Errors != 1 || r.FailedStatuses["503"] != 1 || r.FailedBefore != 0 || r.FailedNewConns != 1 {
 		t.Errorf("counts: %d requests, %d ok, %d failed (%d timeouts, %d errors, statuses %v, %d before)",
 			r.Requests, r.Succeeded, r.Failed, r.Timeouts, r.Errors, r.FailedStatuses, r.FailedBefore)
 	}
@@ -218,16 +218,17 @@ func TestDrillLoadTimeouts(t *testing.T) {
 // (which makes lb switch) and /drill/result.
 type fakeAdmin struct {
 	*httptest.Server
-	status    node.Status
+	status    atomic.Pointer[node.Status]
 	steps     atomic.Int32
 	stepQuery atomic.Pointer[string]
 	result    atomic.Pointer[node.DrillResult]
 }
 
 func newFakeAdmin(t *testing.T, st node.Status, onStep func()) *fakeAdmin {
-	fa := &fakeAdmin{status: st}
+	fa := &fakeAdmin{}
+	fa.status.Store(&st)
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) { json.NewEncoder(w).Encode(fa.status) })
+	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) { json.NewEncoder(w).Encode(fa.status.Load()) })
 	auth := func(h http.HandlerFunc) http.HandlerFunc {
 		return func(w http.ResponseWriter, r *http.Request) {
 			if r.Header.Get("Authorization") != "Bearer tok" {
@@ -347,6 +348,8 @@ func TestDrillCommand(t *testing.T) {
 // TestDrillRefuses: what makes the drill stop before it steps anything
 // down (exit 2), and a service that is down (exit 1, no step-down).
 func TestDrillRefuses(t *testing.T) {
+	defer func(w time.Duration) { drillPeerWait = w }(drillPeerWait)
+	drillPeerWait = 300 * time.Millisecond
 	lb := newFakeLB(t, "node-a; term=7", "")
 	tok := tokenFile(t)
 	standby := activeStatus()
@@ -419,5 +422,22 @@ func TestStatusShowsLastDrill(t *testing.T) {
 	st.LastDrill.OK = false
 	if s := drillSummary(*st.LastDrill); !strings.HasPrefix(s, "FAILED: ") {
 		t.Errorf("failed drill: %q", s)
+	}
+}
+
+// TestDrillPreflightWaitsForAPeer: a standby peer the node has not said
+// hello to yet is waited for (a few seconds), not taken for missing.
+func TestDrillPreflightWaitsForAPeer(t *testing.T) {
+	unknown := activeStatus()
+	unknown.Peers[0] = peer.PeerStatus{Address: "10.0.0.5:8083", LastError: "connection refused"}
+	admin := newFakeAdmin(t, unknown, func() {})
+	time.AfterFunc(500*time.Millisecond, func() { st := activeStatus(); admin.status.Store(&st) })
+	a := adminFlags{url: admin.URL}
+	start := time.Now()
+	if _, err := drillPreflight(&a, "node-b"); err != nil {
+		t.Fatalf("preflight: %v", err)
+	}
+	if d := time.Since(start); d < 400*time.Millisecond || d > drillPeerWait {
+		t.Errorf("preflight took %v, want until the peer showed (500 ms)", d)
 	}
 }

@@ -35,6 +35,10 @@ type DrillResult struct {
 	// FailedBefore counts the failed requests that ended before the
 	// step-down was sent: the service was not whole to begin with.
 	FailedBefore int `json:"failed_before_step_down,omitempty"`
+	// FailedNewConns counts the failed requests that were sent on a new
+	// connection: a load balancer with no server up refuses those, while
+	// established connections carry on.
+	FailedNewConns int `json:"failed_on_new_connections,omitempty"`
 	// FailedStatuses counts the non-2xx answers by status code.
 	FailedStatuses map[string]int `json:"failed_statuses,omitempty"`
 	FirstFailure   string         `json:"first_failure,omitempty"`
@@ -78,10 +82,10 @@ const (
 
 // check validates a posted result and trims its strings.
 func (d *DrillResult) check() error {
-	if d.Requests < 0 || d.Succeeded < 0 || d.Failed < 0 || d.Timeouts < 0 || d.Errors < 0 || d.Skipped < 0 || d.Rate < 0 || d.FailedBefore < 0 {
+	if d.Requests < 0 || d.Succeeded < 0 || d.Failed < 0 || d.Timeouts < 0 || d.Errors < 0 || d.Skipped < 0 || d.Rate < 0 || d.FailedBefore < 0 || d.FailedNewConns < 0 {
 		return errors.New("negative count")
 	}
-	if d.Succeeded+d.Failed != d.Requests || d.Timeouts+d.Errors > d.Failed || d.FailedBefore > d.Failed {
+	if d.Succeeded+d.Failed != d.Requests || d.Timeouts+d.Errors > d.Failed || d.FailedBefore > d.Failed || d.FailedNewConns > d.Failed {
 		return fmt.Errorf("counts do not add up: %d requests, %d succeeded, %d failed (%d timeouts, %d errors)",
 			d.Requests, d.Succeeded, d.Failed, d.Timeouts, d.Errors)
 	}
