@@ -64,6 +64,11 @@ type Backend struct {
 	// deadline cuts it). Default ["websocket"]; [] allows none. "h2c" is
 	// refused: requests multiplexed in a tunnel would bypass the fence.
 	UpgradeProtocols []string `toml:"upgrade_protocols"`
+	// IdentifyHeader, when set, is a response header naming this node and
+	// the term ("node-a; term=7") on every answer the node serves from its
+	// own backend, so a client can tell which node answered (`baton
+	// drill`). Default "" (off): it tells every client the node names.
+	IdentifyHeader string `toml:"identify_header"`
 }
 
 // Limits bound what clients can make a node do (README, "Limits and

@@ -346,6 +346,7 @@ func (st *state) validateBackend(c *Config) {
 	if b.FencingHeader != "" && !isToken(b.FencingHeader) {
 		st.errorf("backend.fencing_header", "%q is not a valid HTTP header name", b.FencingHeader)
 	}
+	st.identifyHeader(b)
 	st.positive("backend.dial_timeout", b.DialTimeout)
 	st.nonNegative("backend.response_header_timeout", b.ResponseHeaderTimeout)
 	if b.MaxIdleConns < 0 {

@@ -32,7 +32,10 @@
 // storage down and node-b frozen (no promise can be had), 17 node-b alone
 // cut off; 18 Azure announces a Reboot of node-a's VM (a fake metadata
 // service in the test process; with the peer link, node-a hands the role
-// to node-b). `make test` runs 1, 3, 5, 9 and 13; the others need BATON_E2E_FULL=1,
+// to node-b); 19 `baton drill` (a step-down with the peer link, measured
+// by the drill itself through HAProxy beside the load client) and 20 the
+// same without the peer link (drill_test.go). `make test` runs 1, 3, 5, 9,
+// 13 and 19; the others need BATON_E2E_FULL=1,
 // which `make e2e` sets (they skip with a message saying so). Every
 // scenario skips under -short. BATON_E2E_LB_INTERVAL (default 1s) sets the
 // load balancer's check interval, e.g. 5s to mirror Azure's default; the

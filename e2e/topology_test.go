@@ -113,6 +113,7 @@ type batonNode struct {
 	http, probe, admin int
 	peer               int  // peer.listen port; 0: no peer link
 	failsafe           bool // lease.failsafe
+	identify           bool // backend.identify_header = "Baton-Node"
 	configPath         string
 	env                []string
 
@@ -199,6 +200,9 @@ func startNode(t *testing.T, n, peer *batonNode, a *app, accountURL, connString,
 	}
 	azure := cmp.Or(n.azure, "[azure]\nscheduled_events = false\n")
 	cfg := nodeConfig(n, a, accountURL, tokenFile, filepath.Join(dir, "state"), peerTOML+azure, lb)
+	if n.identify {
+		cfg = strings.Replace(cfg, "[backend]\n", "[backend]\nidentify_header = \"Baton-Node\"\n", 1)
+	}
 	if err := os.WriteFile(n.configPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -334,6 +338,7 @@ type topoOpts struct {
 	peerLink     bool // the nodes talk over the peer link
 	failsafe     bool // lease.failsafe on both nodes (with the peer link)
 	perNodeProxy bool // a DelayProxy of its own between each node and Azurite
+	identify     bool // both nodes name themselves in a Baton-Node answer header (baton drill)
 
 	imds *imdstest.Events // if set: the nodes watch Azure's scheduled events there (VMs "vm-a", "vm-b")
 }
@@ -372,6 +377,7 @@ func startTopology(t *testing.T, o topoOpts) *topology {
 	if o.imds != nil {
 		a.azure, b.azure = azureTOML(t, o.imds, "vm-a"), azureTOML(t, o.imds, "vm-b")
 	}
+	a.identify, b.identify = o.identify, o.identify
 	top.a = startNode(t, a, b, top.appA, urlA, csA, top.token, top.lbInt)
 	top.a.waitProbe(t, 200, "active", 20*time.Second)
 	top.b = startNode(t, b, a, top.appB, urlB, csB, top.token, top.lbInt)

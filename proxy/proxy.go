@@ -52,6 +52,10 @@ type Options struct {
 	Backend *url.URL
 	// FencingHeader carries the lease term to the backend; "" disables it.
 	FencingHeader string
+	// IdentifyHeader names this node and the term, "node-a; term=7"
+	// (IdentifyValue), on every answer served by the local backend; ""
+	// (the default) disables it. See identify.go.
+	IdentifyHeader string
 	// Fence decides per request whether the node serves locally.
 	Fence Fence
 	// Observer, if not nil, receives passive health signals.
@@ -129,6 +133,8 @@ type Proxy struct {
 	idleMu      sync.Mutex    // guards idle
 	idle        chan struct{} // nil unless WaitIdle waits; closed when inFlight drops to 0
 	termCache   atomic.Pointer[termValue]
+	identKey    string                     // Options.IdentifyHeader, canonical; "": off
+	identCache  atomic.Pointer[identValue] // see identify.go
 
 	backendFailing atomic.Bool // for logging once per change
 	fwd            *forwarder
@@ -170,6 +176,7 @@ func New(o Options, log *zap.Logger) (*Proxy, error) {
 		opts:       o,
 		log:        log.Named("proxy"),
 		fenceKey:   http.CanonicalHeaderKey(o.FencingHeader),
+		identKey:   http.CanonicalHeaderKey(o.IdentifyHeader),
 		retryAfter: strconv.Itoa(ra),
 		upgrades:   o.UpgradeProtocols,
 	}
@@ -357,6 +364,9 @@ func (p *Proxy) forward(ex *exchange, r *http.Request, target *forwardTarget) {
 func (p *Proxy) serveLocal(ex *exchange, r *http.Request, term uint64) {
 	defer p.gate.leave() // also when the handler is aborted (a cut body)
 	ex.route, ex.path, ex.term = PathLocal, PathLocal, term
+	if p.identKey != "" {
+		ex.ident = p.identHeader(term) // written by ex.WriteHeader
+	}
 	if r.Context().Err() != nil {
 		// Gone already (an HTTP/2 stream reset right after its headers,
 		// or while it waited for a slot): nothing goes to the backend.

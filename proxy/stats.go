@@ -77,6 +77,10 @@ type outcome struct {
 	wt        time.Duration // Options.ClientTimeout for writes; 0: none
 	wdl       time.Time     // the write deadline set last (zero: none)
 	body      *clientBody   // the request body, when it has one (see clientFault)
+
+	// ident is the identify header to answer with (local only; nil: none;
+	// see identify.go).
+	ident *identValue
 }
 
 // exchange is a request's response writer: it records the outcome as the
@@ -99,6 +103,9 @@ func newExchange(w http.ResponseWriter) *exchange {
 func (ex *exchange) WriteHeader(code int) {
 	if ex.status == 0 && (code >= 200 || code == http.StatusSwitchingProtocols) {
 		ex.status = code // informational answers (103) come before the real one
+		if ex.ident != nil {
+			ex.Header()[ex.ident.key] = ex.ident.v // after the backend's headers: ours wins
+		}
 	}
 	ex.ResponseWriter.WriteHeader(code)
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"encoding/json"
@@ -91,15 +92,27 @@ func adminURL(listen string) string {
 
 // call performs one admin API request with a bounded timeout.
 func (a *adminFlags) call(method, path string) (int, []byte, error) {
+	return a.callBody(method, path, nil)
+}
+
+// callBody is call with a JSON request body (nil: none).
+func (a *adminFlags) callBody(method, path string, body []byte) (int, []byte, error) {
 	timeout := a.timeout
 	if timeout == 0 {
 		timeout = 10 * time.Second
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, method, strings.TrimSuffix(a.url, "/")+path, nil)
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, strings.TrimSuffix(a.url, "/")+path, rd)
 	if err != nil {
 		return 0, nil, err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
 	}
 	if a.tokenFile != "" {
 		tok, err := fsutil.ReadFileLimit(a.tokenFile, fsutil.MaxSecretFile)
@@ -120,8 +133,8 @@ func (a *adminFlags) call(method, path string) (int, []byte, error) {
 		return 0, nil, err
 	}
 	defer res.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(res.Body, 4<<20))
-	return res.StatusCode, body, err
+	answer, err := io.ReadAll(io.LimitReader(res.Body, 4<<20))
+	return res.StatusCode, answer, err
 }
 
 func cmdStatus(args []string, stdout, stderr io.Writer) int {
@@ -195,6 +208,9 @@ func printStatus(w io.Writer, st node.Status) {
 	fmt.Fprintf(tw, "backend\t%s\n", health)
 	fmt.Fprintf(tw, "requests\t%d in flight, %d served locally, %d forwarded, %d rejected\n",
 		st.Requests.InFlight, st.Requests.Local, st.Requests.Forwarded, st.Requests.Rejected)
+	if d := st.LastDrill; d != nil {
+		fmt.Fprintf(tw, "last drill\t%s: %s\n", d.RecordedAt.Format(time.RFC3339), drillSummary(*d)) // drill.go
+	}
 	for _, p := range st.Peers {
 		name := p.Node
 		if name == "" {

@@ -52,6 +52,7 @@ type Status struct {
 	// metadata service gave no answer at the last poll.
 	ScheduledEvents      []ScheduledEvent `json:"scheduled_events,omitempty"`
 	ScheduledEventsError string           `json:"scheduled_events_error,omitempty"`
+	LastDrill            *DrillResult     `json:"last_drill,omitempty"` // the last `baton drill` against this node (drill.go)
 }
 
 // Holder is the lease holder record as the node last saw it.
@@ -132,6 +133,7 @@ func (n *Node) Status() Status {
 		s.Peers = n.link.Peers()
 	}
 	s.ScheduledEvents, s.ScheduledEventsError = n.schedStatus()
+	s.LastDrill = n.lastDrill.Load()
 	return s
 }
 
@@ -180,6 +182,7 @@ func (n *Node) adminHandler() http.Handler {
 		}
 		writeJSON(w, http.StatusOK, map[string]string{"result": "stepped down"})
 	}))
+	mux.HandleFunc("POST /drill/result", n.authorized(n.drillResultHandler))
 	mux.HandleFunc("POST /maintenance", n.authorized(func(w http.ResponseWriter, r *http.Request) {
 		var on bool
 		switch r.URL.Query().Get("on") {

@@ -94,6 +94,7 @@ func newMetrics(n *Node) *metrics {
 	f(collectors.NewGoCollector())
 	f(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	f(stateCollector{n})
+	f(drillCollector{n}) // drill.go
 	return m
 }
 

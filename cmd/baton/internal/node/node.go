@@ -67,6 +67,8 @@ type Node struct {
 	maxConns     int // [limits] max_conns and max_backend_conns in force (effectiveLimits)
 	maxBackend   int
 	sched        *schedNode // [azure] scheduled_events; nil when off
+
+	lastDrill atomic.Pointer[DrillResult] // the last `baton drill` result posted (drill.go)
 }
 
 type boundListener struct {
@@ -170,6 +172,7 @@ func build(cfg *config.Config, log *zap.Logger, version string) (*Node, error) {
 	n.proxy, err = proxy.New(proxy.Options{
 		Backend:               backend,
 		FencingHeader:         cfg.Backend.FencingHeader,
+		IdentifyHeader:        cfg.Backend.IdentifyHeader,
 		Fence:                 n.elector,
 		Observer:              liveObserver{n},
 		RetryAfter:            cfg.Lease.RetryInterval.D() + cfg.Probe.LBInterval.D(),
