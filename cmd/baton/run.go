@@ -34,6 +34,7 @@ const usage = `baton - an active/standby front door for VMs
 Usage:
   baton run          [-config FILE]        run the node in the foreground
   baton check-config [-config FILE]        validate, print the effective config and the timing contract
+  baton check-config -config A -config B   several files for one host: also no shared port, lease or lock
   baton status       [-admin URL] [-json]  role, term, holder, lease time left, backend health
   baton step-down    [-admin URL] [-to N]  planned switchover away from this node (-to N: to node N)
   baton maintenance  on|off [-admin URL]   hold this node out of candidacy
@@ -145,10 +146,19 @@ func cmdRun(args []string, stderr io.Writer) (code int) {
 
 func cmdCheckConfig(args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("check-config", stderr)
-	path := fs.String("config", defaultConfigPath(), "configuration file")
+	var flagged configList
+	fs.Var(&flagged, "config", "configuration file (default "+defaultConfigPath()+"); repeat it, or name files as arguments, to check several for one host")
 	offline := fs.Bool("offline", false, "do not read the lease from storage")
-	if err := fs.Parse(args); err != nil {
+	files, err := parseConfigFiles(fs, args, &flagged)
+	if err != nil {
 		return exitUsage
+	}
+	if len(files) > 1 { // several pairs on one host: checkconfigs.go
+		return checkConfigs(files, *offline, stdout, stderr)
+	}
+	path := new(defaultConfigPath())
+	if len(files) == 1 {
+		path = &files[0]
 	}
 	cfg, ok := loadConfig(*path, stderr)
 	if !ok {
