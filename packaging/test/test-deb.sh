@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Tests of the .deb on this machine: build reproducibility, control fields,
-# file list with modes and owners, conffiles, lintian, the unit
-# (systemd-analyze verify and security), and the maintainer scripts through
+# file list with modes and owners, conffiles, lintian, the unit and the
+# template unit baton@.service (systemd-analyze verify and security, the
+# same sandbox; check-config of two configurations for one host), and the
+# maintainer scripts through
 # real dpkg install, upgrade with an edited conffile, remove and purge.
 #
 # Needs root (dpkg -i). Refuses to run when a baton package or a baton user
@@ -43,7 +45,8 @@ cleanup() {
 	getent passwd baton >/dev/null && deluser --quiet --system baton >/dev/null 2>&1
 	getent group baton >/dev/null && delgroup --quiet --system baton >/dev/null 2>&1
 	rm -rf "$tmp" /var/lib/baton /var/log/baton /etc/systemd/system/baton.service \
-		/etc/systemd/system/multi-user.target.wants/baton.service
+		/etc/systemd/system/multi-user.target.wants/baton.service \
+		/etc/systemd/system/multi-user.target.wants/baton@example.service /etc/baton/example.toml
 	rmdir /etc/baton 2>/dev/null || true
 }
 trap cleanup EXIT
@@ -87,6 +90,7 @@ drwxr-xr-x root/root ./lib/
 drwxr-xr-x root/root ./lib/systemd/
 drwxr-xr-x root/root ./lib/systemd/system/
 -rw-r--r-- root/root ./lib/systemd/system/baton.service
+-rw-r--r-- root/root ./lib/systemd/system/baton@.service
 drwxr-xr-x root/root ./usr/
 drwxr-xr-x root/root ./usr/bin/
 -rwxr-xr-x root/root ./usr/bin/baton
@@ -111,6 +115,8 @@ contains "the binary reports the version" "$("$tmp/x/usr/bin/baton" version)" "b
 eq "the conffile is baton.example.toml" "$(sha256sum <"$tmp/x/etc/baton/baton.toml")" "$(sha256sum <baton.example.toml)"
 eq "the unit is packaging/deb/baton.service" "$(sha256sum <"$tmp/x/lib/systemd/system/baton.service")" \
 	"$(sha256sum <packaging/deb/baton.service)"
+eq "the template unit is packaging/deb/baton@.service" "$(sha256sum <"$tmp/x/lib/systemd/system/baton@.service")" \
+	"$(sha256sum <packaging/deb/baton@.service)"
 check "the man page renders without warnings" bash -c "MANWIDTH=80 man --warnings -l '$tmp/x/usr/share/man/man1/baton.1.gz' 2>&1 >/dev/null | (! grep .)"
 
 section "lintian"
@@ -148,16 +154,52 @@ done
 contains "ExecReload signals the main PID without /bin/kill" \
 	"$(grep '^ExecReload=' /lib/systemd/system/baton.service)" "ExecReload=/bin/sh -c 'kill -HUP"
 
+section "the template unit baton@.service (more pairs on this host)"
+verify=$(systemd-analyze verify /lib/systemd/system/baton@example.service 2>&1)
+eq "systemd-analyze verify baton@example.service prints nothing" "$verify" ""
+sec=$(systemd-analyze security --offline=yes --threshold="$SECURITY_THRESHOLD" /lib/systemd/system/baton@example.service 2>&1)
+src=$?
+score=$(grep -o 'Overall exposure level for baton@example.service: [0-9.]* [A-Z]*' <<<"$sec" | sed 's/.*: //')
+eq "systemd-analyze security: $score, at most $((SECURITY_THRESHOLD / 10)).$((SECURITY_THRESHOLD % 10))" "$src" 0
+# The template differs from baton.service only where the instance name
+# goes: the same sandbox, restart policy and directories.
+settings() { grep -vE '^(#|$|Description=|ExecStart=|EnvironmentFile=)' "$1"; }
+eq "the same settings as baton.service but for the instance's own" \
+	"$(diff <(settings /lib/systemd/system/baton.service) <(settings /lib/systemd/system/baton@.service))" ""
+check "ExecStart reads /etc/baton/NAME.toml" grep -qx 'ExecStart=/usr/bin/baton run -config /etc/baton/%i.toml' /lib/systemd/system/baton@.service
+check "EnvironmentFile is the instance's own" grep -qx 'EnvironmentFile=-/etc/default/baton-%i' /lib/systemd/system/baton@.service
+check "Description names the instance" grep -qx 'Description=baton active/standby front door (%i)' /lib/systemd/system/baton@.service
+
+section "two configurations for one host (check-config with several files)"
+# example.toml: the shipped baton.toml with its own ports and blob, as the
+# README tells; check-config compares them as the service user.
+install -m 0640 -o root -g baton /dev/null /etc/baton/example.toml
+sed -e 's/^http  = ":80"/http  = ":8090"/' -e 's/^listen = ":8081"/listen = ":8091"/' \
+	-e 's/^listen     = "127.0.0.1:8082"/listen     = "127.0.0.1:8092"/' \
+	-e 's/^blob        = "leader"/blob        = "example"/' /etc/baton/baton.toml >/etc/baton/example.toml
+check "baton.toml and example.toml fit on one host" \
+	runuser -u baton -- /usr/bin/baton check-config -offline /etc/baton/baton.toml /etc/baton/example.toml
+cp /etc/baton/baton.toml /etc/baton/example.toml
+out=$(runuser -u baton -- /usr/bin/baton check-config -offline -config /etc/baton/baton.toml -config /etc/baton/example.toml 2>&1)
+eq "a copy of baton.toml does not (exit 2)" "$?" 2
+for want in 'listen.http = ":80"' 'probe.listen = ":8081"' 'admin.listen = "127.0.0.1:8082"' \
+	'both compete for the same lease'; do
+	contains "  it names $want" "$out" "$want"
+done
+rm -f /etc/baton/example.toml
+
 section "upgrade to $v2 with an edited conffile (the admin enabled the unit)"
 printf '\n# edited by the admin\n' >>/etc/baton/baton.toml
 edited=$(sha256sum </etc/baton/baton.toml)
 systemctl --root=/ --quiet enable baton.service
+systemctl --root=/ --quiet enable baton@example.service
 check "dpkg -i (upgrade)" dpkg -i "$deb2"
 eq "installed version" "$(dpkg-query -W -f '${Version}' baton)" "$v2-1"
 eq "the edited conffile is kept" "$(sha256sum </etc/baton/baton.toml)" "$edited"
 eq "its owner and mode are kept" "$(stat -c '%a %U:%G' /etc/baton/baton.toml)" "640 root:baton"
 eq "the user is the same" "$(getent passwd baton)" "$entry"
 check "the unit stays enabled" test -L /etc/systemd/system/multi-user.target.wants/baton.service
+check "so does an instance of the template" test -L /etc/systemd/system/multi-user.target.wants/baton@example.service
 
 section "upgrade to $v3, whose conffile changed, keeping the admin's (--force-confold)"
 check "dpkg -i --force-confold" dpkg -i --force-confold "$deb3"
@@ -170,6 +212,7 @@ section "remove"
 mkdir -p /var/lib/baton && echo state >/var/lib/baton/lease && chown -R baton:baton /var/lib/baton
 check "dpkg -r" dpkg -r baton
 refute "the binary is gone" test -e /usr/bin/baton
+refute "the template unit is gone" test -e /lib/systemd/system/baton@.service
 check "the conffile stays" test -f /etc/baton/baton.toml
 check "the user stays" getent passwd baton
 check "the state stays" test -f /var/lib/baton/lease
@@ -185,6 +228,7 @@ refute "the state is gone" test -e /var/lib/baton
 eq "no statoverride is left" "$(dpkg-statoverride --list | grep /etc/baton)" ""
 refute "no mask is left" test -L /etc/systemd/system/baton.service
 refute "no enable link is left" test -L /etc/systemd/system/multi-user.target.wants/baton.service
+refute "nor one of an instance" test -L /etc/systemd/system/multi-user.target.wants/baton@example.service
 refute "dpkg forgot the package" dpkg-query -W baton
 
 finish
