@@ -41,6 +41,7 @@ Usage:
   baton reload       [-admin URL]          re-read the config file (same as SIGHUP)
   baton history      [-config FILE]        who held the lease in each term, how it ended (-json, -n N)
   baton drill        -url URL [-to N]      a measured switchover through the load balancer (baton drill -h)
+  baton service      install|remove -name N   Windows: the service baton-N for another config file
   baton version
 
 Exit codes: 0 success, 1 runtime failure, 2 usage or configuration error.
@@ -71,6 +72,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdHistory(rest, stdout, stderr)
 	case "drill":
 		return cmdDrill(rest, stdout, stderr)
+	case "service": // service_cmd.go: more Windows services, one per configuration
+		return cmdService(rest, stdout, stderr)
 	case "version", "-version", "--version":
 		fmt.Fprintf(stdout, "baton %s (%s, %s/%s)\n", version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 		return exitOK

@@ -79,7 +79,9 @@ func startHost(stderr io.Writer) (*host, io.Writer) {
 	if l, err := eventlog.Open(serviceName); err == nil {
 		h.elog = l
 	}
-	h.logPath = filepath.Join(filepath.Dir(defaultConfigPath()), "baton.log")
+	// Next to the configuration, named after it: baton.log for the .msi's
+	// service, NAME.log for `baton service install -name NAME`.
+	h.logPath = serviceLogPath(os.Args[1:], defaultConfigPath())
 	if err := os.MkdirAll(filepath.Dir(h.logPath), 0o750); err == nil {
 		h.logFile, err = os.OpenFile(h.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640)
 		if err != nil {
