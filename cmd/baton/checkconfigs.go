@@ -72,7 +72,11 @@ func checkConfigs(paths []string, offline bool, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "baton: %s and %s cannot run on one host: %s\n    %v\n    %v\n", c.A.File, c.B.File, c.Msg, c.A, c.B)
 	}
 	if invalid > 0 || len(conflicts) > 0 {
-		fmt.Fprintf(stderr, "baton check-config: %d of %d files invalid, %d conflicts between them\n", invalid, len(paths), len(conflicts))
+		noun := "conflicts"
+		if len(conflicts) == 1 {
+			noun = "conflict"
+		}
+		fmt.Fprintf(stderr, "baton check-config: %d of %d files invalid, %d %s between them\n", invalid, len(paths), len(conflicts), noun)
 		return exitUsage
 	}
 	fmt.Fprintf(stdout, "\n# %d configurations can run on one host: no port, lease or instance lock in common.\n"+
