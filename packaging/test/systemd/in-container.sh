@@ -39,7 +39,7 @@ finish() {
 	echo
 	echo "$PASS passed, $FAIL failed"
 	if [[ $FAIL -eq 0 ]]; then echo PASS >/results/outcome; else echo FAIL >/results/outcome; fi
-	journalctl -u baton -u demoapp --no-pager -o short-monotonic >/results/journal.txt 2>&1
+	journalctl -u baton -u "baton@*" -u demoapp --no-pager -o short-monotonic >/results/journal.txt 2>&1
 	systemctl poweroff --no-block
 	exit 0
 }
@@ -130,8 +130,52 @@ journalctl -u baton --no-pager -o cat --since "$t0" | grep -q 'nonsense' && ok "
 cp /root/good.toml /etc/baton/baton.toml
 systemctl reset-failed baton
 
+section "a second pair on this host: baton@two (the template unit)"
+# two.toml: the test configuration with its own ports and lease file.
+sed -e 's/127.0.0.1:80"/127.0.0.1:8090"/' -e 's/127.0.0.1:8081/127.0.0.1:8091/' -e 's/127.0.0.1:8082/127.0.0.1:8092/' \
+	-e 's|/var/lib/baton/lease|/var/lib/baton/two.lease|' /root/baton.toml >/root/two.toml
+install -m 0640 -o root -g baton /root/two.toml /etc/baton/two.toml
+check "check-config: baton.toml and two.toml fit on one host" \
+	runuser -u baton -- baton check-config -offline /etc/baton/baton.toml /etc/baton/two.toml
+systemctl start baton
+wait_for "baton is active again" 30 probe_is 200
+term1=$(curl -s -m 2 http://127.0.0.1:8082/status | sed -n 's/.*"term":\([0-9]*\).*/\1/p')
+t0=$(now)
+check "systemctl enable --now baton@two (returns once READY=1 arrived)" systemctl enable --now baton@two
+echo "  start took $(since "$t0")"
+iprop() { systemctl show -P "$1" baton@two; }
+eq "baton@two is active (running)" "$(iprop ActiveState)/$(iprop SubState)" active/running
+eq "it runs /etc/baton/two.toml" "$(iprop ExecStart | grep -o 'run -config [^ ;]*')" "run -config /etc/baton/two.toml"
+eq "as baton" "$(stat -c %U "/proc/$(iprop MainPID)")" baton
+eq "status text from sd_notify" "$(iprop StatusText)" serving
+probe2_is() { [[ $(curl -s -o /dev/null -m 2 -w '%{http_code}' http://127.0.0.1:8091/probe) == "$1" ]]; }
+wait_for "its probe (8091) answers 200: its own lease" 30 probe2_is 200
+eq "two instance locks in the shared /var/lib/baton" "$(find /var/lib/baton -maxdepth 1 -name 'baton-nspawn-*.lock' | wc -l)" 2
+check "the reload of baton@two" systemctl reload baton@two
+# A configuration of the same node and lease under another unit is refused
+# by the instance lock in the shared state folder.
+install -m 0640 -o root -g baton /etc/baton/baton.toml /etc/baton/dup.toml
+systemctl start baton@dup >/dev/null 2>&1
+dup_refused() {
+	local out
+	out=$(journalctl -u baton@dup.service --no-pager -o cat 2>&1)
+	[[ $out == *"another process runs this configuration"* ]]
+}
+wait_for "baton@dup (a copy of baton.toml) is refused by the instance lock" 10 dup_refused
+systemctl stop baton@dup >/dev/null 2>&1
+rm -f /etc/baton/dup.toml
+eq "baton is still active, same term" "$(probe) $(curl -s -m 2 http://127.0.0.1:8082/status | sed -n 's/.*"term":\([0-9]*\).*/\1/p')" "200 $term1"
+t0=$(now)
+check "systemctl stop baton@two" systemctl stop baton@two
+echo "  stop took $(since "$t0")"
+eq "clean exit" "$(iprop Result) $(iprop ExecMainStatus)" "success 0"
+eq "baton is untouched: probe 200, same term" "$(probe) $(curl -s -m 2 http://127.0.0.1:8082/status | sed -n 's/.*"term":\([0-9]*\).*/\1/p')" "200 $term1"
+check "systemctl start baton@two (for the purge below)" systemctl start baton@two
+
 section "purge under systemd"
 check "dpkg -P baton (stops it first)" dpkg -P baton
 eq "the service is gone" "$(systemctl is-active baton 2>&1)" inactive
+eq "so is the instance baton@two" "$(systemctl is-active baton@two 2>&1)" inactive
+check "its enable link is gone" test ! -e /etc/systemd/system/multi-user.target.wants/baton@two.service
 check "the user is gone" bash -c '! getent passwd baton'
 check "the state is gone" test ! -e /var/lib/baton
