@@ -5,13 +5,13 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"net/url"
 	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/batonproxy/baton/internal/azure"
 	"github.com/batonproxy/baton/internal/fsutil"
 )
 
@@ -280,9 +280,8 @@ func (hc *hostCheck) account(az AzBlobLease) string {
 	if az.AccountURL != "" {
 		return normalizeAccountURL(az.AccountURL)
 	}
-	cs, err := hc.Secret(az.ConnectionStringEnv, az.ConnectionStringFile)
-	if err == nil {
-		if u := accountFromConnectionString(cs); u != "" {
+	if cs, err := hc.Secret(az.ConnectionStringEnv, az.ConnectionStringFile); err == nil {
+		if u, err := azure.ConnectionStringEndpoint(cs); err == nil {
 			return u
 		}
 	}
@@ -292,55 +291,14 @@ func (hc *hostCheck) account(az AzBlobLease) string {
 	return "(the connection string in $" + az.ConnectionStringEnv + ")"
 }
 
-// normalizeAccountURL lowercases the scheme and host, drops a default port
-// and a trailing slash: https://ACCT.blob.core.windows.net/ and
-// https://acct.blob.core.windows.net:443 are one account. Azurite's
-// path-style URLs keep the account in the path.
+// normalizeAccountURL is azure.CanonicalEndpoint (scheme and host in lower
+// case, no default port, no trailing slash), or the URL as written when it
+// cannot be parsed (Load has refused those).
 func normalizeAccountURL(s string) string {
-	u, err := url.Parse(s)
-	if err != nil || u.Host == "" {
-		return strings.TrimRight(s, "/")
+	if c, err := azure.CanonicalEndpoint(s); err == nil {
+		return c
 	}
-	scheme, host := strings.ToLower(u.Scheme), strings.ToLower(u.Hostname())
-	port := u.Port()
-	if (scheme == "https" && port == "443") || (scheme == "http" && port == "80") {
-		port = ""
-	}
-	if port != "" {
-		host = net.JoinHostPort(host, port)
-	} else if strings.Contains(host, ":") {
-		host = "[" + host + "]"
-	}
-	return scheme + "://" + host + strings.TrimRight(u.EscapedPath(), "/")
-}
-
-// accountFromConnectionString returns the blob endpoint a connection string
-// names, normalised, or "" when it names none. It never returns a key.
-func accountFromConnectionString(cs string) string {
-	kv := map[string]string{}
-	for part := range strings.SplitSeq(cs, ";") {
-		k, v, ok := strings.Cut(strings.TrimSpace(part), "=")
-		if ok {
-			kv[strings.ToLower(strings.TrimSpace(k))] = strings.TrimSpace(v)
-		}
-	}
-	switch {
-	case kv["blobendpoint"] != "":
-		return normalizeAccountURL(kv["blobendpoint"])
-	case strings.EqualFold(kv["usedevelopmentstorage"], "true"):
-		return normalizeAccountURL("http://127.0.0.1:10000/devstoreaccount1")
-	case kv["accountname"] != "":
-		scheme := strings.ToLower(kv["defaultendpointsprotocol"])
-		if scheme == "" {
-			scheme = "https"
-		}
-		suffix := kv["endpointsuffix"]
-		if suffix == "" {
-			suffix = "core.windows.net"
-		}
-		return normalizeAccountURL(scheme + "://" + kv["accountname"] + ".blob." + suffix)
-	}
-	return ""
+	return strings.TrimRight(s, "/")
 }
 
 // canonicalPath is p absolute and cleaned, with symbolic links resolved as

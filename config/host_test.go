@@ -275,26 +275,20 @@ func TestHostConflictsThree(t *testing.T) {
 	}
 }
 
-func TestNormalizeAccountURL(t *testing.T) {
-	for in, want := range map[string]string{
-		"https://Acct.Blob.Core.Windows.Net/":     "https://acct.blob.core.windows.net",
-		"https://acct.blob.core.windows.net:443":  "https://acct.blob.core.windows.net",
-		"http://127.0.0.1:10000/devstoreaccount1": "http://127.0.0.1:10000/devstoreaccount1",
-		"HTTP://[::1]:80/x/":                      "http://[::1]/x",
+func TestHostAccount(t *testing.T) {
+	hc := &hostCheck{HostCheck: testHosts}
+	for _, tc := range []struct {
+		az   AzBlobLease
+		want string
+	}{
+		{AzBlobLease{AccountURL: "https://Acct.Blob.Core.Windows.Net/"}, "https://acct.blob.core.windows.net"},
+		{AzBlobLease{AccountURL: "https://acct.blob.core.windows.net:443"}, "https://acct.blob.core.windows.net"},
+		{AzBlobLease{AccountURL: "http://127.0.0.1:10000/devstoreaccount1/"}, "http://127.0.0.1:10000/devstoreaccount1"},
+		{AzBlobLease{ConnectionStringEnv: "BATON_TEST_CS"}, "https://acct.blob.core.windows.net"},
+		{AzBlobLease{ConnectionStringEnv: "OTHER"}, "(the connection string in $OTHER)"},
 	} {
-		if got := normalizeAccountURL(in); got != want {
-			t.Errorf("normalizeAccountURL(%q) = %q, want %q", in, got, want)
-		}
-	}
-	for in, want := range map[string]string{
-		"UseDevelopmentStorage=true": "http://127.0.0.1:10000/devstoreaccount1",
-		"DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=k;BlobEndpoint=http://127.0.0.1:10000/devstoreaccount1;": "http://127.0.0.1:10000/devstoreaccount1",
-		"AccountName=acct;AccountKey=k":                                      "https://acct.blob.core.windows.net",
-		"AccountName=acct;AccountKey=k;EndpointSuffix=core.chinacloudapi.cn": "https://acct.blob.core.chinacloudapi.cn",
-		"AccountKey=k": "",
-	} {
-		if got := accountFromConnectionString(in); got != want {
-			t.Errorf("accountFromConnectionString(%q) = %q, want %q", in, got, want)
+		if got := hc.account(tc.az); got != tc.want {
+			t.Errorf("account(%+v) = %q, want %q", tc.az, got, tc.want)
 		}
 	}
 }
