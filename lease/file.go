@@ -276,25 +276,3 @@ func classify(err error) error {
 	}
 	return err
 }
-
-// pollLock calls try until it gets the lock, fails, or ctx is done. OS
-// file locks have no context support, so a non-blocking attempt is retried
-// with a short, growing pause: a lock holder that is frozen does not hang
-// the caller past its deadline.
-func pollLock(ctx context.Context, try func() (bool, error)) error {
-	pause := 500 * time.Microsecond
-	for {
-		got, err := try()
-		if err != nil || got {
-			return err
-		}
-		t := time.NewTimer(pause)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
-			return ctx.Err()
-		}
-		pause = min(2*pause, 10*time.Millisecond)
-	}
-}

@@ -11,7 +11,7 @@ import (
 
 // lockFile takes an exclusive flock on f, honouring ctx.
 func lockFile(ctx context.Context, f *os.File) error {
-	return pollLock(ctx, func() (bool, error) { return fsutil.TryLock(f) })
+	return fsutil.Lock(ctx, f)
 }
 
 func unlockFile(f *os.File) error { return fsutil.Unlock(f) }

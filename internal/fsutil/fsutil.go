@@ -11,11 +11,13 @@
 package fsutil
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"time"
 )
 
 // WriteFile writes b to path durably and atomically with the given mode.
@@ -105,4 +107,26 @@ func FormatSize(n int64) string {
 		return fmt.Sprintf("%d KiB", n>>10)
 	}
 	return fmt.Sprintf("%d bytes", n)
+}
+
+// Lock takes the exclusive lock of TryLock on f, waiting until it gets it
+// or ctx is done. OS file locks have no context support, so a non-blocking
+// attempt is retried with a short, growing pause (up to 10 ms): a frozen
+// holder of the lock cannot hang the caller past its deadline.
+func Lock(ctx context.Context, f *os.File) error {
+	pause := 500 * time.Microsecond
+	for {
+		got, err := TryLock(f)
+		if err != nil || got {
+			return err
+		}
+		t := time.NewTimer(pause)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		}
+		pause = min(2*pause, 10*time.Millisecond)
+	}
 }

@@ -95,7 +95,7 @@ func (f *File) update(ctx context.Context, fn func(*Document)) error {
 		return err
 	}
 	defer lf.Close() // closing unlocks as well
-	if err := pollLock(ctx, lf); err != nil {
+	if err := fsutil.Lock(ctx, lf); err != nil {
 		return fmt.Errorf("lock %s: %w", f.lockPath, err)
 	}
 	defer func() { _ = fsutil.Unlock(lf) }()
@@ -112,27 +112,6 @@ func (f *File) update(ctx context.Context, fn func(*Document)) error {
 		return err
 	}
 	return fsutil.WriteFile(f.path, b, 0o640)
-}
-
-// pollLock takes the exclusive lock on f, retrying a non-blocking attempt
-// with a short, growing pause until ctx ends: a frozen holder of the lock
-// cannot hang the caller.
-func pollLock(ctx context.Context, f *os.File) error {
-	pause := time.Millisecond
-	for {
-		got, err := fsutil.TryLock(f)
-		if err != nil || got {
-			return err
-		}
-		t := time.NewTimer(pause)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
-			return ctx.Err()
-		}
-		pause = min(2*pause, 20*time.Millisecond)
-	}
 }
 
 // ErrConflict is what a Blob's Put returns (wrapped) when the stored
