@@ -232,6 +232,14 @@ func printStatus(w io.Writer, st node.Status) {
 	if st.ScheduledEventsError != "" {
 		fmt.Fprintf(tw, "azure events\tmetadata service: %s\n", st.ScheduledEventsError)
 	}
+	for i, tr := range st.Transitions {
+		label := ""
+		if i == 0 {
+			label = "transitions"
+		}
+		from := cmp.Or(tr.From, "(start)")
+		fmt.Fprintf(tw, "%s\t%s %s -> %s, term %d: %s\n", label, tr.At.Format(time.RFC3339), from, tr.To, tr.Term, tr.Reason)
+	}
 	tw.Flush()
 }
 

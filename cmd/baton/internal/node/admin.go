@@ -47,6 +47,8 @@ type Status struct {
 	Config   string             `json:"config_file,omitempty"`
 	LoadedAt time.Time          `json:"config_loaded_at"`
 	Peers    []peer.PeerStatus  `json:"peers,omitempty"` // the peer link, when configured
+	// Transitions are the last changes of the role, newest last.
+	Transitions []Transition `json:"transitions"`
 
 	// Azure scheduled events pending for this VM ([azure]), and why the
 	// metadata service gave no answer at the last poll.
@@ -129,6 +131,7 @@ func (n *Node) Status() Status {
 	s.Requests.Limits = n.limitsStatus()
 	s.Requests.Upgraded = n.proxy.Upgraded()
 	s.Drain = n.drain.get()
+	s.Transitions = n.transitions()
 	if n.link != nil {
 		s.Peers = n.link.Peers()
 	}

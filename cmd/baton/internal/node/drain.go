@@ -78,9 +78,11 @@ func (n *Node) followRole(ctx context.Context) {
 			cancelDrain()
 			dctx, cancel := context.WithTimeout(ctx, n.live.Load().Drain.Timeout.D())
 			cancelDrain = cancel
-			wg.Go(func() { n.runDrain(dctx) })
+			start := n.beginDrain() // draining from this instant: one transition, not two
+			wg.Go(func() { n.runDrain(dctx, start) })
 		}
 		wasActive = active
+		n.observeRole()
 		select {
 		case <-changed:
 		case <-ctx.Done():
@@ -89,16 +91,21 @@ func (n *Node) followRole(ctx context.Context) {
 	}
 }
 
-// runDrain ends a demotion: idle keep-alive connections close now, busy ones
-// after their current response (Connection: close), in-flight requests get
-// until ctx's deadline, and what is left then is cut off and counted. The
-// listeners stay open: the node is a standby now.
-func (n *Node) runDrain(ctx context.Context) {
+// beginDrain marks the node draining and returns when that started.
+func (n *Node) beginDrain() time.Time {
 	start := time.Now()
 	n.drain.mu.Lock()
 	n.drain.st.Draining, n.drain.st.LastStarted = true, start
 	n.drain.st.Drains++
 	n.drain.mu.Unlock()
+	return start
+}
+
+// runDrain ends a demotion: idle keep-alive connections close now, busy ones
+// after their current response (Connection: close), in-flight requests get
+// until ctx's deadline, and what is left then is cut off and counted. The
+// listeners stay open: the node is a standby now.
+func (n *Node) runDrain(ctx context.Context, start time.Time) {
 
 	// Keep clients connected (their requests are forwarded) until the load
 	// balancer has had time to see the new active's probe; only then push
@@ -132,6 +139,7 @@ func (n *Node) runDrain(ctx context.Context) {
 	n.drain.st.LastTookMS = took.Milliseconds()
 	n.drain.st.LastCutRequests, n.drain.st.LastCutUpgraded = reqs, upgraded
 	n.drain.mu.Unlock()
+	n.observeRole()
 	if reqs > 0 || upgraded > 0 {
 		n.log.Warn("drain deadline passed, cut off what was left",
 			zap.Int64("requests", reqs), zap.Int("upgraded_connections", upgraded),

@@ -64,6 +64,7 @@ type Node struct {
 	tcpProbeAddr string        // probe.mode "tcp": the bound probe address
 	stopping     atomic.Bool
 	drain        drainState
+	roles        roleBook
 	maxConns     int // [limits] max_conns and max_backend_conns in force (effectiveLimits)
 	maxBackend   int
 	sched        *schedNode // [azure] scheduled_events; nil when off
@@ -405,6 +406,7 @@ func (n *Node) shutdown() {
 	n.runCtx = nil // no reload from here on
 	n.reloadMu.Unlock()
 	n.stopping.Store(true) // 1. the probe answers 503 from now on
+	n.observeRole()
 	// 2. fence off (no new local request), release the lease; keep reading
 	// the holder so new requests are forwarded to the new active node.
 	n.proxy.HoldClients(stopAt.Add(n.live.Load().Drain.ExitDelay.D()))
