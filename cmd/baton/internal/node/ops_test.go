@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -310,11 +311,15 @@ func TestReload(t *testing.T) {
 	}
 
 	// A restart-only change is reported and not applied; the log level is.
-	changed := strings.Replace(string(orig), `renew_interval = "1s"`, `renew_interval = "2s"`, 1) + "[log]\nlevel = \"debug\"\n"
+	changed := strings.Replace(string(orig), `renew_interval = "1s"`, `renew_interval = "2s"`, 1) +
+		"[log]\nlevel = \"debug\"\n[peer]\ntimeout = \"300ms\"\n[limits]\nmax_conns = 7\n"
 	os.WriteFile(a.path, []byte(changed), 0o600)
 	res, err = a.Reload()
-	if err != nil || len(res.NotApplied) != 1 || res.NotApplied[0] != "lease" {
+	if err != nil || !slices.Equal(res.NotApplied, []string{"lease", "limits", "peer"}) {
 		t.Fatalf("restart-only reload: %+v %v", res, err)
+	}
+	if l := a.live.Load(); l.Peer.Timeout.D() != 500*time.Millisecond || l.Limits.MaxConns != 10000 {
+		t.Errorf("restart-only values in force: peer.timeout %v, limits.max_conns %d", l.Peer.Timeout, l.Limits.MaxConns)
 	}
 	if a.live.Load().Lease.RenewInterval.D() != time.Second || a.level.Level() != zap.DebugLevel {
 		t.Errorf("lease renew_interval %v, level %v", a.live.Load().Lease.RenewInterval, a.level.Level())

@@ -19,7 +19,7 @@ type ReloadResult struct {
 }
 
 // restartOnly are the settings a running node cannot change: its identity,
-// its listeners, its lease and its backend. A reload keeps their old values
+// its listeners, its lease, its backend, its limits and its peer link. A reload keeps their old values
 // and reports them.
 var restartOnly = []struct {
 	key string
@@ -37,6 +37,7 @@ var restartOnly = []struct {
 	{"log.format", func(c *config.Config) any { return c.Log.Format }},
 	{"log.file", func(c *config.Config) any { return c.Log.File }},
 	{"azure", func(c *config.Config) any { return c.Azure }},
+	{"peer", func(c *config.Config) any { return c.Peer }},
 }
 
 // errNotRunning is returned by Reload before Run started the node.
@@ -74,7 +75,7 @@ func (n *Node) Reload() (ReloadResult, error) {
 	live.NodeName, live.Listen, live.Backend, live.Probe = n.cfg.NodeName, n.cfg.Listen, n.cfg.Backend, n.cfg.Probe
 	live.Admin.Listen, live.Lease, live.TLS = n.cfg.Admin.Listen, n.cfg.Lease, n.cfg.TLS
 	live.Drain.AdvertiseURL, live.Log.Format, live.Log.File = n.cfg.Drain.AdvertiseURL, n.cfg.Log.Format, n.cfg.Log.File
-	live.Azure = n.cfg.Azure
+	live.Azure, live.Limits, live.Peer = n.cfg.Azure, n.cfg.Limits, n.cfg.Peer
 
 	tok, err := readToken(&live)
 	if err != nil {
