@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptrace"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -19,11 +18,8 @@ import (
 func TestHTTP2DrainGOAWAY(t *testing.T) {
 	skipShort(t)
 	dir := t.TempDir()
-	token := filepath.Join(dir, "token")
-	os.WriteFile(token, []byte("test-token\n"), 0o600)
-	crt, _ := filepath.Abs("../../config/testdata/files/test.crt")
-	key, _ := filepath.Abs("../../config/testdata/files/test.key")
-	tlsCfg := fmt.Sprintf("[tls]\nredirect_http = false\nhsts = \"1h\"\n[[tls.certificate]]\ncert_file = %q\nkey_file = %q\n", crt, key)
+	token := tokenFile(t)
+	tlsCfg := staticTLSTOML("hsts = \"1h\"\n")
 	leaseFile := filepath.Join(dir, "lease.json")
 	appA, appB := startApp(t, "app-a"), startApp(t, "app-b")
 	httpsA := freePort(t)

@@ -334,3 +334,11 @@ func newHTTPSClient(name string, port int) *httpClient {
 		},
 	}}
 }
+
+// staticTLSTOML is a [tls] table with the test certificate (for
+// baton.test) and without the HTTP redirect; extra goes into the table.
+func staticTLSTOML(extra string) string {
+	crt, _ := filepath.Abs("../../config/testdata/files/test.crt")
+	key, _ := filepath.Abs("../../config/testdata/files/test.key")
+	return fmt.Sprintf("[tls]\nredirect_http = false\n%s[[tls.certificate]]\ncert_file = %q\nkey_file = %q\n", extra, crt, key)
+}

@@ -11,7 +11,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -33,13 +32,10 @@ import (
 func TestSoakHostileClients(t *testing.T) {
 	skipShort(t)
 	dir := t.TempDir()
-	token := filepath.Join(dir, "token")
-	os.WriteFile(token, []byte("test-token\n"), 0o600)
-	crt, _ := filepath.Abs("../../config/testdata/files/test.crt")
-	key, _ := filepath.Abs("../../config/testdata/files/test.key")
+	token := tokenFile(t)
 	const maxConns = 1200
-	extra := fmt.Sprintf("[tls]\nredirect_http = false\n[[tls.certificate]]\ncert_file = %q\nkey_file = %q\n"+
-		"[limits]\nmax_conns = %d\nmax_backend_conns = 128\nclient_timeout = \"3s\"\n", crt, key, maxConns)
+	extra := staticTLSTOML("") +
+		fmt.Sprintf("[limits]\nmax_conns = %d\nmax_backend_conns = 128\nclient_timeout = \"3s\"\n", maxConns)
 	leaseFile := filepath.Join(dir, "lease.json")
 	appA, appB := startApp(t, "app-a"), startApp(t, "app-b")
 	httpsA := freePort(t)
