@@ -283,10 +283,11 @@ func (n *batonNode) waitProbe(t *testing.T, want int, role string, limit time.Du
 }
 
 // leftActive returns when the node logged its first "role changed" away
-// from active at or after since, rounded up to the next millisecond (the
-// log has millisecond timestamps). The elector writes that line after it
-// fenced itself off (and, when voluntary, released the lease), so no
-// request is started locally after the returned time.
+// from active (or failsafe) at or after since, rounded up to the next
+// millisecond (the log has millisecond timestamps). The node writes that
+// line as the elector publishes the demotion, after it fenced itself off
+// (and, when voluntary, released the lease), so no request is started
+// locally after the returned time.
 func (n *batonNode) leftActive(since time.Time) (time.Time, string, bool) {
 	for line := range strings.SplitSeq(n.Output(), "\n") {
 		if !strings.Contains(line, `"role changed"`) {
@@ -299,7 +300,7 @@ func (n *batonNode) leftActive(since time.Time) (time.Time, string, bool) {
 			To     string `json:"to"`
 			Reason string `json:"reason"`
 		}
-		if json.Unmarshal([]byte(line), &rec) != nil || rec.Msg != "role changed" || rec.From != "active" {
+		if json.Unmarshal([]byte(line), &rec) != nil || rec.Msg != "role changed" || rec.From != "active" && rec.From != "failsafe" {
 			continue
 		}
 		ts, err := time.Parse("2006-01-02T15:04:05.000Z0700", rec.TS)

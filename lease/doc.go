@@ -28,7 +28,9 @@
 // unhealthy backend, maintenance, StepDown, Stop) releases the lease with a
 // fresh context bounded by ReleaseTimeout, then starts the back-off, then
 // publishes the new role. Role changes are published as a latest value
-// (State, Changed, Watch) and logged once each ("role changed").
+// (State, Changed, Watch, and synchronously to Config.OnState) and logged
+// once each ("role changed"; with OnState set, at debug level as "election
+// role changed", because the owner of the node's role logs them).
 //
 // # What is guaranteed
 //

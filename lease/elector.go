@@ -54,6 +54,14 @@ type Config struct {
 	// demotion (for metrics). It is called from the election loop and must
 	// return quickly without calling the Elector.
 	OnEvent func(Event)
+	// OnState, if set, receives every state the Elector publishes (each
+	// value Changed announces), synchronously: after the fence changed and
+	// before anyone can observe the new state. It is called with the
+	// Elector's lock held and must return quickly without calling the
+	// Elector. With OnState set the Elector logs its role changes at debug
+	// level ("election role changed"): the owner of the node's role logs the
+	// transitions people see.
+	OnState func(State)
 	// Now is the clock for Fence and for the times in State. Nil means
 	// time.Now. It must advance at the rate of the runtime's timers; its
 	// values should carry a monotonic reading (time.Now's do).
@@ -493,6 +501,9 @@ func (e *Elector) kick() {
 func (e *Elector) publishLocked() {
 	close(e.changed)
 	e.changed = make(chan struct{})
+	if e.cfg.OnState != nil {
+		e.cfg.OnState(e.st)
+	}
 }
 
 // setRoleLocked moves to role and writes the one log line of the
@@ -508,7 +519,11 @@ func (e *Elector) setRoleLocked(role Role, reason string) {
 	if e.st.HolderKnown {
 		holder = e.st.Holder.Holder
 	}
-	e.log.Info("role changed",
+	msg, level := "role changed", zap.InfoLevel
+	if e.cfg.OnState != nil {
+		msg, level = "election role changed", zap.DebugLevel
+	}
+	e.log.Log(level, msg,
 		zap.Stringer("from", from),
 		zap.Stringer("to", role),
 		zap.String("reason", reason),

@@ -168,7 +168,7 @@ func cmdStatus(args []string, stdout, stderr io.Writer) int {
 	} else {
 		printStatus(stdout, st)
 	}
-	if st.Role == "active" || st.Role == "standby" {
+	if st.Role == "active" || st.Role == "standby" || st.Role == "failsafe" {
 		return exitOK
 	}
 	return exitFailure

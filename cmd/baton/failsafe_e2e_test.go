@@ -58,8 +58,8 @@ func TestFailsafeThroughAStorageOutage(t *testing.T) {
 		t.Errorf("node-a's probe was not 200 %d times during a 12s storage outage with failsafe", down)
 	}
 	st, sb := a.status(t), b.status(t)
-	if !st.Failsafe || st.Term != term || sb.PromisedTo != "node-a" {
-		t.Errorf("during the outage: node-a failsafe %v term %d (want %d), node-b promised to %q", st.Failsafe, st.Term, term, sb.PromisedTo)
+	if !st.Failsafe || st.Role != "failsafe" || st.Term != term || sb.PromisedTo != "node-a" {
+		t.Errorf("during the outage: node-a %s failsafe %v term %d (want %d), node-b promised to %q", st.Role, st.Failsafe, st.Term, term, sb.PromisedTo)
 	}
 	if code, body, _ := a.get("/"); code != 200 || !strings.Contains(body, "instance=app-a") {
 		t.Errorf("request through node-a during the outage: %d %q", code, body)
@@ -71,6 +71,9 @@ func TestFailsafeThroughAStorageOutage(t *testing.T) {
 	}
 	if st := a.status(t); st.Failsafe || st.Role != "active" || st.Term != term {
 		t.Fatalf("after the outage: node-a %s failsafe %v term %d, want active without failsafe, term %d", st.Role, st.Failsafe, st.Term, term)
+	}
+	if tr := a.status(t).Transitions; len(tr) < 2 || tr[len(tr)-2].To != "failsafe" || tr[len(tr)-1].From != "failsafe" || tr[len(tr)-1].To != "active" {
+		t.Errorf("node-a's transitions %+v: want active > failsafe > active last", tr)
 	}
 	t.Logf("FIGURE failsafe: node-a served through a 12s storage outage (0 probe failures), same term %d afterwards", term)
 

@@ -91,13 +91,14 @@ type LimitsStatus struct {
 // Status returns the node's current status.
 func (n *Node) Status() Status {
 	st := n.elector.State()
+	role := n.roles.view()
 	up, _ := n.probeState()
 	s := Status{
 		Node:        n.cfg.NodeName,
 		Version:     n.version,
-		Role:        n.role().String(),
-		Reason:      st.Reason,
-		Since:       st.Since,
+		Role:        role.Now.To,
+		Reason:      role.Now.Reason,
+		Since:       role.Now.At,
 		Serving:     up,
 		Term:        st.Term,
 		LastRenew:   st.LastRenew,
@@ -130,8 +131,8 @@ func (n *Node) Status() Status {
 	s.Requests.Local, s.Requests.Forwarded, s.Requests.Rejected, s.Requests.Busy = c.Local, c.Forwarded, c.Rejected, c.Busy
 	s.Requests.Limits = n.limitsStatus()
 	s.Requests.Upgraded = n.proxy.Upgraded()
-	s.Drain = n.drain.get()
-	s.Transitions = n.transitions()
+	s.Drain = n.drainStatus()
+	s.Transitions = n.roles.transitions()
 	if n.link != nil {
 		s.Peers = n.link.Peers()
 	}

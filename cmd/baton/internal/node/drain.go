@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
 
@@ -41,48 +42,57 @@ type DrainStatus struct {
 	LastCutUpgraded int       `json:"last_cut_upgraded"`
 }
 
+// drainState keeps the figures of the drains for /status.
 type drainState struct {
 	mu sync.Mutex
-	st DrainStatus
+	st DrainStatus // Draining is the role owner's
 }
 
-func (d *drainState) get() DrainStatus {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.st
+// drainStatus is the drain part of /status.
+func (n *Node) drainStatus() DrainStatus {
+	n.drain.mu.Lock()
+	st := n.drain.st
+	n.drain.mu.Unlock()
+	st.Draining = n.roles.role() == lease.RoleDraining
+	st.Drains = n.roles.drainsBegun()
+	return st
 }
 
-// followRole runs the drain (README: Drain on demotion) on every demotion and turns
-// keep-alives back on at every promotion. The fence is already off when the
-// elector publishes the demotion, so no new request starts locally.
+// followRole acts on the role's changes: it starts the drain the role
+// owner began at a demotion, calls it off and turns keep-alives back on at
+// a promotion, and runs the hooks. The fence is already off when the
+// elector publishes a demotion, so no new request starts locally.
 func (n *Node) followRole(ctx context.Context) {
-	wasActive := false
+	wasServing := false
+	var started uint64 // the last drain started
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	cancelDrain := func() {}
 	defer func() { cancelDrain() }()
 	for {
-		changed := n.elector.Changed()
-		active := n.elector.State().Role == lease.RoleActive
-		st := n.elector.State()
+		changed := n.roles.Changed()
+		v := n.roles.view()
+		now := serving(v.Role)
 		switch {
-		case active && !wasActive:
+		case now && !wasServing:
 			cancelDrain()
 			n.setKeepAlives(true)
-			n.hooks.fire("active", st)
-		case !active && wasActive:
-			n.hooks.fire("standby", st)
-			if n.stopping.Load() {
-				break // the stop sequence drains
-			}
+			n.hooks.fire("active", v.Now)
+		case !now && wasServing:
+			n.hooks.fire("standby", v.Now)
+		}
+		if v.Drain != 0 && v.Drain != started {
+			started = v.Drain
 			cancelDrain()
 			dctx, cancel := context.WithTimeout(ctx, n.live.Load().Drain.Timeout.D())
 			cancelDrain = cancel
-			start := n.beginDrain() // draining from this instant: one transition, not two
-			wg.Go(func() { n.runDrain(dctx, start) })
+			drain, since := v.Drain, v.Now.At
+			wg.Go(func() {
+				n.drainClients(dctx, since, false)
+				n.roles.drainEnded(drain)
+			})
 		}
-		wasActive = active
-		n.observeRole()
+		wasServing = now
 		select {
 		case <-changed:
 		case <-ctx.Done():
@@ -91,62 +101,81 @@ func (n *Node) followRole(ctx context.Context) {
 	}
 }
 
-// beginDrain marks the node draining and returns when that started.
-func (n *Node) beginDrain() time.Time {
-	start := time.Now()
+// drainClients is the drain, the same after a demotion and at a stop
+// (README: Drain on demotion, Stopping), from start (when the node stopped
+// serving):
+//  1. until start + drain.exit_delay clients keep their connections and
+//     their new requests are forwarded: the load balancer may not have
+//     seen the new active's probe yet;
+//  2. keep-alives off: idle connections close, busy ones after their
+//     current answer (Connection: close); at a stop the main servers shut
+//     down too, so no new connection is accepted;
+//  3. in-flight requests get until ctx's deadline (drain.timeout); after a
+//     demotion upgraded connections too (the node stays up as a standby),
+//     at a stop they are closed once the requests are done;
+//  4. what is left is cut off, counted and logged.
+//
+// A demotion drain whose ctx is cancelled (the node is active again) stops
+// where it is and leaves the connections alone.
+func (n *Node) drainClients(ctx context.Context, start time.Time, stop bool) {
+	live := n.live.Load()
 	n.drain.mu.Lock()
-	n.drain.st.Draining, n.drain.st.LastStarted = true, start
-	n.drain.st.Drains++
+	n.drain.st.LastStarted = start
 	n.drain.mu.Unlock()
-	return start
-}
-
-// runDrain ends a demotion: idle keep-alive connections close now, busy ones
-// after their current response (Connection: close), in-flight requests get
-// until ctx's deadline, and what is left then is cut off and counted. The
-// listeners stay open: the node is a standby now.
-func (n *Node) runDrain(ctx context.Context, start time.Time) {
-
-	// Keep clients connected (their requests are forwarded) until the load
-	// balancer has had time to see the new active's probe; only then push
-	// them to reconnect.
-	hold := n.live.Load().Drain.ExitDelay.D()
-	n.proxy.HoldClients(start.Add(hold))
-	t := time.NewTimer(hold)
-	select {
-	case <-t.C:
-	case <-ctx.Done():
+	hold := start.Add(live.Drain.ExitDelay.D())
+	n.proxy.HoldClients(hold)
+	if d := time.Until(hold); d > 0 {
+		t := time.NewTimer(d)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+		}
+		t.Stop()
 	}
-	t.Stop()
+	if errors.Is(ctx.Err(), context.Canceled) {
+		n.log.Info("drain called off: active again")
+		return
+	}
 	n.setKeepAlives(false)
+	if stop {
+		var wg sync.WaitGroup
+		for _, l := range n.listeners {
+			if l.main {
+				wg.Go(func() { l.server.Shutdown(ctx) })
+			}
+		}
+		wg.Wait()
+	}
 	n.proxy.WaitIdle(ctx)
-	if n.proxy.Upgraded() > 0 {
+	if !stop && n.proxy.Upgraded() > 0 {
 		// Upgraded connections have no end of their own: they are closed
 		// at the drain deadline at the latest.
 		<-ctx.Done()
 	}
 	var reqs int64
 	var upgraded int
-	if ctx.Err() == context.DeadlineExceeded {
+	deadline := errors.Is(ctx.Err(), context.DeadlineExceeded)
+	if stop || deadline {
 		reqs, upgraded = n.proxy.CutOff()
+	}
+	if !deadline { // a stop's closing of upgraded connections is no cut
+		reqs, upgraded = 0, 0
 	}
 	n.metrics.drains.Inc()
 	n.metrics.cutRequests.Add(float64(reqs))
 	n.metrics.cutUpgraded.Add(float64(upgraded))
 	took := time.Since(start)
 	n.drain.mu.Lock()
-	n.drain.st.Draining = false
 	n.drain.st.LastTookMS = took.Milliseconds()
 	n.drain.st.LastCutRequests, n.drain.st.LastCutUpgraded = reqs, upgraded
 	n.drain.mu.Unlock()
-	n.observeRole()
 	if reqs > 0 || upgraded > 0 {
 		n.log.Warn("drain deadline passed, cut off what was left",
 			zap.Int64("requests", reqs), zap.Int("upgraded_connections", upgraded),
-			zap.Duration("drain_timeout", n.live.Load().Drain.Timeout.D()))
+			zap.Duration("drain_timeout", live.Drain.Timeout.D()), zap.Bool("stopping", stop))
 		return
 	}
-	n.log.Info("drain finished", zap.Duration("took", took.Round(time.Millisecond)))
+	n.log.Info("drain finished", zap.Duration("took", took.Round(time.Millisecond)), zap.Bool("stopping", stop))
 }
 
 func (n *Node) setKeepAlives(on bool) {

@@ -10,8 +10,6 @@ import (
 	"time"
 
 	"go.uber.org/zap"
-
-	"github.com/batonproxy/baton/lease"
 )
 
 // hookRunner runs [hooks] commands on role changes. Each runs in its own
@@ -26,8 +24,8 @@ type hookRunner struct {
 const hookOutputLimit = 4 << 10
 
 // fire starts the hook for a change to role ("active" or "standby"), if
-// one is configured.
-func (h *hookRunner) fire(role string, st lease.State) {
+// one is configured; t is the transition that made it.
+func (h *hookRunner) fire(role string, t Transition) {
 	cfg := h.n.live.Load()
 	argv := cfg.Hooks.OnActive
 	if role == "standby" {
@@ -36,16 +34,12 @@ func (h *hookRunner) fire(role string, st lease.State) {
 	if len(argv) == 0 {
 		return
 	}
-	holder := ""
-	if st.HolderKnown {
-		holder = st.Holder.Holder
-	}
 	env := []string{
 		"BATON_NODE=" + h.n.cfg.NodeName,
 		"BATON_ROLE=" + role,
-		"BATON_TERM=" + strconv.FormatUint(st.Term, 10),
-		"BATON_HOLDER=" + holder,
-		"BATON_REASON=" + st.Reason,
+		"BATON_TERM=" + strconv.FormatUint(t.Term, 10),
+		"BATON_HOLDER=" + t.Holder,
+		"BATON_REASON=" + t.Reason,
 	}
 	timeout := cfg.Hooks.Timeout.D()
 	h.wg.Go(func() { h.run(role, argv, env, timeout) })

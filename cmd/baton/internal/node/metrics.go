@@ -214,8 +214,8 @@ func (c stateCollector) Describe(ch chan<- *prometheus.Desc) {
 func (c stateCollector) Collect(ch chan<- prometheus.Metric) {
 	n := c.n
 	st := n.elector.State()
-	role := n.role()
-	for r := lease.RoleStandby; r <= lease.RoleStopping; r++ {
+	role := n.roles.role()
+	for r := lease.RoleStandby; r <= lease.RoleFailsafe; r++ {
 		ch <- prometheus.MustNewConstMetric(descRole, prometheus.GaugeValue, b2f(r == role), r.String())
 	}
 	ch <- prometheus.MustNewConstMetric(descTerm, prometheus.GaugeValue, float64(st.Term))
@@ -231,7 +231,7 @@ func (c stateCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descLeft, prometheus.GaugeValue, left)
 	ch <- prometheus.MustNewConstMetric(descFailsafe, prometheus.GaugeValue, b2f(st.Failsafe))
 	ch <- prometheus.MustNewConstMetric(descPromised, prometheus.GaugeValue, b2f(st.PromisedTo != "" && time.Now().Before(st.PromisedUntil)))
-	candidate := st.Healthy && !st.Maintenance && !time.Now().Before(st.BackoffUntil) && !n.stopping.Load()
+	candidate := st.Healthy && !st.Maintenance && !time.Now().Before(st.BackoffUntil) && !n.roles.isStopping()
 	ch <- prometheus.MustNewConstMetric(descCandidate, prometheus.GaugeValue, b2f(candidate))
 	up, _ := n.probeState()
 	ch <- prometheus.MustNewConstMetric(descServing, prometheus.GaugeValue, b2f(up))

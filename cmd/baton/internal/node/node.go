@@ -1,8 +1,10 @@
 // Package node wires baton's parts into one running node: the host
 // instance lock and durable lease ID, the lease elector, the peer link, the
 // health monitor, the proxy, the probe and the admin API, and runs the
-// shutdown sequence (README: Stopping) on stop. It holds no policy of its
-// own beyond the order in which things start and stop.
+// shutdown sequence (README: Stopping) on stop. Its one piece of state of
+// its own is the node's role, which one type owns (roleOwner, role.go);
+// beyond that it holds no policy but the order in which things start and
+// stop.
 package node
 
 import (
@@ -62,9 +64,8 @@ type Node struct {
 	listeners    []boundListener
 	ready        chan struct{} // closed once serving and the first health round ran
 	tcpProbeAddr string        // probe.mode "tcp": the bound probe address
-	stopping     atomic.Bool
+	roles        *roleOwner    // the node's role: the one owner (role.go)
 	drain        drainState
-	roles        roleBook
 	maxConns     int // [limits] max_conns and max_backend_conns in force (effectiveLimits)
 	maxBackend   int
 	sched        *schedNode // [azure] scheduled_events; nil when off
@@ -114,6 +115,7 @@ func build(cfg *config.Config, log *zap.Logger, version string) (*Node, error) {
 	n.loadedAt.Store(&now)
 	n.hooks = hookRunner{n: n, log: log.Named("hooks")}
 	n.metrics = newMetrics(n)
+	n.roles = newRoleOwner(log)
 	var err error
 	if n.lock, err = newLock(cfg, log); err != nil {
 		return n, err
@@ -128,6 +130,7 @@ func build(cfg *config.Config, log *zap.Logger, version string) (*Node, error) {
 		CandidacyBackoff: cfg.Lease.CandidacyBackoff.D(),
 		ClockJump:        clockJump(cfg.Lease.ClockJump.D()),
 		OnEvent:          n.onLeaseEvent,
+		OnState:          n.roles.elected,
 	}
 	if n.inst, err = takeInstance(cfg, n.lock, &ec); err != nil {
 		return n, err
@@ -150,6 +153,7 @@ func build(cfg *config.Config, log *zap.Logger, version string) (*Node, error) {
 	if err != nil {
 		return n, err
 	}
+	n.roles.elected(n.elector.State()) // the role before the elector publishes anything
 	mon, err := newMonitor(cfg, n.metrics, false, log)
 	if err != nil {
 		return n, err
@@ -405,47 +409,20 @@ func (n *Node) shutdown() {
 	n.reloadMu.Lock()
 	n.runCtx = nil // no reload from here on
 	n.reloadMu.Unlock()
-	n.stopping.Store(true) // 1. the probe answers 503 from now on
-	n.observeRole()
+	n.roles.stop("stopping") // 1. the probe answers 503 from now on
 	// 2. fence off (no new local request), release the lease; keep reading
-	// the holder so new requests are forwarded to the new active node.
-	n.proxy.HoldClients(stopAt.Add(n.live.Load().Drain.ExitDelay.D()))
+	// the holder so new requests are forwarded to the new active node. The
+	// clients' connections are held from before the fence goes off.
+	live := n.live.Load()
+	n.proxy.HoldClients(stopAt.Add(live.Drain.ExitDelay.D()))
 	n.elector.Leave("stopping")
 	n.log.Info("lease released; keeping listeners open for the load balancer",
-		zap.Duration("exit_delay", n.cfg.Drain.ExitDelay.D()))
+		zap.Duration("exit_delay", live.Drain.ExitDelay.D()))
 
-	// 3. new flows keep arriving until the load balancer has seen the 503:
-	// keep answering them while in-flight requests finish.
-	live := n.live.Load()
+	// 3.-4. the drain, as after a demotion, with the main servers shut down.
 	drainCtx, cancel := context.WithTimeout(context.Background(), live.Drain.Timeout.D())
-	defer cancel()
-	if d := live.Drain.ExitDelay.D() - time.Since(stopAt); d > 0 {
-		t := time.NewTimer(d)
-		select {
-		case <-t.C:
-		case <-drainCtx.Done():
-		}
-		t.Stop()
-	}
-
-	// 4. close keep-alive connections and wait for in-flight requests;
-	// at the deadline cut what is left, upgraded connections included
-	// (Shutdown does not see them).
-	n.setKeepAlives(false)
-	var wg sync.WaitGroup
-	for _, l := range n.listeners {
-		if !l.main {
-			continue
-		}
-		wg.Go(func() { l.server.Shutdown(drainCtx) })
-	}
-	wg.Wait()
-	n.proxy.WaitIdle(drainCtx)
-	if reqs, upgraded := n.proxy.CutOff(); reqs > 0 || upgraded > 0 {
-		n.log.Warn("drain deadline passed, cut off what was left",
-			zap.Int64("requests", reqs), zap.Int("upgraded_connections", upgraded),
-			zap.Duration("drain_timeout", live.Drain.Timeout.D()))
-	}
+	n.drainClients(drainCtx, stopAt, true)
+	cancel()
 	for _, l := range n.listeners {
 		if l.main {
 			l.server.Close()
@@ -522,32 +499,19 @@ func readToken(cfg *config.Config) (string, error) {
 	return tok, nil
 }
 
-// probeState is what the load balancer sees: up only while this node is
-// not stopping, holds a lease valid by its own clock, and its backend is
-// healthy.
+// probeState is what the load balancer sees: up only while the role
+// owner says active (or failsafe), the lease is valid by this node's own
+// clock (the fence, read now) and the backend is healthy.
 func (n *Node) probeState() (bool, string) {
-	if n.stopping.Load() {
-		return false, "stopping"
+	r := n.roles.role()
+	if !serving(r) {
+		return false, r.String()
 	}
 	_, active := n.elector.Fence()
-	healthy, _ := n.monitor().Healthy()
-	if active && healthy {
-		return true, lease.RoleActive.String()
+	if healthy, _ := n.monitor().Healthy(); active && healthy {
+		return true, r.String()
 	}
-	return false, n.role().String()
-}
-
-// role is the role shown to people: the elector's, or draining while a
-// demoted node still finishes requests.
-func (n *Node) role() lease.Role {
-	if n.stopping.Load() {
-		return lease.RoleStopping
-	}
-	r := n.elector.State().Role
-	if r != lease.RoleActive && n.drain.get().Draining {
-		return lease.RoleDraining
-	}
-	return r
+	return false, r.String() // the fence went off before the elector published it
 }
 
 func (n *Node) addrs() []string {

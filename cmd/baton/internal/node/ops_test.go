@@ -78,7 +78,9 @@ fall = 3
 `, url, interval)
 }
 
-func startTestNode(t *testing.T, name, leaseFile, extra string, probeMode ...string) *testNode {
+// startTestNode runs a node of nodeTOML with extra appended; each edit
+// rewrites the file's text before it is loaded (for keys nodeTOML sets).
+func startTestNode(t *testing.T, name, leaseFile, extra string, edits ...func(string) string) *testNode {
 	t.Helper()
 	keepRuntime(t)
 	tn := &testNode{done: make(chan error, 1)}
@@ -95,8 +97,8 @@ func startTestNode(t *testing.T, name, leaseFile, extra string, probeMode ...str
 	os.WriteFile(token, []byte("tok\n"), 0o600)
 	tn.path = filepath.Join(dir, name+".toml")
 	body := nodeTOML(name, be.URL, leaseFile, token, healthTOML(be.URL+"/healthz", "100ms")+extra)
-	if len(probeMode) > 0 {
-		body = strings.Replace(body, "[probe]\n", "[probe]\nmode = \""+probeMode[0]+"\"\n", 1)
+	for _, edit := range edits {
+		body = edit(body)
 	}
 	if err := os.WriteFile(tn.path, []byte(body), 0o600); err != nil {
 		t.Fatal(err)
@@ -119,6 +121,11 @@ func startTestNode(t *testing.T, name, leaseFile, extra string, probeMode ...str
 	go func() { tn.done <- n.Run(ctx) }()
 	t.Cleanup(tn.stop)
 	return tn
+}
+
+// replace is an edit for startTestNode.
+func replace(old, new string) func(string) string {
+	return func(s string) string { return strings.Replace(s, old, new, 1) }
 }
 
 func (tn *testNode) stop() {
@@ -396,7 +403,7 @@ func TestReloadRefusesHostileFiles(t *testing.T) {
 // TestTCPProbe: in probe.mode "tcp" the probe port accepts connections
 // only while the node is up.
 func TestTCPProbe(t *testing.T) {
-	a := startTestNode(t, "a", filepath.Join(t.TempDir(), "lease"), "", "tcp")
+	a := startTestNode(t, "a", filepath.Join(t.TempDir(), "lease"), "", replace("[probe]\n", "[probe]\nmode = \"tcp\"\n"))
 	dial := func() bool {
 		c, err := net.DialTimeout("tcp", a.Addr("probe.listen"), time.Second)
 		if err == nil {

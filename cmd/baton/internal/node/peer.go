@@ -83,13 +83,13 @@ type linkLocal struct{ n *Node }
 
 func (l linkLocal) Hello() peer.Hello {
 	term, active := l.n.elector.Fence()
-	if l.n.stopping.Load() {
+	if l.n.roles.isStopping() {
 		active = false
 	}
 	if !active {
 		term = l.n.elector.State().Term
 	}
-	return peer.Hello{Node: l.n.cfg.NodeName, Role: l.n.role().String(), Active: active, Term: term}
+	return peer.Hello{Node: l.n.cfg.NodeName, Role: l.n.roles.role().String(), Active: active, Term: term}
 }
 
 func (l linkLocal) Nudge()                             { l.n.elector.Nudge() }
@@ -108,14 +108,14 @@ func (l linkLocal) NoteHolder(rec lease.Record) { l.n.elector.NoteHolder(rec) }
 func (l linkLocal) NewLeaseID() string          { return instance.NewGUID() }
 
 func (l linkLocal) CanAdopt() error {
-	if l.n.stopping.Load() {
+	if l.n.roles.isStopping() {
 		return fmt.Errorf("%w: stopping", lease.ErrNotEligible)
 	}
 	return l.n.elector.CanAdopt()
 }
 
 func (l linkLocal) Adopt(ctx context.Context, id string) (lease.Record, error) {
-	if l.n.stopping.Load() {
+	if l.n.roles.isStopping() {
 		return lease.Record{}, fmt.Errorf("%w: stopping", lease.ErrNotEligible)
 	}
 	return l.n.elector.Adopt(ctx, id)

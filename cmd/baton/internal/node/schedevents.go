@@ -128,7 +128,7 @@ func (n *Node) runSched(ctx context.Context) {
 // schedStep compares the pending events with the node's state and takes
 // at most one action.
 func (n *Node) schedStep(ctx context.Context) {
-	if n.stopping.Load() {
+	if n.roles.isStopping() {
 		return
 	}
 	s := n.sched
@@ -259,7 +259,7 @@ func (n *Node) schedTarget(se *schedEvent) (target, why string) {
 // active afterwards (the target refused), it stays active and says why.
 func (n *Node) schedSwitchover(ctx context.Context, ev schedevents.Event, target string) {
 	s := n.sched
-	drains := n.drain.get().Drains
+	drains := n.drainStatus().Drains
 	by := "Azure scheduled event " + ev.Type + " " + ev.ID
 	action, handling := "step_down", "stepped down"
 	var err error
@@ -350,7 +350,7 @@ func (n *Node) schedApprovals(relevant []schedevents.Event, now time.Time) []sch
 		return nil
 	}
 	vm := s.w.VMName()
-	d := n.drain.get()
+	d := n.drainStatus()
 	var out []schedevents.Event
 	for _, e := range relevant {
 		se := s.events[e.ID]
