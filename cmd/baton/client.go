@@ -238,7 +238,11 @@ func printStatus(w io.Writer, st node.Status) {
 			label = "transitions"
 		}
 		from := cmp.Or(tr.From, "(start)")
-		fmt.Fprintf(tw, "%s\t%s %s -> %s, term %d: %s\n", label, tr.At.Format(time.RFC3339), from, tr.To, tr.Term, tr.Reason)
+		holder := ""
+		if tr.Holder != "" {
+			holder = ", holder " + tr.Holder
+		}
+		fmt.Fprintf(tw, "%s\t%s %s -> %s, term %d%s: %s\n", label, tr.At.Format(time.RFC3339), from, tr.To, tr.Term, holder, tr.Reason)
 	}
 	tw.Flush()
 }
