@@ -195,7 +195,8 @@ func (b *clientBody) Read(p []byte) (int, error) {
 			b.dl.SetReadDeadline(time.Time{})
 		}
 		if err != io.EOF {
-			b.err.CompareAndSwap(nil, &err)
+			e := err // only a failed read moves it to the heap
+			b.err.CompareAndSwap(nil, &e)
 		} else {
 			b.eof.Store(true)
 		}
