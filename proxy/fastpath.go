@@ -63,7 +63,11 @@ import (
 // sent on top of it), for at most ExpectContinueTimeout (1 s; then the body
 // is sent anyway, and reading it makes net/http send the client its
 // automatic 100), or for a final answer, which is relayed without sending
-// the body; that backend connection is then closed.
+// the body; that backend connection is then closed. (A body up to
+// limits.buffer_body was read before, which made net/http send its 100
+// then; the backend's is relayed too, as ReverseProxy does. Over HTTP/2,
+// net/http's server takes Expect off the request and sends its 100 when
+// the body is first read: nothing is forwarded, on both paths.)
 
 // fastConn is one keep-alive connection to the backend.
 type fastConn struct {
