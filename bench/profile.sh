@@ -8,7 +8,8 @@
 # and prints the top entries (flat and cumulative). Loopback only;
 # everything it starts is stopped on exit. Needs wrk (bench/install-tools.sh).
 # BATON_ENV="GOGC=100" passes environment to baton; BATON_BACKEND="fast_path
-# = false" adds a line to its [backend] section. Profiles stay in bin/profile.
+# = false" adds a line to its [backend] section. PROFILE_POST=1024 POSTs a
+# body of that many bytes to /post instead. Profiles stay in bin/profile.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-bin/profile}
@@ -59,11 +60,17 @@ for _ in $(seq 100); do
 	sleep 0.2
 done
 pprof_get() { curl -sf -H "Authorization: Bearer profile-token" -o "$2" "http://127.0.0.1:$A/debug/pprof/$1"; }
-wrk -t2 -c64 -d2s "http://127.0.0.1:$H/small" >/dev/null # warm-up
+target=(-- "http://127.0.0.1:$H/small")
+if [ -n "${PROFILE_POST:-}" ]; then
+	printf 'wrk.method = "POST"\nwrk.body = string.rep("x", %d)\nwrk.headers["Content-Type"] = "application/octet-stream"\n' \
+		"$PROFILE_POST" >"$OUT/post.lua"
+	target=(-s "$OUT/post.lua" -- "http://127.0.0.1:$H/post")
+fi
+wrk -t2 -c64 -d2s "${target[@]}" >/dev/null # warm-up
 pprof_get allocs "$OUT/allocs-before.pprof"
 pprof_get "profile?seconds=$SECS" "$OUT/cpu.pprof" &
 PROF=$!
-wrk -t2 -c64 -d"${SECS}s" --latency "http://127.0.0.1:$H/small" | grep -E 'requests in|Requests/sec|99%'
+wrk -t2 -c64 -d"${SECS}s" --latency "${target[@]}" | grep -E 'requests in|Requests/sec|99%'
 wait "$PROF"
 pprof_get allocs "$OUT/allocs-after.pprof"
 top() { go tool pprof -top "$@" 2>/dev/null | sed -n "/flat%/,\$p" | head -n "${TOP:-25}" || true; }

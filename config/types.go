@@ -54,10 +54,11 @@ type Backend struct {
 	DialTimeout           Duration `toml:"dial_timeout"`            // default 2s
 	ResponseHeaderTimeout Duration `toml:"response_header_timeout"` // default 60s
 	MaxIdleConns          int      `toml:"max_idle_conns"`          // default 256
-	// FastPath serves GET and HEAD requests without a body over baton's
-	// own keep-alive connections instead of net/http's Transport (much
-	// less CPU per request); false sends everything through the
-	// Transport. Default true.
+	// FastPath serves requests to a plain-HTTP backend, with or without a
+	// body, over baton's own keep-alive connections instead of net/http's
+	// Transport (much less CPU per request); upgrades and requests that
+	// announce trailers still take the Transport. false sends everything
+	// through the Transport. Default true.
 	FastPath *bool `toml:"fast_path"`
 	// UpgradeProtocols are the protocols a client may upgrade a
 	// connection to (tunnelled to the app until it ends or a drain

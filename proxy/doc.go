@@ -49,6 +49,19 @@
 //   - A failure on the client's side (malformed or cut-short body, stalled
 //     body, client gone) is answered 400, 408 or 499 and never reported to
 //     the Observer as a backend failure (screen.go, clientFault).
+//   - A request body is streamed to the backend, never held whole (but for
+//     the small ones read first, limits.go), on both paths. A body that
+//     fails midway spoils only the backend connection that carried part
+//     of it: that connection is closed, never given to the next request.
+//     A request is sent again (once, on a new connection, when a reused
+//     one failed before any byte of the answer) only when it is
+//     replayable and no byte of its body was sent.
+//   - Expect: 100-continue is the backend's to answer: it is forwarded,
+//     and a body that was not read already (limits.buffer_body) is read
+//     from the client only after the backend's 100, or after a second
+//     without an answer; a final answer instead is relayed and the body
+//     not sent (on HTTP/1 with Connection: close, as the client may never
+//     send it).
 //   - Client traffic cannot exhaust the backend, the descriptors or the
 //     goroutines the probe and the election need: see limits.go for the
 //     connection cap, the backend slots, the slow-client timeouts and the

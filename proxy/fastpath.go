@@ -16,21 +16,22 @@ import (
 	"go.uber.org/zap"
 )
 
-// The fast path serves the common request - GET or HEAD without a body, to
-// a plain-HTTP backend - in the handler's goroutine: it writes the request
-// to a pooled keep-alive connection and reads the answer with the standard
-// library's parser (http.ReadResponse), with none of http.Transport's
-// per-request goroutine hand-offs (writeLoop, readLoop, body-EOF signals)
-// and without cloning the request. Everything else (bodies, upgrades,
-// Expect, trailers on the request, HTTPS backends, backend URLs with a
-// path) takes httputil.ReverseProxy, unchanged.
+// The fast path serves the common request - any method, with or without a
+// body, to a plain-HTTP backend - in the handler's goroutine: it writes the
+// request to a pooled keep-alive connection and reads the answer with the
+// standard library's parser (http.ReadResponse), with none of
+// http.Transport's per-request goroutine hand-offs (writeLoop, readLoop,
+// body-EOF signals) and without cloning the request. Upgrades, trailers
+// announced on the request, a body of unknown length on a method that
+// usually has none (http.Transport probes those first), HTTPS backends and
+// backend URLs with a path take httputil.ReverseProxy, unchanged.
 //
 // What it keeps from the standard path: the inbound request was parsed and
 // checked by net/http's server (smuggling defences: conflicting
-// Content-Length/Transfer-Encoding, invalid header bytes); the outbound
-// header block is checked again here (names are tokens, values have no
-// CR, LF or NUL) and the request falls back to the standard path if
-// anything is odd; hop-by-hop headers are removed both ways, as
+// Content-Length/Transfer-Encoding, invalid header bytes, chunk framing);
+// the outbound header block is checked again here (names are tokens,
+// values have no CR, LF or NUL) and the request falls back to the standard
+// path if anything is odd; hop-by-hop headers are removed both ways, as
 // httputil.ReverseProxy does; X-Forwarded-* are set as by the Rewrite
 // hook; the response is parsed by http.ReadResponse; 1xx answers are
 // passed on; trailers, streaming (flush per write) and close-delimited
@@ -40,8 +41,33 @@ import (
 // (bytes nobody asked for, or the backend's EOF, retire it) and closed
 // after IdleConnTimeout, and a request on a reused connection that fails
 // before any byte of the answer arrived is retried once on a new
-// connection (GET and HEAD are idempotent). HTTP/2 clients never take it:
-// net/http's HTTP/2 server always gives a request a body stream.
+// connection, when it is replayable (GET, HEAD, OPTIONS, TRACE or an
+// Idempotency-Key) and no byte of its body was sent.
+//
+// Request bodies are streamed, never held whole here (screen.go may have
+// read a small one already, limits.buffer_body): read from the client into
+// a pooled buffer and written to the backend with the framing http.Transport
+// gives them (Content-Length when the length is known - 0 only for POST,
+// PUT and PATCH -, chunked otherwise, request trailers not sent, as
+// ReverseProxy does not send undeclared ones either), in the handler's
+// goroutine, before the answer is read. A backend that takes no byte of a
+// large body for ResponseHeaderTimeout fails the request (504). A body that
+// fails on the client's side (cut short, malformed, too slow, client gone)
+// is answered 400/408/499 (clientFault) and the backend connection, which
+// holds part of a request, is closed; so is one whose body could not be
+// written, after the backend's answer, if it sent one, was relayed.
+//
+// Expect: 100-continue is forwarded, as http.Transport does: the header
+// block goes first and the body waits for the backend's 100 (relayed to
+// the client, which then sends its body; net/http's automatic 100 is not
+// sent on top of it), for at most ExpectContinueTimeout (1 s; then the body
+// is sent anyway, and reading it makes net/http send the client its
+// automatic 100), or for a final answer, which is relayed without sending
+// the body; that backend connection is then closed. (A body up to
+// limits.buffer_body was read before, which made net/http send its 100
+// then; the backend's is relayed too, as ReverseProxy does. Over HTTP/2,
+// net/http's server takes Expect off the request and sends its 100 when
+// the body is first read: nothing is forwarded, on both paths.)
 
 // fastConn is one keep-alive connection to the backend.
 type fastConn struct {
@@ -105,6 +131,14 @@ func (fc *fastConn) setReadDeadline(t time.Time) {
 	fc.mu.Lock()
 	if !fc.spoiled {
 		fc.c.SetReadDeadline(t)
+	}
+	fc.mu.Unlock()
+}
+
+func (fc *fastConn) setWriteDeadline(t time.Time) {
+	fc.mu.Lock()
+	if !fc.spoiled {
+		fc.c.SetWriteDeadline(t)
 	}
 	fc.mu.Unlock()
 }
@@ -206,16 +240,22 @@ func (fp *fastPool) close() {
 
 // fastEligible reports whether r can take the fast path.
 func fastEligible(r *http.Request) bool {
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		return false
+	if r.Trailer != nil {
+		return false // trailers announced on the request: ReverseProxy
 	}
-	if r.ContentLength != 0 || len(r.TransferEncoding) != 0 || r.Trailer != nil {
+	switch {
+	case r.ContentLength == 0:
+		// An HTTP/1 request without a body has http.NoBody. An HTTP/2 one
+		// always has a body stream, empty here (the stream ended with its
+		// headers, or declared no content); ReverseProxy sends none either.
+		if r.ProtoMajor < 2 && r.Body != nil && r.Body != http.NoBody {
+			return false
+		}
+	case r.Body == nil || r.Body == http.NoBody:
 		return false
-	}
-	// An HTTP/1 request without a body has http.NoBody. An HTTP/2 one always
-	// has a body stream, empty here (the stream ended with its headers, or
-	// declared no content); ReverseProxy sends no body for it either.
-	if r.ProtoMajor < 2 && r.Body != nil && r.Body != http.NoBody {
+	case r.ContentLength < 0 && usuallyBodiless(r.Method):
+		// http.Transport reads a byte of such a body first, to send an
+		// empty one as none: leave it to it.
 		return false
 	}
 	if r.URL.Opaque != "" || r.URL.Path == "" || r.URL.Path[0] != '/' {
@@ -225,8 +265,31 @@ func fastEligible(r *http.Request) bool {
 		return false // ReverseProxy (Rewrite) re-encodes it: let it
 	}
 	_, upgrade := r.Header["Upgrade"]
-	_, expect := r.Header["Expect"]
-	return !upgrade && !expect
+	return !upgrade
+}
+
+// usuallyBodiless: the methods http.Transport probes a body of unknown
+// length for (requestMethodUsuallyLacksBody there).
+func usuallyBodiless(method string) bool {
+	switch method {
+	case "GET", "HEAD", "DELETE", "OPTIONS", "PROPFIND", "SEARCH":
+		return true
+	}
+	return false
+}
+
+// replayable: a request that may be sent again after a reused connection
+// failed before any byte of the answer, as http.Transport's isReplayable
+// (whose server-side requests with a body never are: the fast path
+// checks separately that no byte of the body was sent).
+func replayable(r *http.Request) bool {
+	switch r.Method {
+	case "GET", "HEAD", "OPTIONS", "TRACE":
+		return true
+	}
+	_, k1 := r.Header["Idempotency-Key"]
+	_, k2 := r.Header["X-Idempotency-Key"]
+	return k1 || k2
 }
 
 // cleanQuery reports whether httputil.ReverseProxy would pass q as it is
@@ -301,7 +364,7 @@ func (p *Proxy) writeRequest(bw *bufio.Writer, r *http.Request, term uint64) err
 	bw.WriteString("\r\n")
 	for k, vv := range r.Header {
 		switch k {
-		case "Host", "Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", ForwardedHeader, p.fenceKey:
+		case "Host", "Content-Length", "Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", ForwardedHeader, p.fenceKey:
 			continue
 		}
 		if isHopHeader(k) {
@@ -360,8 +423,37 @@ func (p *Proxy) writeRequest(bw *bufio.Writer, r *http.Request, term uint64) err
 		bw.WriteString(p.termHeader(term)[0])
 		bw.WriteString("\r\n")
 	}
+	// The body's framing, as http.Transport writes it (the client's own
+	// Content-Length is not copied: it is this).
+	switch {
+	case r.ContentLength > 0:
+		bw.WriteString("Content-Length: ")
+		writeUint(bw, uint64(r.ContentLength), 10)
+		bw.WriteString("\r\n")
+	case r.ContentLength < 0:
+		bw.WriteString("Transfer-Encoding: chunked\r\n")
+	case r.Method == "POST" || r.Method == "PUT" || r.Method == "PATCH":
+		bw.WriteString("Content-Length: 0\r\n")
+	}
 	_, err := bw.WriteString("\r\n")
 	return err
+}
+
+// writeUint writes n in base 10 or 16, without an allocation.
+func writeUint(bw *bufio.Writer, n uint64, base uint64) {
+	var b [20]byte
+	i := len(b)
+	for {
+		i--
+		b[i] = "0123456789abcdef"[n%base]
+		n /= base
+		if n == 0 {
+			break
+		}
+	}
+	for _, c := range b[i:] {
+		bw.WriteByte(c)
+	}
 }
 
 func teTrailers(vv []string) bool {
@@ -403,6 +495,8 @@ func validHeaderValue(v string) bool {
 // anything was sent to the backend, when r must take the standard path.
 func (p *Proxy) serveFast(w http.ResponseWriter, r *http.Request, term uint64) error {
 	ctx := r.Context()
+	hasBody := r.ContentLength != 0 // fastEligible: 0 is no body
+	expect := hasBody && r.ProtoAtLeast(1, 1) && expectsContinue(r.Header)
 	fc, reused := p.fast.get(time.Now()), true
 	for attempt := 0; ; attempt++ {
 		if fc == nil {
@@ -435,7 +529,40 @@ func (p *Proxy) serveFast(w http.ResponseWriter, r *http.Request, term uint64) e
 		// connections instead of opening one each.
 		sv := fc.begin()
 		stop := context.AfterFunc(ctx, sv)
-		res, err := p.readHeader(w, fc, r)
+		var res *http.Response
+		var err error
+		sent := false // a byte of the body may have reached the backend
+		if expect {
+			// A final answer here came instead of a 100: the body is not
+			// sent, and res.Close retires the connection.
+			res, err = p.awaitContinue(w, fc, r)
+		}
+		if err == nil && res == nil && hasBody {
+			sent = true
+			var fromClient bool
+			if fromClient, err = p.sendBody(fc, r); err != nil {
+				if fromClient {
+					// The backend holds part of a request: the connection
+					// is spoiled. The failure is the client's (clientFault).
+					stop()
+					fc.c.Close()
+					p.errorHandler(w, r, err)
+					return nil
+				}
+				// The backend stopped taking the body: it may have
+				// answered already (a 413, say) before closing.
+				var ne net.Error
+				if !errors.As(err, &ne) || !ne.Timeout() {
+					if early, rerr := p.readAnswer(w, fc, r); rerr == nil {
+						res, err = early, nil
+						res.Close = true
+					}
+				}
+			}
+		}
+		if err == nil && res == nil {
+			res, err = p.readHeader(w, fc, r)
+		}
 		if err == nil && ctx.Err() != nil {
 			stop()
 			p.salvage(fc, res)
@@ -451,13 +578,129 @@ func (p *Proxy) serveFast(w http.ResponseWriter, r *http.Request, term uint64) e
 		fc.c.Close()
 		fc = nil
 		var nr nothingRead
-		if attempt == 0 && reused && ctx.Err() == nil && errors.As(err, &nr) && retryable(nr.err) {
+		if attempt == 0 && reused && !sent && ctx.Err() == nil && errors.As(err, &nr) && retryable(nr.err) && replayable(r) {
 			p.log.Debug("idle backend connection was closed; retrying on a new one", zap.Error(err))
 			continue
 		}
 		p.errorHandler(w, r, err)
 		return nil
 	}
+}
+
+// awaitContinue sends the header block of a request that expects 100
+// Continue and waits for the backend's answer to it, at most
+// ExpectContinueTimeout: nil when the body is to be sent (the backend's
+// 100, relayed to the client, or its silence), or the backend's final
+// answer, to be relayed without the body; the connection then cannot carry
+// another request (res.Close).
+func (p *Proxy) awaitContinue(w http.ResponseWriter, fc *fastConn, r *http.Request) (*http.Response, error) {
+	if err := fc.bw.Flush(); err != nil {
+		return nil, err
+	}
+	fc.setReadDeadline(time.Now().Add(p.transport.ExpectContinueTimeout))
+	fc.left = p.headerLimit()
+	if _, err := fc.br.Peek(1); err != nil {
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			fc.setReadDeadline(time.Time{})
+			return nil, nil // no word from the backend: send the body
+		}
+		return nil, nothingRead{err}
+	}
+	for {
+		res, err := http.ReadResponse(fc.br, r)
+		if err != nil {
+			return nil, err
+		}
+		switch {
+		case res.StatusCode == http.StatusSwitchingProtocols:
+			return nil, errors.New("backend switched protocols without an Upgrade request")
+		case res.StatusCode >= 200:
+			fc.setReadDeadline(time.Time{})
+			fc.left = 1<<63 - 1
+			res.Close = true
+			return res, nil
+		}
+		p.relayInformational(w, res)
+		if res.StatusCode == http.StatusContinue {
+			fc.setReadDeadline(time.Time{})
+			return nil, nil
+		}
+		fc.left = p.headerLimit()
+	}
+}
+
+// bigBody is the body size past which the writes to the backend are
+// bounded by a deadline: a smaller one fits in the sockets' buffers, even
+// when the backend does not read it.
+const bigBody = 64 << 10
+
+// sendBody streams r's body to the backend after its header block, framed
+// as writeRequest announced it, and flushes the request. fromClient says
+// the error is the client's (reading its body failed).
+func (p *Proxy) sendBody(fc *fastConn, r *http.Request) (fromClient bool, err error) {
+	bp := buffers.Get().(*[]byte)
+	defer buffers.Put(bp)
+	buf := *bp
+	bw := fc.bw
+	chunked, left := r.ContentLength < 0, r.ContentLength
+	// A backend that takes none of a big body for the response-header
+	// timeout fails the request; the deadline moves when half of it is
+	// gone, so most writes cost no deadline call.
+	var wt time.Duration
+	var wdl time.Time
+	if (chunked || left > bigBody) && p.opts.ResponseHeaderTimeout > 0 {
+		wt = p.opts.ResponseHeaderTimeout
+		defer fc.setWriteDeadline(time.Time{})
+	}
+	for {
+		n, rerr := r.Body.Read(buf)
+		if n > 0 {
+			if wt > 0 {
+				if now := time.Now(); wdl.Sub(now) < wt/2 {
+					wdl = now.Add(wt)
+					fc.setWriteDeadline(wdl)
+				}
+			}
+			if !chunked {
+				if int64(n) > left {
+					return true, errors.New("proxy: request body longer than its Content-Length")
+				}
+				left -= int64(n)
+			} else {
+				writeUint(bw, uint64(n), 16)
+				bw.WriteString("\r\n")
+			}
+			_, werr := bw.Write(buf[:n])
+			if chunked {
+				_, werr = bw.WriteString("\r\n") // a failed write's error stays
+			}
+			if werr != nil {
+				return false, werr
+			}
+		}
+		if rerr == io.EOF {
+			break
+		}
+		if rerr != nil {
+			return true, rerr
+		}
+	}
+	if left > 0 {
+		return true, io.ErrUnexpectedEOF
+	}
+	if chunked {
+		bw.WriteString("0\r\n\r\n") // no trailers (see fastEligible)
+	}
+	return false, bw.Flush()
+}
+
+// headerLimit is the most a response header block may take.
+func (p *Proxy) headerLimit() int64 {
+	if n := p.transport.MaxResponseHeaderBytes; n > 0 {
+		return n
+	}
+	return 10 << 20
 }
 
 // retryable: the backend closed a reused connection before answering.
@@ -478,13 +721,15 @@ func (p *Proxy) readHeader(w http.ResponseWriter, fc *fastConn, r *http.Request)
 	if err := fc.bw.Flush(); err != nil {
 		return nil, err
 	}
+	return p.readAnswer(w, fc, r)
+}
+
+// readAnswer is readHeader after the request was sent.
+func (p *Proxy) readAnswer(w http.ResponseWriter, fc *fastConn, r *http.Request) (*http.Response, error) {
 	if p.opts.ResponseHeaderTimeout > 0 {
 		fc.setReadDeadline(time.Now().Add(p.opts.ResponseHeaderTimeout))
 	}
-	fc.left = p.transport.MaxResponseHeaderBytes
-	if fc.left <= 0 {
-		fc.left = 10 << 20
-	}
+	fc.left = p.headerLimit()
 	// Wait for the first byte apart: an io.EOF here means the backend had
 	// closed the connection before it saw the request (retryable), which
 	// http.ReadResponse would report as io.ErrUnexpectedEOF.
@@ -506,19 +751,21 @@ func (p *Proxy) readHeader(w http.ResponseWriter, fc *fastConn, r *http.Request)
 		case res.StatusCode == http.StatusSwitchingProtocols:
 			return nil, errors.New("backend switched protocols without an Upgrade request")
 		}
-		// 1xx: pass it on, as httputil.ReverseProxy does.
-		h := w.Header()
-		removeHopHeaders(res.Header)
-		for k, vv := range res.Header {
-			h[k] = vv
-		}
-		w.WriteHeader(res.StatusCode)
-		clear(h)
-		fc.left = p.transport.MaxResponseHeaderBytes
-		if fc.left <= 0 {
-			fc.left = 10 << 20
-		}
+		p.relayInformational(w, res)
+		fc.left = p.headerLimit()
 	}
+}
+
+// relayInformational passes a 1xx answer on, as httputil.ReverseProxy
+// does.
+func (p *Proxy) relayInformational(w http.ResponseWriter, res *http.Response) {
+	h := w.Header()
+	removeHopHeaders(res.Header)
+	for k, vv := range res.Header {
+		h[k] = vv
+	}
+	w.WriteHeader(res.StatusCode)
+	clear(h)
 }
 
 // removeHopHeaders removes the hop-by-hop headers of a response, and those

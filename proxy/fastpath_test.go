@@ -163,6 +163,7 @@ type observed struct {
 	body        string
 	trailer     http.Header
 	informative []string
+	close       bool // Connection: close (send only)
 }
 
 func fetch(t *testing.T, c *http.Client, method, u string, hdr http.Header) observed {
@@ -445,21 +446,49 @@ func TestFastEligible(t *testing.T) {
 	}{
 		{"GET", func(r *http.Request) {}, true},
 		{"HEAD", func(r *http.Request) { r.Method = "HEAD" }, true},
-		{"POST", func(r *http.Request) { r.Method = "POST" }, false},
-		{"GET with a body", func(r *http.Request) { r.Body = io.NopCloser(strings.NewReader("x")); r.ContentLength = 1 }, false},
-		{"GET chunked", func(r *http.Request) { r.TransferEncoding = []string{"chunked"}; r.ContentLength = -1 }, false},
+		{"POST without a body", func(r *http.Request) { r.Method = "POST" }, true},
+		{"DELETE", func(r *http.Request) { r.Method = "DELETE" }, true},
+		{"POST with a body", func(r *http.Request) {
+			r.Method = "POST"
+			r.Body = io.NopCloser(strings.NewReader("x"))
+			r.ContentLength = 1
+		}, true},
+		{"POST chunked", func(r *http.Request) {
+			r.Method = "POST"
+			r.Body = io.NopCloser(strings.NewReader("x"))
+			r.TransferEncoding = []string{"chunked"}
+			r.ContentLength = -1
+		}, true},
+		{"GET with a body", func(r *http.Request) { r.Body = io.NopCloser(strings.NewReader("x")); r.ContentLength = 1 }, true},
+		{"GET chunked (http.Transport probes it)", func(r *http.Request) {
+			r.Body = io.NopCloser(strings.NewReader("x"))
+			r.TransferEncoding = []string{"chunked"}
+			r.ContentLength = -1
+		}, false},
+		{"length without a body", func(r *http.Request) { r.Method = "POST"; r.ContentLength = 1 }, false},
 		{"upgrade", func(r *http.Request) { r.Header.Set("Upgrade", "websocket") }, false},
-		{"expect", func(r *http.Request) { r.Header.Set("Expect", "100-continue") }, false},
+		{"expect", func(r *http.Request) {
+			r.Method = "PUT"
+			r.Header.Set("Expect", "100-continue")
+			r.Body = io.NopCloser(strings.NewReader("x"))
+			r.ContentLength = 1
+		}, true},
 		{"trailer", func(r *http.Request) { r.Trailer = http.Header{} }, false},
 		{"opaque", func(r *http.Request) { r.URL.Opaque = "//x/y" }, false},
 		{"OPTIONS *", func(r *http.Request) { r.Method = "OPTIONS"; r.URL.Path = "*" }, false},
 		{"HTTP/1 body stream", func(r *http.Request) { r.Body = io.NopCloser(strings.NewReader("")) }, false},
 		{"HTTP/2 ended stream", func(r *http.Request) { r.ProtoMajor = 2; r.Body = io.NopCloser(strings.NewReader("")) }, true},
-		{"HTTP/2 body of unknown length", func(r *http.Request) {
+		{"HTTP/2 GET body of unknown length", func(r *http.Request) {
 			r.ProtoMajor = 2
 			r.Body = io.NopCloser(strings.NewReader("x"))
 			r.ContentLength = -1
 		}, false},
+		{"HTTP/2 POST body of unknown length", func(r *http.Request) {
+			r.ProtoMajor = 2
+			r.Method = "POST"
+			r.Body = io.NopCloser(strings.NewReader("x"))
+			r.ContentLength = -1
+		}, true},
 	} {
 		r := httptest.NewRequest("GET", "http://app.example.com/x", nil)
 		tc.mut(r)

@@ -35,8 +35,9 @@ import (
 
 const smallBody = "Hello, World\n" // 13 bytes, as in make bench
 
-// rawBackend is a minimal HTTP/1.1 origin for GET requests without a body:
-// it reads header blocks and answers each with the same canned response.
+// rawBackend is a minimal HTTP/1.1 origin: it reads header blocks, drops
+// the body a Content-Length announces, and answers each request with the
+// same canned response.
 type rawBackend struct {
 	ln    net.Listener
 	resp  []byte
@@ -83,6 +84,7 @@ func (rb *rawBackend) serve(c net.Conn) {
 	}()
 	br := bufio.NewReader(c)
 	for {
+		var n int
 		for { // one header block, up to the empty line
 			line, err := br.ReadSlice('\n')
 			if err != nil {
@@ -91,6 +93,16 @@ func (rb *rawBackend) serve(c net.Conn) {
 			if len(line) <= 2 {
 				break
 			}
+			if len(line) > 16 && bytes.EqualFold(line[:16], []byte("Content-Length: ")) {
+				for _, c := range line[16:] {
+					if c >= '0' && c <= '9' {
+						n = n*10 + int(c-'0')
+					}
+				}
+			}
+		}
+		if _, err := br.Discard(n); err != nil {
+			return
 		}
 		if _, err := c.Write(rb.resp); err != nil {
 			return
@@ -216,6 +228,47 @@ func BenchmarkServeLocal(b *testing.B) {
 	}
 }
 
+// benchBody is a request body the benchmarks rewind instead of
+// allocating one per request.
+type benchBody struct{ bytes.Reader }
+
+func (*benchBody) Close() error { return nil }
+
+// BenchmarkServeLocalPost is BenchmarkServeLocal for a POST with a 1 KiB
+// body: streamed, read first (limits.buffer_body, as a node does by
+// default), and through httputil.ReverseProxy.
+func BenchmarkServeLocalPost(b *testing.B) {
+	payload := bytes.Repeat([]byte("x"), 1<<10)
+	for _, tc := range []struct {
+		name string
+		mut  func(*Options)
+	}{
+		{name: "1KiB"},
+		{name: "1KiB+buffered", mut: func(o *Options) { o.BufferBody = 64 << 10 }},
+		{name: "1KiB/transport", mut: func(o *Options) { o.NoFastPath = true }},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			be := newRawBackend(b, smallBody)
+			p, _ := benchProxy(b, be.url(), tc.mut)
+			req := newBenchRequest("http://app.example.com/small")
+			req.Method = "POST"
+			req.ContentLength = int64(len(payload))
+			body := &benchBody{}
+			w := &benchWriter{h: http.Header{}}
+			b.ReportAllocs()
+			for b.Loop() {
+				w.reset()
+				body.Reset(payload)
+				req.Body = body
+				p.ServeHTTP(w, req)
+				if w.status != http.StatusOK || w.n != len(smallBody) {
+					b.Fatalf("status %d, %d bytes", w.status, w.n)
+				}
+			}
+		})
+	}
+}
+
 // BenchmarkE2E is a whole request through a net/http server running the
 // Proxy, over keep-alive loopback connections from a raw client: what one
 // proxied request costs the process (server, handler, transport).
@@ -283,11 +336,48 @@ func BenchmarkE2EHTTP2(b *testing.B) {
 	}
 }
 
+// BenchmarkE2EPost is BenchmarkE2E for POST requests with a body, with
+// the node's default limits.buffer_body (64 KiB: both are read first).
+func BenchmarkE2EPost(b *testing.B) {
+	for _, tc := range []struct {
+		name string
+		size int
+		mut  func(*Options)
+	}{
+		{name: "1KiB", size: 1 << 10},
+		{name: "64KiB", size: 64 << 10},
+		{name: "1KiB/transport", size: 1 << 10, mut: func(o *Options) { o.NoFastPath = true }},
+		{name: "64KiB/transport", size: 64 << 10, mut: func(o *Options) { o.NoFastPath = true }},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			be := newRawBackend(b, smallBody)
+			p, _ := benchProxy(b, be.url(), func(o *Options) {
+				o.BufferBody = 64 << 10
+				if tc.mut != nil {
+					tc.mut(o)
+				}
+			})
+			front := httptest.NewUnstartedServer(p)
+			front.Config = NewServer(p, zap.NewNop())
+			front.Start()
+			b.Cleanup(front.Close)
+			req := append([]byte("POST /small HTTP/1.1\r\nHost: app.example.com\r\nUser-Agent: bench/1\r\nAccept: */*\r\n"+
+				"Content-Type: application/octet-stream\r\nContent-Length: "+strconv.Itoa(tc.size)+"\r\n\r\n"), bytes.Repeat([]byte("x"), tc.size)...)
+			benchClientReq(b, front.Listener.Addr().String(), req, len(smallBody))
+		})
+	}
+}
+
 // benchClient sends b.N GET requests over one keep-alive connection per
 // parallel goroutine and checks each answer's status and length.
 func benchClient(b *testing.B, addr string, bodyLen int) {
 	b.Helper()
-	reqBytes := []byte("GET /small HTTP/1.1\r\nHost: app.example.com\r\nUser-Agent: bench/1\r\nAccept: */*\r\n\r\n")
+	benchClientReq(b, addr, []byte("GET /small HTTP/1.1\r\nHost: app.example.com\r\nUser-Agent: bench/1\r\nAccept: */*\r\n\r\n"), bodyLen)
+}
+
+// benchClientReq is benchClient for any request.
+func benchClientReq(b *testing.B, addr string, reqBytes []byte, bodyLen int) {
+	b.Helper()
 	b.ReportAllocs()
 	b.SetBytes(int64(bodyLen))
 	b.RunParallel(func(pb *testing.PB) {

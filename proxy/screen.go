@@ -56,7 +56,8 @@ func (p *Proxy) screen(ex *exchange, r *http.Request) bool {
 		delete(r.Header, "Http2-Settings")
 	}
 	if r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0 {
-		ex.body = &clientBody{ReadCloser: r.Body, timeout: p.opts.ClientTimeout}
+		ex.body = &clientBody{ReadCloser: r.Body, timeout: p.opts.ClientTimeout,
+			expect: r.ProtoMajor == 1 && expectsContinue(r.Header)}
 		if p.opts.ClientTimeout > 0 {
 			ex.body.dl, _ = ex.ResponseWriter.(deadliner)
 		}
@@ -164,12 +165,25 @@ func (p *Proxy) upgradeAllowed(vv []string) bool {
 // With a timeout, each read must make progress within it (408 otherwise);
 // the deadline is lifted at the body's end, as net/http then watches the
 // connection for the client going away and a deadline would look like it.
+//
+// An HTTP/1 request that expects 100 Continue and is answered before its
+// body was read to the end (the backend refused it) is answered with
+// Connection: close (exchange.WriteHeader): net/http's server closes such
+// a connection itself, but only when it sees its own body reader, which
+// this one hides; it would otherwise wait to discard a body the client
+// does not send without a 100.
 type clientBody struct {
 	io.ReadCloser
 	err     atomic.Pointer[error]
 	timeout time.Duration
 	dl      deadliner // nil: no deadlines
+	expect  bool      // HTTP/1, Expect: 100-continue
+	eof     atomic.Bool
 }
+
+// unread reports whether the client may still be waiting for a 100
+// before it sends the body.
+func (b *clientBody) unread() bool { return b.expect && !b.eof.Load() }
 
 func (b *clientBody) Read(p []byte) (int, error) {
 	if b.dl != nil {
@@ -181,10 +195,20 @@ func (b *clientBody) Read(p []byte) (int, error) {
 			b.dl.SetReadDeadline(time.Time{})
 		}
 		if err != io.EOF {
-			b.err.CompareAndSwap(nil, &err)
+			e := err // only a failed read moves it to the heap
+			b.err.CompareAndSwap(nil, &e)
+		} else {
+			b.eof.Store(true)
 		}
 	}
 	return n, err
+}
+
+// expectsContinue: the client asked for a 100 before it sends its body
+// (net/http's server answers any other expectation 417 itself).
+func expectsContinue(h http.Header) bool {
+	vv, ok := h["Expect"]
+	return ok && len(vv) > 0 && strings.EqualFold(textproto.TrimString(vv[0]), "100-continue")
 }
 
 // clientFault reports whether a failed exchange with a backend (local or

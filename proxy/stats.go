@@ -106,6 +106,9 @@ func (ex *exchange) WriteHeader(code int) {
 		if ex.ident != nil {
 			ex.Header()[ex.ident.key] = ex.ident.v // after the backend's headers: ours wins
 		}
+		if ex.body != nil && code >= 200 && ex.body.unread() {
+			ex.Header().Set("Connection", "close") // see clientBody
+		}
 	}
 	ex.ResponseWriter.WriteHeader(code)
 }

@@ -4,7 +4,8 @@
 // bench). It is a development tool, not part of the product.
 //
 //	benchtool origin -listen ADDR       the origin: GET /small (13 bytes),
-//	                                    /large (64 KiB), /healthz
+//	                                    /large (64 KiB), /healthz; POST /post
+//	                                    (reads the body, answers its length)
 //	benchtool run [flags]               the whole benchmark: starts the origin,
 //	                                    baton, HAProxy and Caddy, measures them
 //	                                    with wrk in alternating rounds, prints

@@ -11,15 +11,19 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 )
 
 // The origin's answers: the 13-byte body of the classic "hello world"
-// benchmarks and a 64 KiB one.
+// benchmarks and a 64 KiB one; POST /post answers the length of the body
+// it read.
 var (
 	smallBody = []byte("Hello, World\n")
 	largeBody = bytes.Repeat([]byte("0123456789abcdef"), 64<<10/16)
 )
+
+var copyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
 
 // serveOrigin serves the benchmark origin until ctx is done. It is a plain
 // net/http server: what an app behind baton would typically be.
@@ -41,6 +45,22 @@ func serveOrigin(ctx context.Context, listen string, stderr io.Writer) error {
 	mux.Handle("GET /small", answer(smallBody, smallLen))
 	mux.Handle("GET /large", answer(largeBody, largeLen))
 	mux.Handle("GET /healthz", answer([]byte("ok\n"), "3"))
+	// POST /post reads the body to its end and answers its length.
+	mux.HandleFunc("POST /post", func(w http.ResponseWriter, r *http.Request) {
+		bp := copyBufs.Get().(*[]byte)
+		n, err := io.CopyBuffer(io.Discard, r.Body, *bp)
+		copyBufs.Put(bp)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		h := w.Header()
+		h["Content-Type"] = []string{"text/plain; charset=utf-8"}
+		b := strconv.AppendInt(make([]byte, 0, 24), n, 10)
+		b = append(b, '\n')
+		h["Content-Length"] = []string{strconv.Itoa(len(b))}
+		w.Write(b)
+	})
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 5 * time.Minute}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()

@@ -61,7 +61,8 @@ func (o *runOptions) flags(fs *flag.FlagSet) {
 	fs.DurationVar(&o.rateDuration, "rate-duration", 5*time.Second, "length of one fixed-rate run")
 	fs.IntVar(&o.rateRounds, "rate-rounds", 3, "alternating rounds of fixed-rate runs (0: skip)")
 	fs.IntVar(&o.idleConns, "idle-conns", 1000, "idle keep-alive connections for the memory test (0: skip)")
-	fs.StringVar(&o.only, "only", "", "comma-separated numbers (1-7) of the throughput blocks to run; \"\" = all")
+	fs.StringVar(&o.only, "only", "", "comma-separated numbers (1-9) of the throughput blocks to run, in table order\n"+
+		"(7: HTTP/2, 8: POST 1 KiB, 9: POST 64 KiB); \"\" = all")
 	fs.StringVar(&o.dir, "dir", "", "work directory (default: a new temporary one)")
 	fs.BoolVar(&o.keep, "keep", false, "keep the work directory (configs, logs)")
 	fs.Var(&o.batonEnv, "baton-env", "NAME=VALUE added to baton's environment (repeatable), e.g. GOGC=200")
@@ -86,7 +87,9 @@ type scenario struct {
 	tls     bool
 	close   bool // a new connection for every request (Connection: close)
 	h2      bool // HTTP/2 over TLS, measured with h2load
+	body    int  // POST a body of this many bytes (wrk Lua script)
 	targets []string
+	script  string // the wrk Lua script of a POST block
 }
 
 type sample struct {
@@ -167,6 +170,14 @@ const sniLua = `wrk.resolve = function(host, service)
   wrk.addrs = wrk.lookup("127.0.0.1", service)
 end
 `
+
+// postLua makes wrk POST a body of n bytes (wrk adds its Content-Length).
+func postLua(n int) string {
+	return fmt.Sprintf(`wrk.method = "POST"
+wrk.body = string.rep("x", %d)
+wrk.headers["Content-Type"] = "application/octet-stream"
+`, n)
+}
 
 func (w *world) progress(format string, args ...any) {
 	fmt.Fprintf(w.stderr, "bench: "+format+"\n", args...)
@@ -370,18 +381,28 @@ func (w *world) measure(ctx context.Context, stdout io.Writer, notes []string) e
 		{title: "13 B, new TCP conn per request", path: "/small", close: true, targets: w.proxies("baton", "haproxy", "caddy")},
 		{title: "13 B, new TLS conn/request (handshake)", path: "/small", tls: true, close: true, targets: w.proxies("baton", "haproxy", "caddy")},
 	}
-	if w.o.h2load != "" {
-		scenarios = append(scenarios, &scenario{title: "13 B, HTTP/2 over TLS (h2load)", path: "/small", tls: true, h2: true,
-			targets: w.proxies("baton", "haproxy", "caddy")})
+	scenarios = append(scenarios,
+		&scenario{title: "13 B, HTTP/2 over TLS (h2load)", path: "/small", tls: true, h2: true,
+			targets: w.proxies("baton", "haproxy", "caddy")},
+		// Bodies: the origin reads each and answers its length.
+		&scenario{title: "POST 1 KiB, HTTP/1.1 keep-alive", path: "/post", body: 1 << 10,
+			targets: append(w.proxies(all...), w.variantKeys...)},
+		&scenario{title: "POST 64 KiB, HTTP/1.1 keep-alive", path: "/post", body: 64 << 10, targets: w.proxies(all...)})
+	// Numbered in this order whatever is installed, so -only stays the same.
+	var keep []*scenario
+	for i, sc := range scenarios {
+		if (w.o.only == "" || slices.Contains(strings.Split(w.o.only, ","), strconv.Itoa(i+1))) && (!sc.h2 || w.o.h2load != "") {
+			keep = append(keep, sc)
+		}
 	}
-	if w.o.only != "" {
-		var keep []*scenario
-		for i, sc := range scenarios {
-			if slices.Contains(strings.Split(w.o.only, ","), strconv.Itoa(i+1)) {
-				keep = append(keep, sc)
+	scenarios = keep
+	for _, sc := range scenarios {
+		if sc.body > 0 {
+			sc.script = filepath.Join(w.dir, fmt.Sprintf("post-%d.lua", sc.body))
+			if err := os.WriteFile(sc.script, []byte(postLua(sc.body)), 0o644); err != nil {
+				return err
 			}
 		}
-		scenarios = keep
 	}
 	// Warm up every (scenario, target) once, unmeasured.
 	w.progress("warm-up")
@@ -504,6 +525,8 @@ func (w *world) wrk(ctx context.Context, sc *scenario, name string, d time.Durat
 		// for an unknown name). The script points that name at loopback.
 		base = strings.Replace(base, "127.0.0.1", "baton.test", 1)
 		args = append(args, "-s", w.sniScript)
+	} else if sc.script != "" {
+		args = append(args, "-s", sc.script)
 	}
 	cmd := exec.CommandContext(ctx, w.o.wrk, append(args, base+sc.path)...)
 	outb, err := cmd.CombinedOutput()
