@@ -87,7 +87,7 @@ test-systemd: build deb ## boot Debian 12 (debootstrap, systemd-nspawn) and run 
 	VERSION='$(VERSION)' GO='$(GO)' bash packaging/test/test-systemd.sh
 
 .PHONY: bench
-bench: build ## data plane vs HAProxy and Caddy (wrk, loopback, ~9 min) and the Go benchmarks
+bench: build ## data plane vs HAProxy and Caddy (wrk, loopback, ~10 min) and the Go benchmarks
 	bash bench/bench.sh
 
 .PHONY: tls-audit
