@@ -33,9 +33,10 @@ fmt-check: ## fail if gofmt would change a file
 	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 
 .PHONY: vet
-vet: ## go vet for Linux and Windows
+vet: ## go vet for Linux and Windows (and the bench-only leanh1 build)
 	$(GO) vet ./...
 	GOOS=windows $(GO) vet ./...
+	$(GO) vet -tags leanh1 ./proxy/ ./cmd/baton/internal/node/
 
 .PHONY: lint
 lint: fmt-check vet ## gofmt, go vet (Linux and Windows), Windows build, staticcheck
@@ -86,7 +87,7 @@ test-systemd: build deb ## boot Debian 12 (debootstrap, systemd-nspawn) and run 
 	VERSION='$(VERSION)' GO='$(GO)' bash packaging/test/test-systemd.sh
 
 .PHONY: bench
-bench: build ## data plane vs HAProxy and Caddy (wrk, loopback, ~11 min) and the Go benchmarks
+bench: build ## data plane vs HAProxy and Caddy (wrk, loopback, ~12 min) and the Go benchmarks
 	bash bench/bench.sh
 
 .PHONY: tls-audit

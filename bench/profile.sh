@@ -9,15 +9,19 @@
 # everything it starts is stopped on exit. Needs wrk (bench/install-tools.sh).
 # BATON_ENV="GOGC=100" passes environment to baton; BATON_BACKEND="fast_path
 # = false" adds a line to its [backend] section. PROFILE_POST=1024 POSTs a
-# body of that many bytes to /post instead. Profiles stay in bin/profile.
+# body of that many bytes to /post instead. PROFILE_H2=1 loads baton's
+# HTTPS listener over HTTP/2 with h2load (-c2 -m32, as block 7 of make
+# bench) instead of wrk over HTTP/1.1. BATON_BIN profiles another binary (not
+# stripped). Profiles stay in bin/profile.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-bin/profile}
 SECS=${PROFILE_SECONDS:-10}
 mkdir -p "$OUT"
-go build -o "$OUT/baton" ./cmd/baton # not stripped: pprof shows the symbols
+BIN=${BATON_BIN:-$OUT/baton}
+[ -n "${BATON_BIN:-}" ] || go build -o "$OUT/baton" ./cmd/baton # not stripped: pprof shows the symbols
 go build -o "$OUT/benchtool" ./bench/benchtool
-read -r -d '' O H P A < <("$OUT/benchtool" ports -n 4; printf '\0') || true
+read -r -d '' O H P A S < <("$OUT/benchtool" ports -n 5; printf '\0') || true
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
 trap cleanup EXIT INT TERM
@@ -28,6 +32,12 @@ cat >"$OUT/baton.toml" <<TOML
 node_name = "profile"
 [listen]
 http = "127.0.0.1:$H"
+https = "127.0.0.1:$S"
+[tls]
+redirect_http = false
+[[tls.certificate]]
+cert_file = "$PWD/config/testdata/files/test.crt"
+key_file = "$PWD/config/testdata/files/test.key"
 [backend]
 url = "http://127.0.0.1:$O"
 ${BATON_BACKEND:-}
@@ -53,7 +63,7 @@ rise = 1
 file = "$PWD/$OUT/baton.log"
 TOML
 rm -f "$OUT/lease"
-env ${BATON_ENV:-} "$OUT/baton" run -config "$OUT/baton.toml" &
+env ${BATON_ENV:-} "$BIN" run -config "$OUT/baton.toml" &
 pids+=($!)
 for _ in $(seq 100); do
 	[ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$P/probe")" = 200 ] && break
@@ -66,17 +76,24 @@ if [ -n "${PROFILE_POST:-}" ]; then
 		"$PROFILE_POST" >"$OUT/post.lua"
 	target=(-s "$OUT/post.lua" -- "http://127.0.0.1:$H/post")
 fi
-wrk -t2 -c64 -d2s "${target[@]}" >/dev/null # warm-up
+load() {
+	if [ -n "${PROFILE_H2:-}" ]; then
+		h2load -t2 -c2 -m32 -D"$1" --connect-to "127.0.0.1:$S" "https://baton.test:$S/small" | grep -E 'finished in|requests:'
+	else
+		wrk -t2 -c64 -d"$1s" --latency "${target[@]}" | grep -E 'requests in|Requests/sec|99%'
+	fi
+}
+load 2 >/dev/null # warm-up
 pprof_get allocs "$OUT/allocs-before.pprof"
 pprof_get "profile?seconds=$SECS" "$OUT/cpu.pprof" &
 PROF=$!
-wrk -t2 -c64 -d"${SECS}s" --latency "${target[@]}" | grep -E 'requests in|Requests/sec|99%'
+load "$SECS"
 wait "$PROF"
 pprof_get allocs "$OUT/allocs-after.pprof"
 top() { go tool pprof -top "$@" 2>/dev/null | sed -n "/flat%/,\$p" | head -n "${TOP:-25}" || true; }
 echo "== CPU, flat =="
-top "$OUT/baton" "$OUT/cpu.pprof"
+top "$BIN" "$OUT/cpu.pprof"
 echo "== CPU, cumulative =="
-top -cum "$OUT/baton" "$OUT/cpu.pprof"
+top -cum "$BIN" "$OUT/cpu.pprof"
 echo "== allocations during the run (objects), flat =="
-top -sample_index=alloc_objects -diff_base "$OUT/allocs-before.pprof" "$OUT/baton" "$OUT/allocs-after.pprof"
+top -sample_index=alloc_objects -diff_base "$OUT/allocs-before.pprof" "$BIN" "$OUT/allocs-after.pprof"

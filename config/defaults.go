@@ -35,7 +35,9 @@ const (
 
 	// DefaultGCPercent is [runtime] gc_percent when neither the file nor
 	// GOGC sets it. A proxy's live heap is small, so Go's own default (100)
-	// collects very often; 400 trades a little memory for CPU.
+	// collects very often; 400 trades a little memory for CPU and for
+	// fewer requests that meet a collection (bench/README.md, "GC and
+	// memory defaults").
 	DefaultGCPercent = 400
 	// DefaultMemoryLimit is [runtime] memory_limit when neither the file nor
 	// GOMEMLIMIT sets it: with gc_percent 400 the heap may grow to five

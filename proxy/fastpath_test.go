@@ -132,7 +132,7 @@ func frontFor(t *testing.T, p *Proxy) *httptest.Server {
 	t.Helper()
 	front := httptest.NewUnstartedServer(p)
 	front.Config = NewServer(p, zap.NewNop())
-	front.Start()
+	startFront(front)
 	t.Cleanup(front.Close)
 	return front
 }

@@ -300,7 +300,7 @@ func (p *Proxy) termHeader(term uint64) []string {
 // that path, and records the outcome once (record).
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ex := newExchange(w)
-	ex.wt = p.opts.ClientTimeout
+	ex.wt, ex.h2 = p.opts.ClientTimeout, r.ProtoMajor >= 2
 	defer p.record(ex, r)
 	p.dispatch(ex, r)
 }

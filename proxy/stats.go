@@ -76,6 +76,7 @@ type outcome struct {
 	busy      bool          // no backend slot came in time (busyAnswer)
 	wt        time.Duration // Options.ClientTimeout for writes; 0: none
 	wdl       time.Time     // the write deadline set last (zero: none)
+	h2        bool          // an HTTP/2 stream (see Write)
 	body      *clientBody   // the request body, when it has one (see clientFault)
 
 	// ident is the identify header to answer with (local only; nil: none;
@@ -90,6 +91,10 @@ type exchange struct {
 	http.ResponseWriter
 	outcome
 }
+
+// h2Buffered is what net/http's HTTP/2 server buffers of a stream's
+// answer before a write waits for the connection (its handler chunk size).
+const h2Buffered = 4 << 10
 
 var exchanges = sync.Pool{New: func() any { return new(exchange) }}
 
@@ -117,11 +122,16 @@ func (ex *exchange) Write(b []byte) (int, error) {
 	if ex.status == 0 {
 		ex.status = http.StatusOK
 	}
-	if ex.wt > 0 {
+	if ex.wt > 0 && (!ex.h2 || ex.bytes+int64(len(b)) > h2Buffered) {
 		// A write (with the flush after it) that makes no progress for
 		// the client timeout fails: the deadline is always at least half
 		// of it ahead when a write starts, and moved only then, so most
-		// writes cost no deadline call.
+		// writes cost no deadline call. An HTTP/2 answer that fits the
+		// stream's write buffer takes none: those writes cannot block,
+		// its last piece is sent after the handler returned (when only
+		// the stream's goroutine waits, bounded by the stream limit and
+		// the connection's WriteByteTimeout), and each deadline costs a
+		// message to the connection's serve loop and a timer.
 		if now := time.Now(); ex.wdl.Sub(now) < ex.wt/2 {
 			if dl, ok := ex.ResponseWriter.(deadliner); ok {
 				ex.wdl = now.Add(ex.wt)
@@ -184,9 +194,12 @@ func (p *Proxy) record(ex *exchange, r *http.Request) {
 			zap.Stringer("taken", path),
 			zap.Uint64("term", o.term))
 	}
-	if !o.wdl.IsZero() {
+	if !o.wdl.IsZero() && r.ProtoMajor < 2 {
 		// HTTP/1 keeps a write deadline for the connection's next
-		// request; lift it.
+		// request; lift it. An HTTP/2 stream's deadline ends with the
+		// stream (and must not be lifted here: the last piece of the
+		// answer is written after the handler returns), and each call
+		// costs a message to the connection's serve loop.
 		ex.ResponseWriter.(deadliner).SetWriteDeadline(time.Time{})
 	}
 	ex.ResponseWriter = nil

@@ -38,6 +38,7 @@ type runOptions struct {
 	keep                       bool
 	batonEnv                   stringList
 	variants                   stringList
+	variantBlocks              string
 }
 
 type stringList []string
@@ -66,9 +67,11 @@ func (o *runOptions) flags(fs *flag.FlagSet) {
 	fs.StringVar(&o.dir, "dir", "", "work directory (default: a new temporary one)")
 	fs.BoolVar(&o.keep, "keep", false, "keep the work directory (configs, logs)")
 	fs.Var(&o.batonEnv, "baton-env", "NAME=VALUE added to baton's environment (repeatable), e.g. GOGC=200")
-	fs.Var(&o.variants, "variant", "LABEL:NAME=VALUE[,NAME=VALUE]: one more baton (plain HTTP) with that environment\n"+
-		"(or, for names backend.KEY, that [backend] setting), measured in the 13 B HTTP, fixed-rate and\n"+
-		"memory rows (repeatable), e.g. gogc100:GOGC=100 or std:backend.fast_path=false")
+	fs.Var(&o.variants, "variant", "LABEL:NAME=VALUE[,NAME=VALUE]: one more baton with that environment\n"+
+		"(or, for names backend.KEY, that [backend] setting; for runtime.KEY, that [runtime] setting;\n"+
+		"binary=PATH: another baton binary), measured in the -variant-blocks, fixed-rate and memory rows\n"+
+		"(repeatable), e.g. gogc100:GOGC=100, std:backend.fast_path=false, lim:runtime.memory_limit=\"64MiB\"")
+	fs.StringVar(&o.variantBlocks, "variant-blocks", "1,8", "comma-separated numbers of the throughput blocks the variants take part in (1, 2, 3, 5, 6, 7, 8, 9)")
 }
 
 // target is one thing wrk is pointed at.
@@ -252,23 +255,36 @@ func (w *world) startAll(ctx context.Context) error {
 		}
 		key := "baton-" + label
 		p := ports[14+4*i:]
-		var env, backendKeys []string
+		var env, backendKeys, runtimeKeys []string
+		bin := w.o.baton
 		for _, kv := range strings.Split(envs, ",") {
-			if k, v, ok := strings.Cut(kv, "="); ok && strings.HasPrefix(k, "backend.") {
+			k, v, ok := strings.Cut(kv, "=")
+			switch {
+			case ok && strings.HasPrefix(k, "backend."):
 				backendKeys = append(backendKeys, strings.TrimPrefix(k, "backend.")+" = "+v)
-			} else {
+			case ok && strings.HasPrefix(k, "runtime."):
+				runtimeKeys = append(runtimeKeys, strings.TrimPrefix(k, "runtime.")+" = "+v)
+			case ok && k == "binary":
+				if bin, err = filepath.Abs(v); err != nil {
+					return err
+				}
+			default:
 				env = append(env, kv)
 			}
 		}
-		cfg, err := batonConfig(w.dir, key, p[0], 0, p[2], p[3], originPort, w.o.crt, w.o.key, false, backendKeys...)
+		if len(runtimeKeys) > 0 { // a table of its own, after [backend]'s lines
+			backendKeys = append(append(backendKeys, "[runtime]"), runtimeKeys...)
+		}
+		cfg, err := batonConfig(w.dir, key, p[0], p[1], p[2], p[3], originPort, w.o.crt, w.o.key, false, backendKeys...)
 		if err != nil {
 			return err
 		}
-		s, err := w.start(key, append(slices.Clone(w.o.batonEnv), env...), w.o.baton, "run", "-config", cfg)
+		s, err := w.start(key, append(slices.Clone(w.o.batonEnv), env...), bin, "run", "-config", cfg)
 		if err != nil {
 			return err
 		}
-		w.targets[key] = &target{name: "baton " + envs, svc: s, http: fmt.Sprintf("http://127.0.0.1:%d", p[0])}
+		w.targets[key] = &target{name: "baton " + envs, svc: s, http: fmt.Sprintf("http://127.0.0.1:%d", p[0]),
+			https: fmt.Sprintf("https://127.0.0.1:%d", p[1])}
 		w.variantKeys = append(w.variantKeys, key)
 		if err := waitHTTP(ctx, s, fmt.Sprintf("http://127.0.0.1:%d/probe", p[2]), 30*time.Second); err != nil {
 			return err
@@ -374,7 +390,7 @@ func (w *world) measure(ctx context.Context, stdout io.Writer, notes []string) e
 
 	all := []string{"origin", "baton", "haproxy", "caddy"}
 	scenarios := []*scenario{
-		{title: "13 B, HTTP/1.1 keep-alive", path: "/small", targets: append(w.proxies(all...), w.variantKeys...)},
+		{title: "13 B, HTTP/1.1 keep-alive", path: "/small", targets: w.proxies(all...)},
 		{title: "13 B, HTTPS keep-alive (TLS reused)", path: "/small", tls: true, targets: w.proxies("baton", "haproxy", "caddy")},
 		{title: "64 KiB, HTTP/1.1 keep-alive", path: "/large", targets: w.proxies(all...)},
 		{title: "13 B, access log on vs off (baton)", path: "/small", targets: []string{"baton", "baton-al"}},
@@ -385,9 +401,13 @@ func (w *world) measure(ctx context.Context, stdout io.Writer, notes []string) e
 		&scenario{title: "13 B, HTTP/2 over TLS (h2load)", path: "/small", tls: true, h2: true,
 			targets: w.proxies("baton", "haproxy", "caddy")},
 		// Bodies: the origin reads each and answers its length.
-		&scenario{title: "POST 1 KiB, HTTP/1.1 keep-alive", path: "/post", body: 1 << 10,
-			targets: append(w.proxies(all...), w.variantKeys...)},
+		&scenario{title: "POST 1 KiB, HTTP/1.1 keep-alive", path: "/post", body: 1 << 10, targets: w.proxies(all...)},
 		&scenario{title: "POST 64 KiB, HTTP/1.1 keep-alive", path: "/post", body: 64 << 10, targets: w.proxies(all...)})
+	for i, sc := range scenarios {
+		if i != 3 && slices.Contains(strings.Split(w.o.variantBlocks, ","), strconv.Itoa(i+1)) {
+			sc.targets = append(sc.targets, w.variantKeys...)
+		}
+	}
 	// Numbered in this order whatever is installed, so -only stays the same.
 	var keep []*scenario
 	for i, sc := range scenarios {
@@ -774,21 +794,22 @@ func (w *world) memoryTable(out io.Writer, procs []string, mem map[string]*memRo
 func (w *world) latencyTable(out io.Writer, targets []string, lat map[string]*rateResult) {
 	fmt.Fprintf(out, "\nlatency at a fixed %d req/s (open loop, 64 keep-alive conns, %d × %s per target, pooled)\n",
 		w.o.rate, w.o.rateRounds, w.o.rateDuration)
-	fmt.Fprintf(out, "%-32s %8s %7s %9s %9s %9s %9s %14s\n", "target", "n", "errors", "p50 ms", "p99 ms", "p99.9 ms", "max ms", "p99 − origin")
-	fmt.Fprintln(out, strings.Repeat("-", 106))
+	fmt.Fprintf(out, "%-32s %8s %7s %9s %9s %9s %9s %14s %16s\n", "target", "n", "errors", "p50 ms", "p99 ms", "p99.9 ms", "max ms",
+		"p99 − origin", "p99.9 − origin")
+	fmt.Fprintln(out, strings.Repeat("-", 123))
 	ms := func(d time.Duration) float64 { return float64(d) / 1e6 }
-	var origin99 time.Duration
+	var origin99, origin999 time.Duration
 	if r := lat["origin"]; r != nil {
-		origin99 = pct(r.lat, 99)
+		origin99, origin999 = pct(r.lat, 99), pct(r.lat, 99.9)
 	}
 	for _, n := range targets {
 		r := lat[n]
-		p99 := pct(r.lat, 99)
-		diff := "-"
+		p99, p999 := pct(r.lat, 99), pct(r.lat, 99.9)
+		diff, diff9 := "-", "-"
 		if n != "origin" && lat["origin"] != nil {
-			diff = fmt.Sprintf("%+.3f ms", ms(p99-origin99))
+			diff, diff9 = fmt.Sprintf("%+.3f ms", ms(p99-origin99)), fmt.Sprintf("%+.3f ms", ms(p999-origin999))
 		}
-		fmt.Fprintf(out, "%-32s %8d %7d %9.3f %9.3f %9.3f %9.3f %14s\n", w.targets[n].name, len(r.lat), r.errs,
-			ms(pct(r.lat, 50)), ms(p99), ms(pct(r.lat, 99.9)), ms(pct(r.lat, 100)), diff)
+		fmt.Fprintf(out, "%-32s %8d %7d %9.3f %9.3f %9.3f %9.3f %14s %16s\n", w.targets[n].name, len(r.lat), r.errs,
+			ms(pct(r.lat, 50)), ms(p99), ms(p999), ms(pct(r.lat, 100)), diff, diff9)
 	}
 }

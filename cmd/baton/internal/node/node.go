@@ -368,6 +368,9 @@ func (n *Node) Run(ctx context.Context) error {
 	for _, l := range n.listeners {
 		wg.Go(func() {
 			serve := l.server.Serve
+			if l.key == "listen.http" {
+				serve = servePlain(l.server)
+			}
 			if l.server.TLSConfig != nil {
 				serve = func(ln net.Listener) error { return l.server.ServeTLS(ln, "", "") }
 			}
