@@ -33,6 +33,8 @@ eq "ProductName" "$(col Property ProductName 2)" baton
 eq "ProductVersion" "$(col Property ProductVersion 2)" "$MSI_VERSION"
 eq "UpgradeCode (must never change)" "$(col Property UpgradeCode 2)" "$UPGRADE_CODE"
 contains "64-bit package" "$(msiinfo suminfo "$msi")" "Template: x64;1033"
+contains "its licence in the summary" "$(msiinfo suminfo "$msi")" "Comments: Apache-2.0 (copyright.txt)"
+eq "Manufacturer" "$(col Property Manufacturer 2)" "the baton authors"
 eq "upgrade: older versions are removed" "$(row Upgrade | awk -F'\t' '$5 == 1 { print $1, $3, $7 }')" \
 	"$UPGRADE_CODE $MSI_VERSION WIX_UPGRADE_DETECTED"
 eq "upgrade: newer versions are detected" "$(row Upgrade | awk -F'\t' '$5 == 2 { print $1, $2, $7 }')" \
@@ -115,6 +117,8 @@ info=$(go version -m "$tmp/x/baton/baton.exe")
 contains "built for windows/amd64" "$info" "GOOS=windows"
 contains "without cgo" "$info" "CGO_ENABLED=0"
 check "with the version ($VERSION) linked in" grep -qaF "$VERSION" "$tmp/x/baton/baton.exe"
+contains "copyright.txt: baton is Apache-2.0" "$(cat "$tmp/x/baton/copyright.txt")" "License: Apache-2.0"
+eq "  and it ends with the license's full text" "$(tail -n "$(wc -l <LICENSE)" "$tmp/x/baton/copyright.txt" | tr -d '\r')" "$(cat LICENSE)"
 check "the example config uses CRLF" grep -q $'\r$' "$tmp/x/baton/baton.example.toml"
 check "it has no Unix paths left, in values or comments" bash -c "! grep -nE '/(etc|var)/' '$tmp/x/baton/baton.example.toml'"
 contains "its header says how the .msi uses it" "$(sed -n 3p "$tmp/x/baton/baton.example.toml")" \
