@@ -81,6 +81,11 @@ test-packages: ## .deb and .msi tests (root: dpkg -i/upgrade/purge here; lintian
 	VERSION='$(VERSION)' GO='$(GO)' bash packaging/test/test-deb.sh
 	VERSION='$(VERSION)' GO='$(GO)' bash packaging/test/test-msi.sh
 
+.PHONY: test-windows
+test-windows: ## baton.exe, the .msi and the Windows service under Wine (root: installs Wine and MinGW-w64 from apt)
+	sh scripts/install-wine.sh
+	VERSION='$(VERSION)' GO='$(GO)' bash packaging/test/test-windows.sh
+
 .PHONY: test-systemd
 test-systemd: build deb ## boot Debian 12 (debootstrap, systemd-nspawn) and run the .deb under systemd (root)
 	VERSION='$(VERSION)' GO='$(GO)' bash packaging/test/test-systemd.sh
