@@ -43,8 +43,9 @@ lint: fmt-check vet ## gofmt, go vet (Linux and Windows), Windows build, staticc
 	$(TOOLS) staticcheck ./...
 
 .PHONY: test
-test: deps lint ## the whole suite: lint, unit tests with -race, integration tests
+test: deps lint ## the whole suite: lint, unit tests with -race, integration tests, the Windows build under Wine
 	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
+	$(MAKE) --no-print-directory test-windows
 
 .PHONY: e2e
 e2e: deps ## the failover matrix through HAProxy with a printed table
