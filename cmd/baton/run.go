@@ -151,8 +151,7 @@ func cmdRun(args []string, stderr io.Writer) (code int) {
 		fmt.Fprintln(stderr, "baton run: -service is for the Windows service manager; systemd runs baton without it")
 		return exitUsage
 	}
-	path := &f.config
-	cfg, ok := loadConfig(*path, stderr)
+	cfg, ok := loadConfig(f.config, stderr)
 	if !ok {
 		return exitUsage
 	}

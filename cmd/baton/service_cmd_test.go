@@ -181,3 +181,16 @@ func TestServiceCommandArguments(t *testing.T) {
 		}
 	}
 }
+
+// -service is the Windows service manager's; elsewhere it is a usage error,
+// before the configuration is read.
+func TestRunServiceOnlyOnWindows(t *testing.T) {
+	if serviceManager {
+		t.Skip("would wait for the service manager")
+	}
+	var out, errb bytes.Buffer
+	code := run([]string{"run", "-service", "-config", filepath.Join(t.TempDir(), "none.toml")}, &out, &errb)
+	if code != exitUsage || !strings.Contains(errb.String(), "-service is for the Windows service manager") {
+		t.Errorf("baton run -service: exit %d, want 2 with the reason:\n%s", code, errb.String())
+	}
+}
