@@ -44,8 +44,9 @@ lint: fmt-check vet ## gofmt, go vet (Linux and Windows), Windows build, staticc
 	$(TOOLS) staticcheck ./...
 
 .PHONY: test
-test: deps lint ## the whole suite: lint, unit tests with -race, integration tests
+test: deps lint ## the whole suite: lint, unit tests with -race, integration tests, the Windows build under Wine
 	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
+	$(MAKE) --no-print-directory test-windows
 
 .PHONY: e2e
 e2e: deps ## the failover matrix through HAProxy with a printed table
@@ -81,6 +82,11 @@ msi: ## build bin/pkg/baton-VERSION-x64.msi (wixl); sign with SIGN_CERT=cert.pem
 test-packages: ## .deb and .msi tests (root: dpkg -i/upgrade/purge here; lintian, systemd-analyze, msiinfo)
 	VERSION='$(VERSION)' GO='$(GO)' bash packaging/test/test-deb.sh
 	VERSION='$(VERSION)' GO='$(GO)' bash packaging/test/test-msi.sh
+
+.PHONY: test-windows
+test-windows: ## baton.exe, the .msi and the Windows service under Wine (root: installs Wine and MinGW-w64 from apt)
+	sh scripts/install-wine.sh
+	VERSION='$(VERSION)' GO='$(GO)' bash packaging/test/test-windows.sh
 
 .PHONY: test-systemd
 test-systemd: build deb ## boot Debian 12 (debootstrap, systemd-nspawn) and run the .deb under systemd (root)

@@ -46,11 +46,37 @@ const (
 	DefaultMemoryLimit = "256MiB"
 )
 
-// DefaultLeaseFile is the default [lease.file] path for this OS.
+// DefaultLeaseFile is the default [lease.file] path for this OS (on
+// Windows, for a configuration that is not read from a file).
 func DefaultLeaseFile() string { return stateDir("lease") }
 
-// DefaultACMEStorage is the default [tls.acme] storage_path for this OS.
+// DefaultACMEStorage is the default [tls.acme] storage_path for this OS
+// (on Windows, for a configuration that is not read from a file).
 func DefaultACMEStorage() string { return stateDir("certmagic") }
+
+// stateBaseFor is where the state of the configuration file at path goes
+// by default: on Windows its own folder, so that a service's lease file,
+// lease ID, instance lock and certificates are next to its configuration
+// and its log (for the .msi's %ProgramData%\baton\baton.toml that is
+// %ProgramData%\baton, as before); elsewhere "": /var/lib/baton, not /etc.
+func stateBaseFor(path string) string {
+	if runtime.GOOS != "windows" {
+		return ""
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return ""
+	}
+	return filepath.Dir(abs)
+}
+
+// stateDir is the default folder, or file in it, for this load's state.
+func (st *state) stateDir(name string) string {
+	if st.stateBase != "" {
+		return filepath.Join(st.stateBase, name)
+	}
+	return stateDir(name)
+}
 
 func stateDir(name string) string {
 	if runtime.GOOS == "windows" {
@@ -139,12 +165,12 @@ func (st *state) defaults(c *Config) {
 	setDur(&l.RetryInterval, st.has("lease", "retry_interval"), 1*time.Second)
 	setDur(&l.CandidacyBackoff, st.has("lease", "candidacy_backoff"), 10*time.Second)
 	setDur(&l.ClockJump, st.has("lease", "clock_jump"), time.Second)
-	setStr(&l.File.Path, DefaultLeaseFile())
+	setStr(&l.File.Path, st.stateDir("lease"))
 	if l.StateDir == "" {
 		if l.Backend == "file" {
 			l.StateDir = filepath.Dir(l.File.Path)
 		} else {
-			l.StateDir = stateDir("")
+			l.StateDir = st.stateDir("")
 		}
 	}
 	setDur(&c.Peer.Timeout, st.has("peer", "timeout"), 500*time.Millisecond)
@@ -194,7 +220,7 @@ func (st *state) defaults(c *Config) {
 		}
 	}
 	setStr(&a.Storage, "file")
-	setStr(&a.StoragePath, DefaultACMEStorage())
+	setStr(&a.StoragePath, st.stateDir("certmagic"))
 	setStr(&a.StoragePrefix, DefaultStoragePrefix)
 
 	// One representation for "none", so a config and its Redacted form

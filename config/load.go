@@ -32,7 +32,9 @@ func Load(path string) (*Config, error) {
 	if err != nil {
 		return nil, &Error{File: path, Msg: "read config: " + err.Error()}
 	}
-	c, err := newLoader().load(data, path)
+	l := newLoader()
+	l.stateBase = stateBaseFor(path)
+	c, err := l.load(data, path)
 	if err != nil {
 		return nil, err
 	}
@@ -58,6 +60,9 @@ type loader struct {
 	interfaces func() (sockaddr.IfAddrs, error)
 	getenv     func(string) string // GOGC, GOMEMLIMIT
 	readSecret func(env, file string) (string, error)
+	// stateBase is the folder the state paths default to: on Windows the
+	// configuration file's (stateBaseFor), "" for the OS's own.
+	stateBase string
 }
 
 func newLoader() *loader {

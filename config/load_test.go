@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"reflect"
 	"regexp"
 	"runtime"
@@ -359,4 +360,31 @@ func diff(a, b any) string {
 	}
 	walk("", reflect.ValueOf(a), reflect.ValueOf(b))
 	return strings.Join(out, "; ")
+}
+
+// On Windows the state defaults to the configuration file's folder
+// (stateBaseFor); elsewhere to /var/lib/baton whatever the file's folder.
+func TestStateFollowsTheConfigurationOnWindows(t *testing.T) {
+	base := filepath.FromSlash("/data/shop")
+	l := testLoader()
+	l.stateBase = base
+	c, err := l.load([]byte(fileLease), "shop.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	eq(t, c.Lease.File.Path, filepath.Join(base, "lease"))
+	eq(t, c.Lease.StateDir, base)
+	eq(t, c.TLS.ACME.StoragePath, filepath.Join(base, "certmagic"))
+	c, err = l.load([]byte(fileLease+"state_dir = '/state'\n[lease.file]\npath = '/elsewhere/lease'\n"), "shop.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	eq(t, c.Lease.File.Path, "/elsewhere/lease") // written values stay
+	eq(t, c.Lease.StateDir, "/state")
+
+	want := ""
+	if runtime.GOOS == "windows" {
+		want = filepath.Join(os.TempDir(), "shop")
+	}
+	eq(t, stateBaseFor(filepath.Join(os.TempDir(), "shop", "shop.toml")), want)
 }

@@ -127,7 +127,7 @@ type Lease struct {
 	// StateDir holds the instance lock and the lease ID that lets a
 	// restarted process take its predecessor's lease over. Default: the
 	// lease file's folder for the file backend, else /var/lib/baton
-	// (Windows: %ProgramData%aton). Keep it on a local disk.
+	// (Windows: the configuration file's folder). Keep it on a local disk.
 	StateDir string `toml:"state_dir"`
 	// Failsafe keeps the active serving through a storage outage while
 	// every peer (over [peer]) promises not to take the lease. Default
@@ -145,7 +145,7 @@ type Lease struct {
 }
 
 type FileLease struct {
-	Path string `toml:"path"` // default "/var/lib/baton/lease" (Windows: %ProgramData%\baton\lease)
+	Path string `toml:"path"` // default "/var/lib/baton/lease" (Windows: "lease" in the configuration file's folder)
 }
 
 type AzBlobLease struct {

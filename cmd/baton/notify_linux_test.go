@@ -42,7 +42,7 @@ func TestHostTellsSystemd(t *testing.T) {
 	}
 	f := newFakeRunner()
 	errc := make(chan error, 1)
-	h, _ := startHost(os.Stderr)
+	h, _ := startHost(runFlags{}, os.Stderr)
 	go func() { errc <- h.run(f, zaptest.NewLogger(t)) }()
 
 	close(f.ready)

@@ -115,15 +115,43 @@ func loadConfig(path string, stderr io.Writer) (*config.Config, bool) {
 	return cfg, true
 }
 
+// runFlags are the flags of `baton run`.
+type runFlags struct {
+	config  string
+	service bool // started by the Windows service manager (its command line says so)
+}
+
+func (f *runFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.config, "config", defaultConfigPath(), "configuration file")
+	fs.BoolVar(&f.service, "service", false, "run under the Windows service manager (the service's command line carries it)")
+}
+
+// peekRunFlags reads `baton run`'s flags quietly, as far as they parse,
+// before the host starts: under the service manager even a usage error
+// must reach the service's log, whose place follows -config.
+func peekRunFlags(args []string) runFlags {
+	var f runFlags
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	f.register(fs)
+	_ = fs.Parse(args) // cmdRun parses again and reports the error
+	return f
+}
+
 func cmdRun(args []string, stderr io.Writer) (code int) {
-	host, stderr := startHost(stderr) // systemd, the Windows service manager or a terminal
+	host, stderr := startHost(peekRunFlags(args), stderr) // systemd, the Windows service manager or a terminal
 	defer func() { code = host.stop(code) }()
 	fs := newFlags("run", stderr)
-	path := fs.String("config", defaultConfigPath(), "configuration file")
+	var f runFlags
+	f.register(fs)
 	if err := fs.Parse(args); err != nil {
 		return exitUsage
 	}
-	cfg, ok := loadConfig(*path, stderr)
+	if f.service && !serviceManager {
+		fmt.Fprintln(stderr, "baton run: -service is for the Windows service manager; systemd runs baton without it")
+		return exitUsage
+	}
+	cfg, ok := loadConfig(f.config, stderr)
 	if !ok {
 		return exitUsage
 	}

@@ -1,6 +1,9 @@
 package main
 
-import "time"
+import (
+	"errors"
+	"time"
+)
 
 // The Windows service protocol, kept free of Windows types so that its
 // behaviour is tested on every platform. service_windows.go adapts it to
@@ -34,15 +37,23 @@ type scmRequest int
 const (
 	scmIgnore      scmRequest = iota
 	scmInterrogate            // report the current state again
-	scmStop                   // Stop, Shutdown, PreShutdown: the SIGTERM path
+	scmStop                   // Stop: the SIGTERM path
+	scmShutdown               // Shutdown, PreShutdown: the same path at a system shutdown
 	scmReload                 // ParamChange (sc.exe control baton paramchange): the SIGHUP path
+)
+
+// The causes of a stop the service manager asked for: the node logs them
+// as the stop's reason (a signal on Unix).
+var (
+	errServiceStop    = errors.New("service stop")
+	errSystemShutdown = errors.New("system shutdown")
 )
 
 // scmSession is the service side of one run under the service manager.
 type scmSession struct {
 	ready  <-chan struct{}  // closed once the node serves
 	exit   <-chan int       // cmdRun's exit code, once it returns
-	stop   func()           // begins the node's stop sequence (cancels its context)
+	stop   func(error)      // begins the node's stop sequence (cancels its context with this cause)
 	reload func()           // re-reads the configuration
 	tick   <-chan time.Time // progress while a state is pending
 }
@@ -71,14 +82,18 @@ func serveSCM[R any](s scmSession, reqs <-chan R, classify func(R) scmRequest, r
 				report(state, checkpoint)
 			}
 		case r := <-reqs:
-			switch classify(r) {
+			switch req := classify(r); req {
 			case scmInterrogate:
 				report(state, checkpoint)
-			case scmStop:
+			case scmStop, scmShutdown:
 				if state != scmStopPending {
 					state, checkpoint = scmStopPending, 0
 					report(state, checkpoint)
-					s.stop()
+					cause := errServiceStop
+					if req == scmShutdown {
+						cause = errSystemShutdown
+					}
+					s.stop(cause)
 				}
 			case scmReload:
 				if state == scmRunning {

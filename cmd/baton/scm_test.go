@@ -19,17 +19,17 @@ type scmHarness struct {
 	tick    chan time.Time
 	ready   chan struct{}
 	exit    chan int
-	stops   chan struct{}
+	stops   chan error
 	reloads chan struct{}
 	result  chan int
 }
 
 func startSCM(t *testing.T) *scmHarness {
 	h := &scmHarness{t: t, reqs: make(chan scmRequest), reports: make(chan scmReport), tick: make(chan time.Time),
-		ready: make(chan struct{}), exit: make(chan int, 1), stops: make(chan struct{}, 4),
+		ready: make(chan struct{}), exit: make(chan int, 1), stops: make(chan error, 4),
 		reloads: make(chan struct{}, 4), result: make(chan int, 1)}
 	s := scmSession{ready: h.ready, exit: h.exit, tick: h.tick,
-		stop:   func() { h.stops <- struct{}{} },
+		stop:   func(cause error) { h.stops <- cause },
 		reload: func() { h.reloads <- struct{}{} }}
 	go func() {
 		h.result <- serveSCM(s, h.reqs, func(r scmRequest) scmRequest { return r },
@@ -87,7 +87,7 @@ func (h *scmHarness) finish(code int) {
 	}
 }
 
-func count(c chan struct{}) int {
+func count[T any](c chan T) int {
 	n := 0
 	for {
 		select {
@@ -113,15 +113,18 @@ func TestSCMStopTakesTheSIGTERMPath(t *testing.T) {
 	h.send(scmIgnore)
 	h.send(scmStop)
 	h.want(scmStopPending, 0)
+	if cause := <-h.stops; cause != errServiceStop {
+		t.Errorf("stopped with cause %v, want %v", cause, errServiceStop)
+	}
 	h.ticks()
 	h.want(scmStopPending, 1) // progress while the node drains
-	h.send(scmStop)           // a shutdown after a stop: already stopping
+	h.send(scmShutdown)       // a shutdown after a stop: already stopping
 	h.send(scmReload)         // not while stopping
 	h.send(scmInterrogate)
 	h.want(scmStopPending, 1)
 	h.finish(0)
-	if n := count(h.stops); n != 1 {
-		t.Errorf("stop called %d times, want 1", n)
+	if n := count(h.stops); n != 0 {
+		t.Errorf("stop called %d more times, want once", n)
 	}
 	if n := count(h.reloads); n != 1 {
 		t.Errorf("reload called %d times, want 1", n)
@@ -150,13 +153,16 @@ func TestSCMEarlyExit(t *testing.T) {
 func TestSCMShutdownWhileStarting(t *testing.T) {
 	h := startSCM(t)
 	h.want(scmStartPending, 0)
-	h.send(scmStop)
+	h.send(scmShutdown)
 	h.want(scmStopPending, 0)
 	close(h.ready) // the node became ready while stopping: stay stop-pending
 	h.send(scmInterrogate)
 	h.want(scmStopPending, 0)
 	h.finish(0)
-	if n := count(h.stops); n != 1 {
-		t.Errorf("stop called %d times, want 1", n)
+	if cause := <-h.stops; cause != errSystemShutdown {
+		t.Errorf("stopped with cause %v, want %v", cause, errSystemShutdown)
+	}
+	if n := count(h.stops); n != 0 {
+		t.Errorf("stop called %d more times, want once", n)
 	}
 }

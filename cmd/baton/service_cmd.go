@@ -14,9 +14,11 @@ import (
 // `baton service install|remove`: more Windows services on one host, one
 // per configuration (several pairs on the same VMs), beside the service
 // "baton" the .msi installs. The service of NAME is "baton-NAME", shown as
-// "baton (NAME)", and runs `baton.exe run -config FILE` with the .msi's
+// "baton (NAME)", and runs `baton.exe run -service -config FILE` with the .msi's
 // account and recovery. Everything here but the calls to the service
 // manager (service_cmd_windows.go) is plain Go, tested on every platform.
+// The command line says -service: baton then never guesses whether the
+// service manager started it.
 
 const serviceUsage = `Usage (Windows, from an elevated prompt):
   baton service install -name NAME [-config FILE]   register the service baton-NAME for FILE
@@ -50,7 +52,7 @@ type serviceSpec struct {
 	display     string // baton (NAME)
 	description string
 	exe         string   // this baton.exe
-	args        []string // run -config FILE
+	args        []string // run -service -config FILE
 	account     string
 	restarts    []time.Duration // restart after each failure, the last one repeated
 	resetPeriod time.Duration   // the failure count resets after this long
@@ -87,7 +89,7 @@ func newServiceSpec(name, exe, cfg string) serviceSpec {
 		description: "Active/standby front door for " + cfg +
 			": answers the load balancer's probe with 200 only on the node that holds the lease.",
 		exe:         exe,
-		args:        []string{"run", "-config", cfg},
+		args:        []string{"run", "-service", "-config", cfg},
 		account:     serviceAccount,
 		restarts:    serviceRestarts,
 		resetPeriod: serviceResetPeriod,
@@ -116,36 +118,53 @@ func isBatonCommandLine(cmdline string) bool {
 
 // serviceLogPath is where `baton run` under the service manager writes its
 // log: next to its configuration file, named after it (baton.toml:
-// baton.log, shop.toml: shop.log), so that each service has its own. args
-// are the process's arguments; the -config flag is read the way cmdRun's
-// flag set reads it, defaultConfig when there is none.
-func serviceLogPath(args []string, defaultConfig string) string {
-	cfg := defaultConfig
-	for i := 0; i < len(args); i++ {
-		a := args[i]
-		if a == "--" {
-			break
-		}
-		if !strings.HasPrefix(a, "-") {
-			continue
-		}
-		name, val, hasVal := strings.Cut(strings.TrimPrefix(strings.TrimPrefix(a, "-"), "-"), "=")
-		if name != "config" {
-			continue
-		}
-		switch {
-		case hasVal:
-			cfg = val
-		case i+1 < len(args):
-			cfg = args[i+1]
-			i++
-		}
-	}
+// baton.log, shop.toml: shop.log), so that each service has its own.
+func serviceLogPath(cfg string) string {
 	base := filepath.Base(cfg)
 	if ext := filepath.Ext(base); ext != ".log" {
 		base = strings.TrimSuffix(base, ext)
 	}
 	return filepath.Join(filepath.Dir(cfg), base+".log")
+}
+
+// serviceCommandLine is a service's command line (its ImagePath): the
+// program's path always in quotes, so that Windows can never take a part
+// of a path with spaces for the program (CWE-428), and each argument
+// quoted where it needs to be.
+func serviceCommandLine(exe string, args []string) string {
+	s := `"` + exe + `"`
+	for _, a := range args {
+		s += " " + quoteArg(a)
+	}
+	return s
+}
+
+// quoteArg quotes s for a Windows command line when it has a space, a tab
+// or a quote, or is empty, by the rules programs split their command line
+// with (CommandLineToArgvW): backslashes count only before a quote. It is
+// syscall.EscapeArg, which exists only on Windows.
+func quoteArg(s string) string {
+	if s != "" && !strings.ContainsAny(s, " \t\"") {
+		return s
+	}
+	var b strings.Builder
+	b.WriteByte('"')
+	slashes := 0
+	for i := 0; i < len(s); i++ {
+		switch s[i] {
+		case '\\':
+			slashes++
+		case '"':
+			b.WriteString(strings.Repeat(`\`, slashes+1)) // the backslashes before it, and the quote, escaped
+			slashes = 0
+		default:
+			slashes = 0
+		}
+		b.WriteByte(s[i])
+	}
+	b.WriteString(strings.Repeat(`\`, slashes)) // before the closing quote
+	b.WriteByte('"')
+	return b.String()
 }
 
 func cmdService(args []string, stdout, stderr io.Writer) int {
@@ -205,16 +224,16 @@ func cmdService(args []string, stdout, stderr io.Writer) int {
 		return exitFailure
 	}
 	sp := newServiceSpec(*name, exe, cfg)
-	if err := installService(sp); err != nil {
+	if err := installService(sp, stderr); err != nil {
 		fmt.Fprintf(stderr, "baton service install: %v\n", err)
 		return exitFailure
 	}
-	fmt.Fprintf(stdout, "installed the service %s (%q): %s run -config %s\n"+
+	fmt.Fprintf(stdout, "installed the service %s (%q): %s\n"+
 		"account %s, automatic start, restarted after a failure; not started.\n"+
 		"log: %s\n"+
 		"Check that it fits beside the others: baton check-config %s %s\n"+
 		"Start it: Start-Service %s\n",
-		sp.name, sp.display, sp.exe, cfg, sp.account, serviceLogPath(sp.args, ""),
+		sp.name, sp.display, serviceCommandLine(sp.exe, sp.args), sp.account, serviceLogPath(cfg),
 		defaultConfigPath(), cfg, sp.name)
 	return exitOK
 }

@@ -11,6 +11,6 @@ import (
 // manager that `baton service` registers services with.
 const serviceManager = false
 
-func installService(serviceSpec) error { return errServiceUnsupported }
+func installService(serviceSpec, io.Writer) error { return errServiceUnsupported }
 
 func removeService(string, time.Duration, io.Writer) error { return errServiceUnsupported }

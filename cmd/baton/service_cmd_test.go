@@ -51,7 +51,7 @@ func TestServiceSpec(t *testing.T) {
 	if sp.name != "baton-shop" || sp.display != "baton (shop)" || sp.exe != `C:\Program Files\baton\baton.exe` {
 		t.Errorf("spec %+v", sp)
 	}
-	if got := strings.Join(sp.args, " "); got != `run -config C:\ProgramData\baton\shop.toml` {
+	if got := strings.Join(sp.args, " "); got != `run -service -config C:\ProgramData\baton\shop.toml` {
 		t.Errorf("args %q", got)
 	}
 	if !strings.Contains(sp.description, `C:\ProgramData\baton\shop.toml`) {
@@ -71,6 +71,7 @@ func TestServiceSpec(t *testing.T) {
 		fmt.Sprintf(`"failure baton reset= %d actions= %s"`, int(sp.resetPeriod/time.Second), strings.Join(actions, "/")),
 		`"failureflag baton 1"`, // service_cmd_windows.go: SetRecoveryActionsOnNonCrashFailures(true)
 		`Start="auto" ErrorControl="normal"`,
+		`Arguments="` + strings.Join(sp.args[:len(sp.args)-1], " ") + ` &quot;`, // run -service -config "FILE"
 	} {
 		if !strings.Contains(string(wxs), want) {
 			t.Errorf("packaging/msi/baton.wxs lacks %s: the .msi's service and baton service install differ", want)
@@ -96,23 +97,60 @@ func TestIsBatonCommandLine(t *testing.T) {
 	}
 }
 
-func TestServiceLogPath(t *testing.T) {
-	const def = "/data/baton/baton.toml"
+func TestPeekRunFlags(t *testing.T) {
+	def := defaultConfigPath()
 	for _, tc := range []struct {
+		args    []string
+		config  string
+		service bool
+	}{
+		{nil, def, false},
+		{[]string{"-service"}, def, true}, // the .msi's service: the default configuration
+		{[]string{"-service", "-config", "/data/baton/shop.toml"}, "/data/baton/shop.toml", true},
+		{[]string{"--config=/srv/api/api.toml", "--service=true"}, "/srv/api/api.toml", true},
+		{[]string{"-config=/srv/x", "-config", "/srv/y.conf"}, "/srv/y.conf", false}, // the last one wins
+		{[]string{"--", "-config", "/srv/z.toml"}, def, false},
+		{[]string{"-service", "-config"}, def, true},                         // cmdRun then fails with exit 2
+		{[]string{"-service", "-nope", "-config", "/srv/z.toml"}, def, true}, // as far as they parse
+	} {
+		if got := peekRunFlags(tc.args); got.config != tc.config || got.service != tc.service {
+			t.Errorf("peekRunFlags(%q) = %+v, want config %q, service %v", tc.args, got, tc.config, tc.service)
+		}
+	}
+}
+
+func TestServiceLogPath(t *testing.T) {
+	for cfg, want := range map[string]string{
+		"/data/baton/baton.toml": "/data/baton/baton.log", // the .msi's service: as before
+		"/data/baton/shop.toml":  "/data/baton/shop.log",
+		"/srv/api/api":           "/srv/api/api.log",
+		"/srv/odd.log":           "/srv/odd.log.log", // never the configuration itself
+	} {
+		if got := serviceLogPath(filepath.FromSlash(cfg)); got != filepath.FromSlash(want) {
+			t.Errorf("serviceLogPath(%q) = %q, want %q", cfg, got, want)
+		}
+	}
+}
+
+func TestServiceCommandLine(t *testing.T) {
+	for _, tc := range []struct {
+		exe  string
 		args []string
 		want string
 	}{
-		{[]string{"run"}, "/data/baton/baton.log"}, // the .msi's service: as before
-		{[]string{"run", "-config", "/data/baton/baton.toml"}, "/data/baton/baton.log"},
-		{[]string{"run", "-config", "/data/baton/shop.toml"}, "/data/baton/shop.log"},
-		{[]string{"run", "--config=/srv/api/api.toml"}, "/srv/api/api.log"},
-		{[]string{"run", "-config=/srv/x", "-config", "/srv/y.conf"}, "/srv/y.log"}, // the last one wins, as in flag
-		{[]string{"run", "-config", "/srv/odd.log"}, "/srv/odd.log.log"},            // never the configuration itself
-		{[]string{"run", "--", "-config", "/srv/z.toml"}, "/data/baton/baton.log"},
-		{[]string{"run", "-config"}, "/data/baton/baton.log"}, // flag parsing fails later, with exit 2
+		{`C:\Program Files\baton\baton.exe`, []string{"run", "-service", "-config", `C:\ProgramData\baton\shop.toml`},
+			`"C:\Program Files\baton\baton.exe" run -service -config C:\ProgramData\baton\shop.toml`},
+		{`C:\baton\baton.exe`, []string{"run", "-service", "-config", `D:\my apps\shop.toml`}, // quoted without a space too
+			`"C:\baton\baton.exe" run -service -config "D:\my apps\shop.toml"`},
+		{`C:\b.exe`, []string{"", `a"b`, `C:\dir with space\`, `x\\"y z`},
+			`"C:\b.exe" "" "a\"b" "C:\dir with space\\" "x\\\\\"y z"`},
 	} {
-		if got, want := serviceLogPath(tc.args, def), filepath.FromSlash(tc.want); got != want {
-			t.Errorf("serviceLogPath(%q) = %q, want %q", tc.args, got, want)
+		got := serviceCommandLine(tc.exe, tc.args)
+		if got != tc.want {
+			t.Errorf("serviceCommandLine(%q, %q) = %s, want %s", tc.exe, tc.args, got, tc.want)
+		}
+		if strings.HasSuffix(tc.exe, "baton.exe") && !isBatonCommandLine(got) {
+			t.Errorf("%s is not recognised as baton's", got)
 		}
 	}
 }
@@ -141,5 +179,18 @@ func TestServiceCommandArguments(t *testing.T) {
 		if code != exitUsage || !strings.Contains(errb.String(), tc.want) {
 			t.Errorf("baton service %q: exit %d, want 2 with %q:\n%s%s", tc.args, code, tc.want, out.String(), errb.String())
 		}
+	}
+}
+
+// -service is the Windows service manager's; elsewhere it is a usage error,
+// before the configuration is read.
+func TestRunServiceOnlyOnWindows(t *testing.T) {
+	if serviceManager {
+		t.Skip("would wait for the service manager")
+	}
+	var out, errb bytes.Buffer
+	code := run([]string{"run", "-service", "-config", filepath.Join(t.TempDir(), "none.toml")}, &out, &errb)
+	if code != exitUsage || !strings.Contains(errb.String(), "-service is for the Windows service manager") {
+		t.Errorf("baton run -service: exit %d, want 2 with the reason:\n%s", code, errb.String())
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/windows"
 	"golang.org/x/sys/windows/svc"
@@ -31,10 +32,11 @@ func connectSCM() (*mgr.Mgr, error) {
 }
 
 // installService registers sp the way the .msi registers the service
-// "baton": automatic start, sp.account, restarted after a failure, also
-// after an exit with an error code. It does not start it. A service of
+// "baton": the command line serviceCommandLine writes, automatic start, sp.account, restarted after a failure, also
+// after an exit with an error code (if that one setting fails, it says so
+// on warn and keeps the service). It does not start it. A service of
 // that name is an error: nothing is changed then.
-func installService(sp serviceSpec) error {
+func installService(sp serviceSpec, warn io.Writer) error {
 	m, err := connectSCM()
 	if err != nil {
 		return err
@@ -55,17 +57,30 @@ func installService(sp serviceSpec) error {
 		return fmt.Errorf("create the service %s: %w", sp.name, err)
 	}
 	defer s.Close()
+	// CreateService quotes the program's path only when it has a space;
+	// the command line is always written with it in quotes.
+	cmdline, err := windows.UTF16PtrFromString(serviceCommandLine(sp.exe, sp.args))
+	if err == nil {
+		err = windows.ChangeServiceConfig(s.Handle, windows.SERVICE_NO_CHANGE, windows.SERVICE_NO_CHANGE,
+			windows.SERVICE_NO_CHANGE, cmdline, nil, nil, nil, nil, nil, nil)
+	}
+	if err != nil {
+		s.Delete()
+		return fmt.Errorf("set the command line of the service %s (it was not installed): %w", sp.name, err)
+	}
 	actions := make([]mgr.RecoveryAction, len(sp.restarts))
 	for i, d := range sp.restarts {
 		actions[i] = mgr.RecoveryAction{Type: mgr.ServiceRestart, Delay: d}
 	}
-	err = s.SetRecoveryActions(actions, uint32(sp.resetPeriod/time.Second))
-	if err == nil {
-		err = s.SetRecoveryActionsOnNonCrashFailures(true)
-	}
-	if err != nil {
+	if err := s.SetRecoveryActions(actions, uint32(sp.resetPeriod/time.Second)); err != nil {
 		s.Delete() // half a service is none
 		return fmt.Errorf("set the recovery of the service %s (it was not installed): %w", sp.name, err)
+	}
+	// Restarts after an error exit too, not only after a crash. Every
+	// Windows baton runs on has this setting; Wine has not ("Invalid
+	// level"). Without it the service is still restarted after a crash.
+	if err := s.SetRecoveryActionsOnNonCrashFailures(true); err != nil {
+		fmt.Fprintf(warn, "baton service install: warning: the service %s is restarted after a crash but not after an error exit: %v\n", sp.name, err)
 	}
 	return nil
 }
@@ -87,12 +102,12 @@ func removeService(name string, timeout time.Duration, stdout io.Writer) error {
 		return fmt.Errorf("open the service %s: %w", name, err)
 	}
 	defer s.Close()
-	c, err := s.Config()
+	cmdline, err := commandLine(s)
 	if err != nil {
-		return fmt.Errorf("read the configuration of the service %s: %w", name, err)
+		return fmt.Errorf("read the command line of the service %s: %w", name, err)
 	}
-	if !isBatonCommandLine(c.BinaryPathName) {
-		return fmt.Errorf("the service %s does not run baton (%s): not removing it", name, c.BinaryPathName)
+	if !isBatonCommandLine(cmdline) {
+		return fmt.Errorf("the service %s does not run baton (%s): not removing it", name, cmdline)
 	}
 	st, err := s.Query()
 	if err != nil {
@@ -125,4 +140,23 @@ func removeService(name string, timeout time.Duration, stdout io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "removed the service %s; its configuration and log are left where they are\n", name)
 	return nil
+}
+
+// commandLine is the service's command line (its ImagePath). Not
+// (*mgr.Service).Config, which also asks for settings (the SID type, a
+// delayed start) that some service managers do not know (Wine: "Invalid
+// level"), and baton needs none of them here.
+func commandLine(s *mgr.Service) (string, error) {
+	n := uint32(1024)
+	for {
+		b := make([]byte, n)
+		p := (*windows.QUERY_SERVICE_CONFIG)(unsafe.Pointer(&b[0]))
+		err := windows.QueryServiceConfig(s.Handle, p, n, &n)
+		if err == nil {
+			return windows.UTF16PtrToString(p.BinaryPathName), nil
+		}
+		if !errors.Is(err, windows.ERROR_INSUFFICIENT_BUFFER) || n <= uint32(len(b)) {
+			return "", err
+		}
+	}
 }

@@ -17,8 +17,8 @@ import (
 type host struct{}
 
 // startHost is called first thing in cmdRun. On Unix there is nothing to
-// start and stderr stays as it is.
-func startHost(stderr io.Writer) (*host, io.Writer) { return &host{}, stderr }
+// start and stderr stays as it is (cmdRun refuses -service).
+func startHost(_ runFlags, stderr io.Writer) (*host, io.Writer) { return &host{}, stderr }
 
 // run runs the node until SIGINT or SIGTERM. systemd is told READY=1 once
 // the node serves, RELOADING=1 and READY=1 around each SIGHUP reload, and

@@ -44,14 +44,15 @@ const stopJoinTimeout = 30 * time.Second
 // host connects `baton run` to what started it: the Windows service
 // control manager, or a console.
 type host struct {
-	ctx    context.Context // the node's context: cancelled by Stop/Shutdown
-	cancel context.CancelFunc
+	ctx    context.Context         // the node's context: cancelled by Stop/Shutdown
+	cancel context.CancelCauseFunc // with the reason the node logs
 
 	// Set only when running as a service.
 	service bool
 	ready   chan struct{} // closed once the node serves
 	exit    chan int      // cmdRun's exit code
 	done    chan struct{} // closed when svc.Run returned
+	runErr  error         // svc.Run's error; read after done is closed
 	logPath string
 	logFile *os.File
 	elog    *eventlog.Log          // nil if the event source cannot be opened
@@ -60,16 +61,25 @@ type host struct {
 
 // startHost is called first thing in cmdRun. Under the service manager it
 // connects to it (svc.Run, in its own goroutine, joined by stop) and
-// returns a stderr that writes to %ProgramData%\baton\baton.log, where
-// every message of cmdRun goes, configuration errors included (log.file,
-// when set, takes the node's log elsewhere). In a console it changes
-// nothing.
-func startHost(stderr io.Writer) (*host, io.Writer) {
-	ctx, cancel := context.WithCancel(context.Background())
+// returns a stderr that writes to the log file next to the configuration
+// (%ProgramData%\baton\baton.log for the .msi's service), where every
+// message of cmdRun goes, configuration errors included (log.file, when
+// set, takes the node's log elsewhere). In a console it changes nothing.
+//
+// The service's command line says it is one (run -service): the .msi and
+// `baton service install` write it so. Without -service the session-0
+// heuristic of svc.IsWindowsService decides, for services registered by
+// hand; it is wrong where services do not run in session 0 (Wine).
+func startHost(f runFlags, stderr io.Writer) (*host, io.Writer) {
+	ctx, cancel := context.WithCancelCause(context.Background())
 	h := &host{ctx: ctx, cancel: cancel}
-	isService, err := svc.IsWindowsService()
-	if err != nil {
-		fmt.Fprintf(stderr, "baton: cannot tell whether this runs as a Windows service, assuming not: %v\n", err)
+	isService := f.service
+	if !isService {
+		var err error
+		isService, err = svc.IsWindowsService()
+		if err != nil {
+			fmt.Fprintf(stderr, "baton: cannot tell whether this runs as a Windows service, assuming not: %v\n", err)
+		}
 	}
 	if !isService {
 		return h, stderr
@@ -81,13 +91,14 @@ func startHost(stderr io.Writer) (*host, io.Writer) {
 	}
 	// Next to the configuration, named after it: baton.log for the .msi's
 	// service, NAME.log for `baton service install -name NAME`.
-	h.logPath = serviceLogPath(os.Args[1:], defaultConfigPath())
+	h.logPath = serviceLogPath(f.config)
 	if err := os.MkdirAll(filepath.Dir(h.logPath), 0o750); err == nil {
 		h.logFile, err = os.OpenFile(h.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640)
 		if err != nil {
 			h.event(eventFailed, fmt.Sprintf("cannot open the log file, logging to the event log instead: %v", err))
 		}
 	}
+	console := stderr
 	if h.logFile != nil {
 		stderr = h.logFile
 	} else {
@@ -97,9 +108,12 @@ func startHost(stderr io.Writer) (*host, io.Writer) {
 	go func() {
 		defer close(h.done)
 		if err := svc.Run(serviceName, h); err != nil {
+			// Also where someone typed `baton run -service` by hand.
+			h.runErr = err
+			fmt.Fprintf(console, "baton: service control dispatcher: %v (-service is for the service manager)\n", err)
 			fmt.Fprintf(stderr, "baton: service control dispatcher: %v\n", err)
 			h.event(eventFailed, fmt.Sprintf("service control dispatcher: %v", err))
-			h.cancel()
+			h.cancel(fmt.Errorf("service control dispatcher: %w", err))
 		}
 	}()
 	return h, stderr
@@ -120,7 +134,7 @@ func (h *host) run(r runner, _ *zap.Logger) error {
 // stop is deferred by cmdRun with its exit code: the service reports
 // stopped with that code (service-specific) once the node has finished.
 func (h *host) stop(code int) int {
-	h.cancel()
+	h.cancel(nil)
 	if !h.service {
 		return code
 	}
@@ -128,6 +142,9 @@ func (h *host) stop(code int) int {
 	t := time.NewTimer(stopJoinTimeout)
 	select {
 	case <-h.done:
+		if h.runErr != nil && code == exitOK {
+			code = exitFailure // not a service after all: the node was stopped at once
+		}
 	case <-t.C:
 	}
 	t.Stop()
@@ -158,8 +175,10 @@ func classifyChange(c svc.ChangeRequest) scmRequest {
 	switch c.Cmd {
 	case svc.Interrogate:
 		return scmInterrogate
-	case svc.Stop, svc.Shutdown, svc.PreShutdown:
+	case svc.Stop:
 		return scmStop
+	case svc.Shutdown, svc.PreShutdown:
+		return scmShutdown
 	case svc.ParamChange:
 		return scmReload
 	}

@@ -13,7 +13,9 @@ export ARCH=${ARCH:-amd64}
 OUT=${OUT:-bin/pkg}
 # The conffile's content (the upgrade tests ship a changed one).
 export CONFIG_SRC=${CONFIG_SRC:-baton.example.toml}
-export DEB_MAINTAINER=${DEB_MAINTAINER:-baton maintainers <baton@batonproxy.invalid>}
+# The project's address (the GitHub organisation's); a fork or a
+# distributor sets its own.
+export DEB_MAINTAINER=${DEB_MAINTAINER:-baton maintainers <maintainers@batonproxy.github.io>}
 eval "$(packaging/scripts/version.sh)"
 export DEB_VERSION
 export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || echo 0)}

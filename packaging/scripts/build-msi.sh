@@ -23,7 +23,7 @@ CGO_ENABLED=0 GOOS=windows GOARCH=amd64 $GO build -trimpath \
 	-ldflags "-s -w -X main.version=$VERSION" -o "$STAGE/baton.exe" ./cmd/baton
 # CRLF for the Notepad of older Windows Server releases; TOML accepts it.
 sed -f packaging/msi/windows-example.sed baton.example.toml | sed 's/$/\r/' >"$STAGE/baton.example.toml"
-packaging/scripts/copyright.sh "$STAGE/baton.exe" | sed 's/$/\r/' >"$STAGE/copyright.txt"
+packaging/scripts/copyright.sh "$STAGE/baton.exe" windows | sed 's/$/\r/' >"$STAGE/copyright.txt"
 
 sign() { # sign IN: Authenticode signature in place
 	local args=(sign -certs "$SIGN_CERT" -key "$SIGN_KEY" -h sha256 -n baton

@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
-# Writes /usr/share/doc/baton/copyright for a built binary: baton itself and
-# every Go module linked into it (from `go version -m`), with the license
-# found in that module's LICENSE file.
+# Writes /usr/share/doc/baton/copyright (or the .msi's copyright.txt) for a
+# built binary: baton itself (Apache-2.0, LICENSE) and every Go module
+# linked into it (from `go version -m`), with the license found in that
+# module's LICENSE file. For Windows it ends with the full text of baton's
+# license, which Debian systems have in /usr/share/common-licenses.
 #
-#   packaging/scripts/copyright.sh BINARY
+#   packaging/scripts/copyright.sh BINARY [windows]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 bin=$1
+target=${2:-debian}
 GO=${GO:-go}
 
 declare -A dir
@@ -41,8 +44,8 @@ baton: an active/standby front door for VMs.
 Source: https://github.com/batonproxy/baton
 
 Copyright $years the baton authors.
-License: no license has been declared by the project yet; see the source
-repository.
+License: Apache-2.0 (the Apache License, Version 2.0; LICENSE in the
+source repository).
 
 The baton binary is statically linked with the following Go modules, each
 under its own license (the full texts are in the modules' source, at the
@@ -55,10 +58,15 @@ $GO version -m "$bin" | awk '$1 == "dep" { print $2, $3 }' | while read -r path 
 	printf '  %s %s: %s\n' "$path" "$ver" "$lic"
 done
 printf '\nThe Go standard library and runtime (%s): BSD-3-Clause.\n' "$($GO env GOVERSION)"
-cat <<'TAIL'
+if [[ $target == windows ]]; then
+	printf '\nThe full texts of the other licenses named above are in the modules\x27\nsource. The Apache License, Version 2.0, under which baton and the\nmodules marked Apache-2.0 are distributed, follows.\n'
+	cat LICENSE
+else
+	cat <<'TAIL'
 
 On Debian systems the complete texts of the Apache License 2.0, the
 Mozilla Public License 2.0 and CC0 1.0 are in
 /usr/share/common-licenses/Apache-2.0, /usr/share/common-licenses/MPL-2.0
 and /usr/share/common-licenses/CC0-1.0.
 TAIL
+fi

@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
-# Installs the Debian packages that `make deb`, `make msi`, `make test-packages`
-# and `make test-systemd` need, idempotently: a tool already on PATH is not
-# reinstalled, and `apt-get update` runs only when something is missing.
+# Installs the Debian packages that `make deb`, `make msi`, `make test-packages`,
+# `make test-systemd` and `make test-windows` (Wine: scripts/install-wine.sh)
+# need, idempotently: a tool already on PATH is not reinstalled, and
+# `apt-get update` runs only when something is missing.
 #
-#   packaging/scripts/install-deps.sh [deb|msi|test|systemd]...
+#   packaging/scripts/install-deps.sh [deb|msi|test|systemd|windows]...
 set -euo pipefail
 
 declare -A pkg_of=(
 	[wixl]=wixl
 	[msiinfo]=msitools
 	[msiextract]=msitools
+	[msibuild]=msitools
 	[osslsigncode]=osslsigncode
 	[lintian]=lintian
 	[systemd-analyze]=systemd
@@ -22,6 +24,7 @@ declare -A tools_for=(
 	[msi]="wixl"
 	[test]="lintian systemd-analyze dpkg-deb msiinfo msiextract osslsigncode"
 	[systemd]="debootstrap systemd-nspawn"
+	[windows]="wixl msiinfo msibuild"
 )
 
 want=()

@@ -76,7 +76,12 @@ eq "Section" "$(field Section)" net
 eq "Priority" "$(field Priority)" optional
 eq "Depends" "$(field Depends)" adduser
 eq "Homepage" "$(field Homepage)" https://github.com/batonproxy/baton
-contains "Maintainer is set" "$(field Maintainer)" "@"
+contains "copyright: baton is Apache-2.0" "$(dpkg-deb --fsys-tarfile "$deb1" | tar -xO ./usr/share/doc/baton/copyright)" \
+	"License: Apache-2.0"
+if [[ -z ${DEB_MAINTAINER:-} ]]; then
+	eq "Maintainer is the project's" "$(field Maintainer)" "baton maintainers <maintainers@batonproxy.github.io>"
+fi
+refute "Maintainer is no placeholder" grep -qE '\.invalid>|example\.(com|org)>' <<<"$(field Maintainer)"
 contains "Description has a synopsis" "$(field Description)" "active/standby front door"
 eq "maintainer scripts" "$(dpkg-deb --ctrl-tarfile "$deb1" | tar -t | sort | tr '\n' ' ')" \
 	"./conffiles ./control ./md5sums ./postinst ./postrm ./prerm "

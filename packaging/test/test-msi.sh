@@ -33,6 +33,8 @@ eq "ProductName" "$(col Property ProductName 2)" baton
 eq "ProductVersion" "$(col Property ProductVersion 2)" "$MSI_VERSION"
 eq "UpgradeCode (must never change)" "$(col Property UpgradeCode 2)" "$UPGRADE_CODE"
 contains "64-bit package" "$(msiinfo suminfo "$msi")" "Template: x64;1033"
+contains "its licence in the summary" "$(msiinfo suminfo "$msi")" "Comments: Apache-2.0 (copyright.txt)"
+eq "Manufacturer" "$(col Property Manufacturer 2)" "the baton authors"
 eq "upgrade: older versions are removed" "$(row Upgrade | awk -F'\t' '$5 == 1 { print $1, $3, $7 }')" \
 	"$UPGRADE_CODE $MSI_VERSION WIX_UPGRADE_DETECTED"
 eq "upgrade: newer versions are detected" "$(row Upgrade | awk -F'\t' '$5 == 2 { print $1, $2, $7 }')" \
@@ -47,7 +49,17 @@ eq "own process (16)" "$(col ServiceInstall BatonService 4)" 16
 eq "automatic start (2)" "$(col ServiceInstall BatonService 5)" 2
 eq "error control normal (1)" "$(col ServiceInstall BatonService 6)" 1
 eq "account" "$(col ServiceInstall BatonService 9)" 'NT AUTHORITY\LocalService'
-eq "arguments" "$(col ServiceInstall BatonService 11)" 'run -config "[CommonAppDataFolder]baton\baton.toml"'
+eq "arguments: -service, the configuration quoted" "$(col ServiceInstall BatonService 11)" 'run -service -config "[CommonAppDataFolder]baton\baton.toml"'
+# ImagePath: Windows Installer writes the key file's path, a space and the
+# Arguments; the ServiceImagePath custom action writes it again with the
+# program's path quoted (sc.exe parses binPath= as one argument with \"
+# for each quote), so that a path with spaces is never split (CWE-428).
+eq "ImagePath written quoted after InstallServices (sc config)" "$(col CustomAction ServiceImagePath 4)" \
+	'config baton binPath= "\"[#BatonExeFile]\" run -service -config \"[CommonAppDataFolder]baton\baton.toml\""'
+eq "  the same arguments as ServiceInstall's" \
+	"$(col CustomAction ServiceImagePath 4 | sed 's/.*\[#BatonExeFile\]\\" //; s/"$//; s/\\"/"/g')" \
+	"$(col ServiceInstall BatonService 11)"
+eq "  BatonExeFile is baton.exe" "$(col File BatonExeFile 3)" baton.exe
 eq "installed with baton.exe" "$(col ServiceInstall BatonService 12)" BatonExe
 # ServiceControl: ServiceControl Name Event Arguments Wait Component_
 eq "stopped on install and uninstall, removed on uninstall (162)" "$(col ServiceControl BatonServiceControl 3)" 162
@@ -70,7 +82,7 @@ eq "event source" "$(row Registry | awk -F'\t' '{ print $2, $3, $4 "=" $5 }' | s
 
 section "custom actions"
 seq() { col InstallExecuteSequence "$1" 3; }
-for ca in RestrictDataDir ResetDataDirFiles CreateConfig ServiceRecovery ServiceRecoveryOnError StartService; do
+for ca in RestrictDataDir ResetDataDirFiles CreateConfig ServiceImagePath ServiceRecovery ServiceRecoveryOnError StartService; do
 	type=$(col CustomAction "$ca" 2)
 	eq "$ca: exe from a property (50), deferred, as LocalSystem" "$((type & 0x3f)) $((type & 0x400)) $((type & 0x800))" "50 1024 2048"
 done
@@ -78,6 +90,7 @@ lt() { if (($2 < $3)); then ok "$1"; else bad "$1" "$2 is not before $3"; fi; }
 lt "permissions after the files are installed" "$(seq InstallFiles)" "$(seq RestrictDataDir)"
 lt "existing files get them next" "$(seq RestrictDataDir)" "$(seq ResetDataDirFiles)"
 lt "the config is created under them" "$(seq ResetDataDirFiles)" "$(seq CreateConfig)"
+lt "the ImagePath is quoted after the service is installed" "$(seq InstallServices)" "$(seq ServiceImagePath)"
 lt "recovery is set after the service is installed" "$(seq InstallServices)" "$(seq ServiceRecovery)"
 lt "recovery before the install ends" "$(seq ServiceRecoveryOnError)" "$(seq InstallFinalize)"
 lt "the old version is removed before the new one installs" "$(seq RemoveExistingProducts)" "$(seq InstallInitialize)"
@@ -104,8 +117,18 @@ info=$(go version -m "$tmp/x/baton/baton.exe")
 contains "built for windows/amd64" "$info" "GOOS=windows"
 contains "without cgo" "$info" "CGO_ENABLED=0"
 check "with the version ($VERSION) linked in" grep -qaF "$VERSION" "$tmp/x/baton/baton.exe"
+contains "copyright.txt: baton is Apache-2.0" "$(cat "$tmp/x/baton/copyright.txt")" "License: Apache-2.0"
+eq "  and it ends with the license's full text" "$(tail -n "$(wc -l <LICENSE)" "$tmp/x/baton/copyright.txt" | tr -d '\r')" "$(cat LICENSE)"
 check "the example config uses CRLF" grep -q $'\r$' "$tmp/x/baton/baton.example.toml"
-check "it has no Unix paths left" bash -c "! grep -nE '\"/(etc|var)/' '$tmp/x/baton/baton.example.toml'"
+check "it has no Unix paths left, in values or comments" bash -c "! grep -nE '/(etc|var)/' '$tmp/x/baton/baton.example.toml'"
+contains "its header says how the .msi uses it" "$(sed -n 3p "$tmp/x/baton/baton.example.toml")" \
+	'# The .msi creates %ProgramData%\baton\baton.toml from this file when there is none.'
+stale=""
+while IFS= read -r rule; do
+	printf '%s\n' "$rule" >"$tmp/rule.sed"
+	sed -f "$tmp/rule.sed" baton.example.toml | cmp -s - baton.example.toml && stale+="$rule"$'\n'
+done < <(grep '^s|' packaging/msi/windows-example.sed)
+eq "every line rule of windows-example.sed still finds its line" "$stale" ""
 contains "its lease file is under ProgramData" "$(cat "$tmp/x/baton/baton.example.toml")" "path = 'C:\\ProgramData\\baton\\lease'"
 CGO_ENABLED=0 go build -o "$tmp/baton" ./cmd/baton
 check "it is a valid configuration (check-config -offline)" "$tmp/baton" check-config -offline -config "$tmp/x/baton/baton.example.toml"

@@ -395,7 +395,7 @@ func (n *Node) Run(ctx context.Context) error {
 	var runErr error
 	select {
 	case <-ctx.Done():
-		n.log.Info("stopping", zap.String("reason", "signal"))
+		n.log.Info("stopping", zap.String("reason", stopReason(ctx)))
 	case runErr = <-serveErr:
 		n.log.Error("listener failed, stopping", zap.Error(runErr))
 	}
@@ -403,6 +403,17 @@ func (n *Node) Run(ctx context.Context) error {
 	cancel()
 	wg.Wait()
 	return runErr
+}
+
+// stopReason is why ctx ended, as its owner said with a cause ("terminated
+// signal received" from os/signal, "service stop" from the Windows service
+// host), or "signal" when it gave none.
+func stopReason(ctx context.Context) string {
+	// Not errors.Is: os/signal's causes say they are context.Canceled.
+	if c := context.Cause(ctx); c != nil && c != context.Canceled {
+		return c.Error()
+	}
+	return "signal"
 }
 
 // shutdown is the stop sequence. Every step has its own fresh, bounded

@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -214,5 +215,28 @@ path = %q
 	}
 	if st := n.Status(); !st.Maintenance {
 		t.Fatal("maintenance not on after an authorized request")
+	}
+}
+
+// canceledCause is like os/signal's causes: it says it is context.Canceled.
+type canceledCause string
+
+func (c canceledCause) Error() string      { return string(c) }
+func (canceledCause) Is(target error) bool { return target == context.Canceled }
+
+func TestStopReason(t *testing.T) {
+	for _, tc := range []struct {
+		cause error // nil: a plain cancel
+		want  string
+	}{
+		{nil, "signal"},
+		{errors.New("service stop"), "service stop"},
+		{canceledCause("terminated signal received"), "terminated signal received"},
+	} {
+		ctx, cancel := context.WithCancelCause(context.Background())
+		cancel(tc.cause)
+		if got := stopReason(ctx); got != tc.want {
+			t.Errorf("stopReason(cause %v) = %q, want %q", tc.cause, got, tc.want)
+		}
 	}
 }
