@@ -393,13 +393,16 @@ func (n *Node) Run(ctx context.Context) error {
 		zap.Strings("listen", n.addrs()))
 
 	var runErr error
+	why := "stopping"
 	select {
 	case <-ctx.Done():
 		n.log.Info("stopping", zap.String("reason", stopReason(ctx)))
+		why = "stopping: " + stopReason(ctx)
 	case runErr = <-serveErr:
 		n.log.Error("listener failed, stopping", zap.Error(runErr))
+		why = "stopping: a listener failed"
 	}
-	n.shutdown()
+	n.shutdown(why)
 	cancel()
 	wg.Wait()
 	return runErr
@@ -418,12 +421,12 @@ func stopReason(ctx context.Context) string {
 
 // shutdown is the stop sequence. Every step has its own fresh, bounded
 // context: the run context is already cancelled here.
-func (n *Node) shutdown() {
+func (n *Node) shutdown(why string) {
 	stopAt := time.Now()
 	n.reloadMu.Lock()
 	n.runCtx = nil // no reload from here on
 	n.reloadMu.Unlock()
-	n.roles.stop("stopping") // 1. the probe answers 503 from now on
+	n.roles.stop(why) // 1. the probe answers 503 from now on
 	// 2. fence off (no new local request), release the lease; keep reading
 	// the holder so new requests are forwarded to the new active node. The
 	// clients' connections are held from before the fence goes off.
