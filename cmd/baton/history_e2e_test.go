@@ -100,6 +100,10 @@ func TestHistoryOfAPair(t *testing.T) {
 		t.Fatalf("step-down: %d %s", code, out)
 	}
 	waitProbe(t, b, 200, 5*time.Second)
+	// The history is written off the election's path: let node-b's term
+	// be recorded before it is killed (a term whose holder dies before its
+	// write is not in the history, README: History).
+	waitHistory(t, b.configPath, 2, func(e history.Entry) bool { return e.Node == "node-b" })
 	b.Kill() // no restart: node-a takes the lease when it expires (term 3)
 	killed := time.Now()
 	waitProbe(t, a, 200, 10*time.Second)

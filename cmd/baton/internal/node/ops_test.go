@@ -265,9 +265,11 @@ func TestHooksRunWithEnvironmentAndTimeout(t *testing.T) {
 	// failover is not held up by it.
 	a.healthy.Store(false)
 	t0 := time.Now()
-	waitFor(t, "b active", 3*time.Second, func() bool { return b.probe() == 200 })
+	// (The hook hangs for 300s: 10s proves it held nothing up, with room
+	// for a loaded machine.)
+	waitFor(t, "b active", 10*time.Second, func() bool { return b.probe() == 200 })
 	t.Logf("failover with a hanging hook: %v", time.Since(t0).Round(time.Millisecond))
-	waitFor(t, "hook killed", 3*time.Second, func() bool {
+	waitFor(t, "hook killed", 10*time.Second, func() bool {
 		return a.logs.FilterMessage("hook killed at its timeout").Len() == 1
 	})
 }
