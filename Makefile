@@ -93,7 +93,7 @@ test-systemd: build deb ## boot Debian 12 (debootstrap, systemd-nspawn) and run 
 	VERSION='$(VERSION)' GO='$(GO)' bash packaging/test/test-systemd.sh
 
 .PHONY: bench
-bench: build ## data plane vs HAProxy and Caddy (wrk, loopback, ~12 min) and the Go benchmarks
+bench: build ## data plane vs HAProxy and Caddy (wrk, loopback, ~15 min) and the Go benchmarks
 	bash bench/bench.sh
 
 .PHONY: tls-audit

@@ -2,7 +2,7 @@
 # bench.sh: baton's side-by-side data-plane benchmark (make bench).
 #
 # One run, loopback only, bounded (BENCH_TIMEOUT, default 20m; it takes
-# about 12 minutes): the benchmark origin (Go net/http, /small = 13 bytes,
+# about 15 minutes): the benchmark origin (Go net/http, /small = 13 bytes,
 # /large = 64 KiB), baton (active, file lease, HTTP and HTTPS), a second
 # baton with the access log on, more batons with other settings
 # (BENCH_VARIANTS, default gc_percent 100 and 200 - baton's default is 400
