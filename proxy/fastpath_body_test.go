@@ -26,55 +26,20 @@ import (
 //	/ignore  the body is read without a 100 (a backend that does not know Expect)
 //	else     a request that expects 100 gets one; the body is read, "got N" answers
 type bodyBackend struct {
-	ln    net.Listener
-	wg    sync.WaitGroup
-	mu    sync.Mutex
-	seen  []string
-	conns int
-	open  map[net.Conn]struct{}
+	testConns
+	seen []string // guarded by mu
 }
 
 func newBodyBackend(t *testing.T) *bodyBackend {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	bb := &bodyBackend{ln: ln, open: map[net.Conn]struct{}{}}
-	bb.wg.Go(func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			bb.mu.Lock()
-			bb.conns++
-			bb.open[c] = struct{}{}
-			bb.mu.Unlock()
-			bb.wg.Go(func() { bb.serve(c) })
-		}
-	})
-	t.Cleanup(func() {
-		ln.Close()
-		bb.mu.Lock()
-		for c := range bb.open {
-			c.Close()
-		}
-		bb.mu.Unlock()
-		bb.wg.Wait()
-	})
+	bb := &bodyBackend{}
+	bb.start(t, bb.serve)
 	return bb
 }
 
 func (bb *bodyBackend) url() string { return "http://" + bb.ln.Addr().String() }
 
 func (bb *bodyBackend) serve(c net.Conn) {
-	defer func() {
-		bb.mu.Lock()
-		delete(bb.open, c)
-		bb.mu.Unlock()
-		c.Close()
-	}()
 	br := bufio.NewReader(c)
 	for {
 		req, err := http.ReadRequest(br)

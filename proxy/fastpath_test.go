@@ -25,14 +25,62 @@ import (
 // block as it arrived and answers with a canned byte string chosen by the
 // request's path (close: the connection is closed after the answer).
 type scriptBackend struct {
-	ln      net.Listener
+	testConns
 	answers map[string]scriptAnswer
-	wg      sync.WaitGroup
+	seen    []string // request line + sorted header lines, one entry per request; guarded by mu
+}
 
+// testConns is a test backend's listener: it serves each connection it
+// accepts on a goroutine of its own, counts them (conns, open: guarded
+// by mu) and closes what is open when the test ends.
+type testConns struct {
+	ln    net.Listener
+	wg    sync.WaitGroup
 	mu    sync.Mutex
-	seen  []string // request line + sorted header lines, one entry per request
 	conns int
 	open  map[net.Conn]struct{}
+}
+
+// start accepts on a new loopback listener until the test ends.
+func (tc *testConns) start(t *testing.T, serve func(net.Conn)) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tc.ln, tc.open = ln, map[net.Conn]struct{}{}
+	tc.wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			tc.mu.Lock()
+			tc.conns++
+			tc.open[c] = struct{}{}
+			tc.mu.Unlock()
+			tc.wg.Go(func() {
+				defer tc.done(c)
+				serve(c)
+			})
+		}
+	})
+	t.Cleanup(func() {
+		ln.Close()
+		tc.mu.Lock()
+		for c := range tc.open {
+			c.Close()
+		}
+		tc.mu.Unlock()
+		tc.wg.Wait()
+	})
+}
+
+func (tc *testConns) done(c net.Conn) {
+	tc.mu.Lock()
+	delete(tc.open, c)
+	tc.mu.Unlock()
+	c.Close()
 }
 
 type scriptAnswer struct {
@@ -42,43 +90,12 @@ type scriptAnswer struct {
 
 func newScriptBackend(t *testing.T, answers map[string]scriptAnswer) *scriptBackend {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	sb := &scriptBackend{ln: ln, answers: answers, open: map[net.Conn]struct{}{}}
-	sb.wg.Go(func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			sb.mu.Lock()
-			sb.conns++
-			sb.open[c] = struct{}{}
-			sb.mu.Unlock()
-			sb.wg.Go(func() { sb.serve(c) })
-		}
-	})
-	t.Cleanup(func() {
-		ln.Close()
-		sb.mu.Lock()
-		for c := range sb.open {
-			c.Close()
-		}
-		sb.mu.Unlock()
-		sb.wg.Wait()
-	})
+	sb := &scriptBackend{answers: answers}
+	sb.start(t, sb.serve)
 	return sb
 }
 
 func (sb *scriptBackend) serve(c net.Conn) {
-	defer func() {
-		sb.mu.Lock()
-		delete(sb.open, c)
-		sb.mu.Unlock()
-		c.Close()
-	}()
 	tp := textproto.NewReader(bufio.NewReader(c))
 	for {
 		line, err := tp.ReadLine()
