@@ -498,6 +498,9 @@ func (e *Elector) kick() {
 	}
 }
 
+// publishLocked announces the state as it is now (Changed, Watch) and
+// hands it to Config.OnState: call it after the state's change, never
+// before.
 func (e *Elector) publishLocked() {
 	close(e.changed)
 	e.changed = make(chan struct{})

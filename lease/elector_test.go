@@ -1330,3 +1330,57 @@ func TestEvents(t *testing.T) {
 		}
 	})
 }
+
+// TestOnStateSeesEveryPublishedState: Config.OnState is handed the state
+// as it is after each change (the node's role owner keeps only what it is
+// handed), so after any sequence the last state handed over equals State():
+// through an acquisition, a standby learning the holder, a step-down and
+// the other node's acquisition.
+func TestOnStateSeesEveryPublishedState(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		store := leasetest.NewStore()
+		type seen struct {
+			mu   sync.Mutex
+			last lease.State
+			n    int
+		}
+		start := func(name string) (*node, *seen) {
+			s := &seen{}
+			cfg := testConfig(name)
+			cfg.OnState = func(st lease.State) {
+				s.mu.Lock()
+				s.last, s.n = st, s.n+1
+				s.mu.Unlock()
+			}
+			return startNode(t, store, cfg), s
+		}
+		check := func(n *node, s *seen, when string) {
+			t.Helper()
+			synctest.Wait()
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			st := n.e.State()
+			if s.n == 0 || s.last.Role != st.Role || s.last.Term != st.Term || s.last.HolderKnown != st.HolderKnown ||
+				s.last.Holder.Holder != st.Holder.Holder || s.last.Reason != st.Reason {
+				t.Errorf("%s, %s: OnState last had %s term %d holder %q (known %v) %q; State() is %s term %d holder %q (known %v) %q",
+					when, n.name, s.last.Role, s.last.Term, s.last.Holder.Holder, s.last.HolderKnown, s.last.Reason,
+					st.Role, st.Term, st.Holder.Holder, st.HolderKnown, st.Reason)
+			}
+		}
+		a, sa := start("a")
+		b, sb := start("b")
+		a.e.SetHealthy(true, "ok")
+		waitState(t, a.e, time.Second, "a active", roleIs(lease.RoleActive))
+		b.e.SetHealthy(true, "ok")
+		waitState(t, b.e, 2*time.Second, "b standby", roleIs(lease.RoleStandby))
+		check(a, sa, "a active")
+		check(b, sb, "b standby")
+		if err := a.e.StepDown("test"); err != nil {
+			t.Fatal(err)
+		}
+		waitState(t, b.e, 5*time.Second, "b active", roleIs(lease.RoleActive))
+		waitState(t, a.e, 5*time.Second, "a sees b", func(s lease.State) bool { return s.HolderKnown && s.Holder.Holder == "b" })
+		check(a, sa, "after the step-down")
+		check(b, sb, "b active")
+	})
+}

@@ -86,15 +86,17 @@ func (e *Elector) sawHolder(rec Record, held bool) {
 func (e *Elector) sawHolderLocked(rec Record, held bool) {
 	// Without a holder the record is not kept (State.Holder stays zero), so
 	// only the term can change then.
-	if held != e.st.HolderKnown || rec.Term != e.st.Term || held && !sameHolder(rec, e.st.Holder) {
-		e.seek.handover = e.now()
-		e.publishLocked()
-	}
+	changed := held != e.st.HolderKnown || rec.Term != e.st.Term || held && !sameHolder(rec, e.st.Holder)
 	e.st.Term = rec.Term
 	if held {
 		e.st.Holder, e.st.HolderKnown = rec, true
 	} else {
 		e.st.Holder, e.st.HolderKnown = Record{}, false
+	}
+	if changed {
+		// Published after the change: Config.OnState sees the new holder.
+		e.seek.handover = e.now()
+		e.publishLocked()
 	}
 	if held && e.st.Role == RoleCandidate && rec.Holder != e.cfg.NodeName {
 		e.setRoleLocked(RoleStandby, heldBy(rec.Holder))
