@@ -34,7 +34,7 @@ func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
 
 func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
-		fmt.Fprintln(stderr, "usage: benchtool origin|run|rate|idle|ports [flags]")
+		fmt.Fprintln(stderr, "usage: benchtool origin|floor|run|rate|idle|ports [flags]")
 		return 2
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -49,6 +49,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return 2
 		}
 		err = serveOrigin(ctx, *listen, stderr)
+	case "floor":
+		listen := fs.String("listen", "127.0.0.1:0", "address to listen on")
+		tlsListen := fs.String("tls-listen", "", "address for HTTPS (and HTTP/2) with -cert and -key")
+		crt := fs.String("cert", "", "certificate (PEM)")
+		key := fs.String("key", "", "its key (PEM)")
+		backend := fs.String("backend", "", "host:port of the origin")
+		if fs.Parse(args[1:]) != nil || *backend == "" {
+			return 2
+		}
+		err = serveFloor(ctx, *listen, *tlsListen, *crt, *key, *backend, stderr)
 	case "rate":
 		url := fs.String("url", "", "URL to GET")
 		rps := fs.Int("rate", 1000, "requests per second")

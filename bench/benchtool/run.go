@@ -196,7 +196,7 @@ func (w *world) start(name string, env []string, argv ...string) (*service, erro
 }
 
 func (w *world) startAll(ctx context.Context) error {
-	ports, err := freeport.Ports(14 + 4*len(w.o.variants))
+	ports, err := freeport.Ports(15 + 4*len(w.o.variants))
 	if err != nil {
 		return err
 	}
@@ -211,6 +211,19 @@ func (w *world) startAll(ctx context.Context) error {
 	}
 	w.targets["origin"] = &target{name: "origin (direct)", svc: origin, http: fmt.Sprintf("http://127.0.0.1:%d", originPort)}
 	if err := waitHTTP(ctx, origin, w.targets["origin"].http+"/healthz", 10*time.Second); err != nil {
+		return err
+	}
+
+	// The Go floor (floor.go), on the origin like every proxy.
+	floor, err := w.start("floor", nil, self, "floor", "-listen", fmt.Sprintf("127.0.0.1:%d", ports[13]),
+		"-tls-listen", fmt.Sprintf("127.0.0.1:%d", ports[14]), "-cert", w.o.crt, "-key", w.o.key,
+		"-backend", fmt.Sprintf("127.0.0.1:%d", originPort))
+	if err != nil {
+		return err
+	}
+	w.targets["floor"] = &target{name: "Go floor (net/http, no checks)", svc: floor,
+		http: fmt.Sprintf("http://127.0.0.1:%d", ports[13]), https: fmt.Sprintf("https://127.0.0.1:%d", ports[14])}
+	if err := waitHTTP(ctx, floor, w.targets["floor"].http+"/healthz", 10*time.Second); err != nil {
 		return err
 	}
 
@@ -254,7 +267,7 @@ func (w *world) startAll(ctx context.Context) error {
 			return fmt.Errorf("-variant %q: want LABEL:NAME=VALUE[,NAME=VALUE]", v)
 		}
 		key := "baton-" + label
-		p := ports[14+4*i:]
+		p := ports[15+4*i:]
 		var env, backendKeys, runtimeKeys []string
 		bin := w.o.baton
 		for _, kv := range strings.Split(envs, ",") {
@@ -388,10 +401,10 @@ func (w *world) measure(ctx context.Context, stdout io.Writer, notes []string) e
 		return err
 	}
 
-	all := []string{"origin", "baton", "haproxy", "caddy"}
+	all := []string{"origin", "baton", "haproxy", "caddy", "floor"}
 	scenarios := []*scenario{
 		{title: "13 B, HTTP/1.1 keep-alive", path: "/small", targets: w.proxies(all...)},
-		{title: "13 B, HTTPS keep-alive (TLS reused)", path: "/small", tls: true, targets: w.proxies("baton", "haproxy", "caddy")},
+		{title: "13 B, HTTPS keep-alive (TLS reused)", path: "/small", tls: true, targets: w.proxies("baton", "haproxy", "caddy", "floor")},
 		{title: "64 KiB, HTTP/1.1 keep-alive", path: "/large", targets: w.proxies(all...)},
 		{title: "13 B, access log on vs off (baton)", path: "/small", targets: []string{"baton", "baton-al"}},
 		{title: "13 B, new TCP conn per request", path: "/small", close: true, targets: w.proxies("baton", "haproxy", "caddy")},
@@ -399,7 +412,7 @@ func (w *world) measure(ctx context.Context, stdout io.Writer, notes []string) e
 	}
 	scenarios = append(scenarios,
 		&scenario{title: "13 B, HTTP/2 over TLS (h2load)", path: "/small", tls: true, h2: true,
-			targets: w.proxies("baton", "haproxy", "caddy")},
+			targets: w.proxies("baton", "haproxy", "caddy", "floor")},
 		// Bodies: the origin reads each and answers its length.
 		&scenario{title: "POST 1 KiB, HTTP/1.1 keep-alive", path: "/post", body: 1 << 10, targets: w.proxies(all...)},
 		&scenario{title: "POST 64 KiB, HTTP/1.1 keep-alive", path: "/post", body: 64 << 10, targets: w.proxies(all...)})
@@ -752,6 +765,8 @@ func (w *world) throughputTable(out io.Writer, scenarios []*scenario, results ma
 		} else {
 			ratio("baton", "haproxy")
 			ratio("baton", "caddy")
+			ratio("baton", "floor")
+			ratio("floor", "haproxy")
 			for _, v := range w.variantKeys {
 				if slices.Contains(sc.targets, v) {
 					ratio(v, "baton")
