@@ -23,10 +23,10 @@ type ConnLimiter struct {
 	log *zap.Logger
 
 	mu    sync.Mutex
-	open  int
-	idle  map[net.Conn]time.Time // between two requests (ConnState)
-	freed chan struct{}          // a slot was given back (capacity 1)
-	done  chan struct{}          // closed with the listener
+	open  int                       // slots taken
+	conns map[*limitedConn]struct{} // accepted and not closed yet
+	freed chan struct{}             // a slot was given back (capacity 1)
+	done  chan struct{}             // closed with the listener
 
 	atCap    atomic.Bool // for logging once per change
 	closedIn atomic.Uint64
@@ -34,7 +34,7 @@ type ConnLimiter struct {
 
 // NewConnLimiter returns a limiter of max connections (at least 1).
 func NewConnLimiter(limit int, log *zap.Logger) *ConnLimiter {
-	return &ConnLimiter{max: max(limit, 1), log: log, idle: map[net.Conn]time.Time{},
+	return &ConnLimiter{max: max(limit, 1), log: log, conns: map[*limitedConn]struct{}{},
 		freed: make(chan struct{}, 1), done: make(chan struct{})}
 }
 
@@ -54,15 +54,34 @@ func (l *ConnLimiter) IdleClosed() uint64 { return l.closedIn.Load() }
 func (l *ConnLimiter) Max() int { return l.max }
 
 // ConnState is the http.Server hook that tells the limiter which
-// connections are idle.
+// connections are idle. It runs twice per request, so it takes no lock: the
+// connection itself keeps when it went idle.
 func (l *ConnLimiter) ConnState(c net.Conn, s http.ConnState) {
-	l.mu.Lock()
-	if s == http.StateIdle {
-		l.idle[c] = time.Now()
-	} else {
-		delete(l.idle, c)
+	lc := limitedOf(c)
+	if lc == nil {
+		return // not accepted through Listener
 	}
-	l.mu.Unlock()
+	if s == http.StateIdle {
+		lc.idleSince.Store(time.Now().UnixNano())
+	} else {
+		lc.idleSince.Store(0)
+	}
+}
+
+// limitedOf finds the limitedConn under c, which the server may have
+// wrapped (TLS).
+func limitedOf(c net.Conn) *limitedConn {
+	for c != nil {
+		switch v := c.(type) {
+		case *limitedConn:
+			return v
+		case interface{ NetConn() net.Conn }:
+			c = v.NetConn()
+		default:
+			return nil
+		}
+	}
+	return nil
 }
 
 // Listener wraps ln so it accepts no more than the cap.
@@ -80,15 +99,15 @@ func (l *ConnLimiter) take() bool {
 			l.mu.Unlock()
 			return true
 		}
-		var victim net.Conn
-		var since time.Time
-		for c, t := range l.idle {
-			if victim == nil || t.Before(since) {
+		var victim *limitedConn
+		var since int64
+		for c := range l.conns {
+			if t := c.idleSince.Load(); t != 0 && (victim == nil || t < since) {
 				victim, since = c, t
 			}
 		}
 		if victim != nil {
-			delete(l.idle, victim)
+			victim.idleSince.Store(0) // not picked twice
 		}
 		l.mu.Unlock()
 		if l.atCap.CompareAndSwap(false, true) {
@@ -96,10 +115,7 @@ func (l *ConnLimiter) take() bool {
 				zap.Int("max_conns", l.max))
 		}
 		if victim != nil {
-			// Its slot comes back through limitedConn.Close, at once. (An
-			// entry can be stale: a connection that closed before the
-			// server told ConnState; then nothing comes back and the next
-			// round picks another.)
+			// Its slot comes back through limitedConn.Close, at once.
 			l.closedIn.Add(1)
 			victim.Close()
 			continue
@@ -112,8 +128,9 @@ func (l *ConnLimiter) take() bool {
 	}
 }
 
-func (l *ConnLimiter) give() {
+func (l *ConnLimiter) give(c *limitedConn) {
 	l.mu.Lock()
+	delete(l.conns, c)
 	l.open--
 	below := l.open < l.max*9/10
 	l.mu.Unlock()
@@ -144,7 +161,11 @@ func (ll *limitedListener) Accept() (net.Conn, error) {
 		c.Close()
 		return nil, net.ErrClosed
 	}
-	return &limitedConn{Conn: c, l: ll.l}, nil
+	lc := &limitedConn{Conn: c, l: ll.l}
+	ll.l.mu.Lock()
+	ll.l.conns[lc] = struct{}{}
+	ll.l.mu.Unlock()
+	return lc, nil
 }
 
 func (ll *limitedListener) Close() error {
@@ -154,12 +175,13 @@ func (ll *limitedListener) Close() error {
 
 type limitedConn struct {
 	net.Conn
-	l    *ConnLimiter
-	once sync.Once
+	l         *ConnLimiter
+	once      sync.Once
+	idleSince atomic.Int64 // Unix ns when it went idle between two requests; 0 while not idle
 }
 
 func (c *limitedConn) Close() error {
 	err := c.Conn.Close()
-	c.once.Do(c.l.give)
+	c.once.Do(func() { c.l.give(c) })
 	return err
 }

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -40,6 +41,19 @@ func keepAlive(t *testing.T, addr, path string) (net.Conn, *bufio.Reader) {
 	return c, bufio.NewReader(c)
 }
 
+// idleConns counts the connections the limiter would close to make room.
+func idleConns(lim *ConnLimiter) int {
+	lim.mu.Lock()
+	defer lim.mu.Unlock()
+	n := 0
+	for c := range lim.conns {
+		if c.idleSince.Load() != 0 {
+			n++
+		}
+	}
+	return n
+}
+
 func readAnswer(t *testing.T, br *bufio.Reader) string {
 	t.Helper()
 	res, err := http.ReadResponse(br, nil)
@@ -62,11 +76,7 @@ func TestConnLimiter(t *testing.T) {
 		}
 		io.WriteString(w, "ok"+r.URL.Path)
 	}))
-	idleCount := func() int {
-		lim.mu.Lock()
-		defer lim.mu.Unlock()
-		return len(lim.idle)
-	}
+	idleCount := func() int { return idleConns(lim) }
 	var idle []net.Conn
 	for i := range 3 {
 		c, br := keepAlive(t, addr, "/")
@@ -162,5 +172,36 @@ func TestConnLimiterWaitsWhenAllBusy(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("third client never served after the others closed")
+	}
+}
+
+// TestConnLimiterOverTLS: the server hands ConnState the TLS connection;
+// the limiter still finds which one is idle and makes room with it.
+func TestConnLimiterOverTLS(t *testing.T) {
+	lim := NewConnLimiter(1, zap.NewNop())
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "ok")
+	}))
+	srv.Listener = lim.Listener(srv.Listener)
+	srv.Config.ConnState = lim.ConnState
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	get := func(c *http.Client) {
+		t.Helper()
+		res, err := c.Get(srv.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.ReadAll(res.Body)
+		res.Body.Close()
+	}
+	first := srv.Client()
+	get(first)
+	waitUntil(t, "the first connection idle", func() bool { return idleConns(lim) == 1 })
+	second := &http.Client{Transport: first.Transport.(*http.Transport).Clone(), Timeout: 10 * time.Second}
+	t.Cleanup(second.CloseIdleConnections)
+	get(second)
+	if lim.IdleClosed() != 1 || lim.Open() != 1 {
+		t.Errorf("idle closed %d, open %d; want 1 and 1", lim.IdleClosed(), lim.Open())
 	}
 }

@@ -743,7 +743,11 @@ func (p *Proxy) readAnswer(w http.ResponseWriter, fc *fastConn, r *http.Request)
 		}
 		switch {
 		case res.StatusCode >= 200:
-			if p.opts.ResponseHeaderTimeout > 0 {
+			// The body may take as long as it takes: lift the header's
+			// deadline, unless the whole answer is read already (most
+			// small ones), when nothing more is read on this exchange and
+			// the next one sets its own deadline before it reads.
+			if p.opts.ResponseHeaderTimeout > 0 && (res.ContentLength < 0 || res.ContentLength > int64(fc.br.Buffered())) {
 				fc.setReadDeadline(time.Time{})
 			}
 			fc.left = 1<<63 - 1

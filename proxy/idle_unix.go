@@ -11,7 +11,7 @@ import (
 // (recv with MSG_PEEK): one system call, no allocation.
 type idleProbe struct {
 	rc      syscall.RawConn // nil: cannot look
-	fn      func(fd uintptr) bool
+	fn      func(fd uintptr)
 	b       [1]byte
 	nothing bool
 }
@@ -28,18 +28,20 @@ func newIdleProbe(c net.Conn) *idleProbe {
 	return p
 }
 
-func (p *idleProbe) peek(fd uintptr) bool {
+func (p *idleProbe) peek(fd uintptr) {
 	n, _, err := syscall.Recvfrom(int(fd), p.b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
 	p.nothing = n < 0 && (err == syscall.EAGAIN || err == syscall.EWOULDBLOCK)
-	return true
 }
 
 // clean reports whether the idle connection has nothing to read: no
-// unsolicited bytes and no EOF from the backend.
+// unsolicited bytes and no EOF from the backend. It looks through
+// RawConn.Control, not Read: a read deadline left from the last answer
+// (readAnswer leaves it when the whole answer was read at once) does not
+// apply to a look.
 func (p *idleProbe) clean() bool {
 	if p.rc == nil {
 		return true
 	}
 	p.nothing = false
-	return p.rc.Read(p.fn) == nil && p.nothing
+	return p.rc.Control(p.fn) == nil && p.nothing
 }
