@@ -11,7 +11,8 @@
 # = false" adds a line to its [backend] section. PROFILE_POST=1024 POSTs a
 # body of that many bytes to /post instead. PROFILE_H2=1 loads baton's
 # HTTPS listener over HTTP/2 with h2load (-c2 -m32, as block 7 of make
-# bench) instead of wrk over HTTP/1.1. BATON_BIN profiles another binary (not
+# bench) instead of wrk over HTTP/1.1; PROFILE_HTTPS=1 over HTTPS with
+# HTTP/1.1 (block 2). BATON_BIN profiles another binary (not
 # stripped). Profiles stay in bin/profile.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -75,6 +76,10 @@ if [ -n "${PROFILE_POST:-}" ]; then
 	printf 'wrk.method = "POST"\nwrk.body = string.rep("x", %d)\nwrk.headers["Content-Type"] = "application/octet-stream"\n' \
 		"$PROFILE_POST" >"$OUT/post.lua"
 	target=(-s "$OUT/post.lua" -- "http://127.0.0.1:$H/post")
+fi
+if [ -n "${PROFILE_HTTPS:-}" ]; then
+	printf 'wrk.resolve = function(host, service)\n  wrk.addrs = wrk.lookup("127.0.0.1", service)\nend\n' >"$OUT/sni.lua"
+	target=(-s "$OUT/sni.lua" -- "https://baton.test:$S/small")
 fi
 load() {
 	if [ -n "${PROFILE_H2:-}" ]; then

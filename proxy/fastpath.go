@@ -597,37 +597,17 @@ func (p *Proxy) awaitContinue(w http.ResponseWriter, fc *fastConn, r *http.Reque
 	if err := fc.bw.Flush(); err != nil {
 		return nil, err
 	}
-	fc.setReadDeadline(time.Now().Add(p.transport.ExpectContinueTimeout))
-	fc.left = p.headerLimit()
-	if _, err := fc.br.Peek(1); err != nil {
-		var ne net.Error
-		if errors.As(err, &ne) && ne.Timeout() {
-			fc.setReadDeadline(time.Time{})
-			return nil, nil // no word from the backend: send the body
-		}
-		return nil, nothingRead{err}
+	res, err := p.answer(w, fc, r, time.Now().Add(p.transport.ExpectContinueTimeout), true)
+	var nr nothingRead
+	var ne net.Error
+	switch {
+	case errors.As(err, &nr) && errors.As(nr.err, &ne) && ne.Timeout():
+		fc.setReadDeadline(time.Time{})
+		return nil, nil // no word from the backend: send the body
+	case res != nil:
+		res.Close = true
 	}
-	for {
-		res, err := http.ReadResponse(fc.br, r)
-		if err != nil {
-			return nil, err
-		}
-		switch {
-		case res.StatusCode == http.StatusSwitchingProtocols:
-			return nil, errors.New("backend switched protocols without an Upgrade request")
-		case res.StatusCode >= 200:
-			fc.setReadDeadline(time.Time{})
-			fc.left = 1<<63 - 1
-			res.Close = true
-			return res, nil
-		}
-		p.relayInformational(w, res)
-		if res.StatusCode == http.StatusContinue {
-			fc.setReadDeadline(time.Time{})
-			return nil, nil
-		}
-		fc.left = p.headerLimit()
-	}
+	return res, err
 }
 
 // bigBody is the body size past which the writes to the backend are
@@ -726,8 +706,21 @@ func (p *Proxy) readHeader(w http.ResponseWriter, fc *fastConn, r *http.Request)
 
 // readAnswer is readHeader after the request was sent.
 func (p *Proxy) readAnswer(w http.ResponseWriter, fc *fastConn, r *http.Request) (*http.Response, error) {
+	var dl time.Time
 	if p.opts.ResponseHeaderTimeout > 0 {
-		fc.setReadDeadline(time.Now().Add(p.opts.ResponseHeaderTimeout))
+		dl = time.Now().Add(p.opts.ResponseHeaderTimeout)
+	}
+	return p.answer(w, fc, r, dl, false)
+}
+
+// answer reads the backend's answer to r, its header by the deadline dl
+// (zero: none), passing 1xx informational answers on to the client, up to
+// the final answer, or with cont up to a 100 Continue (then nil, nil).
+// nothingRead says that no byte of an answer came.
+func (p *Proxy) answer(w http.ResponseWriter, fc *fastConn, r *http.Request, dl time.Time, cont bool) (*http.Response, error) {
+	timed := !dl.IsZero()
+	if timed {
+		fc.setReadDeadline(dl)
 	}
 	fc.left = p.headerLimit()
 	// Wait for the first byte apart: an io.EOF here means the backend had
@@ -747,7 +740,7 @@ func (p *Proxy) readAnswer(w http.ResponseWriter, fc *fastConn, r *http.Request)
 			// deadline, unless the whole answer is read already (most
 			// small ones), when nothing more is read on this exchange and
 			// the next one sets its own deadline before it reads.
-			if p.opts.ResponseHeaderTimeout > 0 && (res.ContentLength < 0 || res.ContentLength > int64(fc.br.Buffered())) {
+			if timed && (res.ContentLength < 0 || res.ContentLength > int64(fc.br.Buffered())) {
 				fc.setReadDeadline(time.Time{})
 			}
 			fc.left = 1<<63 - 1
@@ -756,6 +749,10 @@ func (p *Proxy) readAnswer(w http.ResponseWriter, fc *fastConn, r *http.Request)
 			return nil, errors.New("backend switched protocols without an Upgrade request")
 		}
 		p.relayInformational(w, res)
+		if cont && res.StatusCode == http.StatusContinue {
+			fc.setReadDeadline(time.Time{})
+			return nil, nil
+		}
 		fc.left = p.headerLimit()
 	}
 }
