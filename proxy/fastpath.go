@@ -513,6 +513,9 @@ func (p *Proxy) serveFast(w http.ResponseWriter, r *http.Request, term uint64) e
 			reused = false
 			if ctx.Err() != nil {
 				p.fast.put(fc, time.Now())
+				// The Observer counted the request as started: it ends
+				// here, the client's doing (499, not a backend error).
+				p.observeDone(r, StatusClientClosedRequest, false)
 				clientGone(w, r)
 				return nil
 			}

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"context"
 	"io"
 	"net"
 	"net/http"
@@ -173,5 +174,40 @@ func TestObserveDoneDoesNotAllocate(t *testing.T) {
 	out := httptest.NewRequest("GET", "http://127.0.0.1:1/app/checkout/pay", nil)
 	if allocs := testing.AllocsPerRun(1000, func() { p.observeDone(out, 200, false) }); allocs != 0 {
 		t.Fatalf("%v allocations", allocs)
+	}
+}
+
+// TestGoneWhileDialingEndsTheRequest: a client that goes away while the
+// fast path dials the backend was counted by the Observer as started, so
+// it must be counted as done (499, not a backend error). Before, it stayed
+// in flight for good: a storm of such cancellations (a rapid-reset loop)
+// left the passive overload signal counting requests that no longer
+// existed.
+func TestGoneWhileDialingEndsTheRequest(t *testing.T) {
+	backend := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") })
+	p, _, _, obs := newTestProxy(t, backend, nil)
+	dialed, release := make(chan struct{}), make(chan struct{})
+	dial := p.fast.dial
+	p.fast.dial = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := dial(ctx, network, addr)
+		close(dialed)
+		<-release
+		return c, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	w := httptest.NewRecorder()
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		p.ServeHTTP(w, httptest.NewRequest("GET", "http://app.example.com/x", nil).WithContext(ctx))
+	}()
+	<-dialed
+	cancel()
+	close(release)
+	<-served
+	obs.mu.Lock()
+	defer obs.mu.Unlock()
+	if obs.started != 1 || len(obs.done) != 1 || obs.done[0] != StatusClientClosedRequest || obs.errs != 0 {
+		t.Errorf("observer: started=%d done=%v errs=%d; want 1 started, done [499], no backend error", obs.started, obs.done, obs.errs)
 	}
 }
