@@ -2,14 +2,18 @@ package proxy
 
 import (
 	"context"
+	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"go.uber.org/zap"
 )
@@ -209,5 +213,59 @@ func TestGoneWhileDialingEndsTheRequest(t *testing.T) {
 	defer obs.mu.Unlock()
 	if obs.started != 1 || len(obs.done) != 1 || obs.done[0] != StatusClientClosedRequest || obs.errs != 0 {
 		t.Errorf("observer: started=%d done=%v errs=%d; want 1 started, done [499], no backend error", obs.started, obs.done, obs.errs)
+	}
+}
+
+// TestObserverBalancedUnderCancels cancels requests at random moments
+// (while waiting for a slot, dialing, sending the body, waiting for the
+// answer, reading it) on both paths and checks the Observer's contract:
+// every RequestStarted gets exactly one RequestDone, and none of those the
+// clients caused counts against the backend.
+func TestObserverBalancedUnderCancels(t *testing.T) {
+	seed := time.Now().UnixNano()
+	rng := rand.New(rand.NewPCG(uint64(seed), 1))
+	t.Logf("seed %d", seed)
+	backend := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		if d := r.URL.Query().Get("d"); d != "" {
+			us, _ := strconv.Atoi(d)
+			time.Sleep(time.Duration(us) * time.Microsecond)
+		}
+		io.WriteString(w, strings.Repeat("x", 20000))
+	})
+	for _, fast := range []bool{true, false} {
+		p, _, _, obs := newTestProxy(t, backend, func(o *Options) { o.MaxBackendConns = 4; o.BackendQueueTimeout = time.Second })
+		if !fast {
+			p.fast = nil
+		}
+		var wg sync.WaitGroup
+		for i := range 300 {
+			ctx, cancel := context.WithCancel(context.Background())
+			var body io.Reader
+			method := "GET"
+			if i%3 == 0 {
+				method, body = "POST", strings.NewReader(strings.Repeat("b", 100000))
+			}
+			req := httptest.NewRequest(method, fmt.Sprintf("http://app.example.com/x?d=%d", rng.IntN(2000)), body).WithContext(ctx)
+			after := time.Duration(rng.IntN(3000)) * time.Microsecond
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer func() { recover() }() // a cut answer aborts the handler (http.ErrAbortHandler)
+				time.AfterFunc(after, cancel)
+				p.ServeHTTP(httptest.NewRecorder(), req)
+			}()
+			if i%8 == 7 {
+				wg.Wait()
+			}
+		}
+		wg.Wait()
+		waitFor(t, func() bool { return p.InFlight() == 0 })
+		obs.mu.Lock()
+		if obs.started != len(obs.done) || obs.errs != 0 {
+			t.Errorf("fast=%v: %d started, %d done, %d counted against the backend; want as many done as started and none against it",
+				fast, obs.started, len(obs.done), obs.errs)
+		}
+		obs.mu.Unlock()
 	}
 }
