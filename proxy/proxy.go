@@ -139,6 +139,7 @@ type Proxy struct {
 	backendFailing atomic.Bool // for logging once per change
 	fwd            *forwarder
 	fast           *fastPool                  // nil: every request takes httputil.ReverseProxy
+	bodyBufs       sync.Pool                  // *[]byte of Options.BufferBody bytes, for bodies the fast path sends
 	codes          [numPaths][6]atomic.Uint64 // by path and status class (index 1..5; 0: other)
 	accessLog      atomic.Pointer[zap.Logger]
 	hold           clientHold // see HoldClients
@@ -390,6 +391,7 @@ func (p *Proxy) serveLocal(ex *exchange, r *http.Request, term uint64) {
 // tests (fastpath_test.go) check.
 func (p *Proxy) serveBackend(w http.ResponseWriter, r *http.Request, term uint64) {
 	if p.fast != nil && fastEligible(r) && p.serveFast(w, r, term) == nil {
+		p.releaseBody(r)
 		return
 	}
 	if p.fenceKey != "" {

@@ -87,28 +87,33 @@ func (p *Proxy) bufferBody(ex *exchange, r *http.Request) bool {
 	if limit <= 0 || r.ContentLength > limit || r.Trailer != nil {
 		return true
 	}
-	var buf []byte
 	if r.ContentLength > 0 {
-		buf = make([]byte, r.ContentLength)
+		bp := p.bodyBuf()
+		buf := (*bp)[:r.ContentLength]
 		if _, err := io.ReadFull(r.Body, buf); err != nil {
+			p.bodyBufs.Put(bp)
 			code, _ := clientFault(r.Context(), ex)
 			clientFailed(ex, r, max(code, http.StatusBadRequest))
 			return false
 		}
-	} else {
-		var err error
-		if buf, err = io.ReadAll(io.LimitReader(r.Body, limit+1)); err != nil {
-			code, _ := clientFault(r.Context(), ex)
-			clientFailed(ex, r, max(code, http.StatusBadRequest))
-			return false
-		}
-		if int64(len(buf)) > limit {
-			// Longer than the buffer: stream it, the part read first.
-			r.Body = &prefixedBody{Reader: io.MultiReader(bytes.NewReader(buf), r.Body), body: r.Body}
-			return true
-		}
-		r.ContentLength, r.TransferEncoding = int64(len(buf)), nil
+		pb := &prefixedBody{body: r.Body, pooled: bp}
+		pb.br.Reset(buf)
+		pb.Reader = &pb.br
+		r.Body = pb
+		return true
 	}
+	buf, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
+	if err != nil {
+		code, _ := clientFault(r.Context(), ex)
+		clientFailed(ex, r, max(code, http.StatusBadRequest))
+		return false
+	}
+	if int64(len(buf)) > limit {
+		// Longer than the buffer: stream it, the part read first.
+		r.Body = &prefixedBody{Reader: io.MultiReader(bytes.NewReader(buf), r.Body), body: r.Body}
+		return true
+	}
+	r.ContentLength, r.TransferEncoding = int64(len(buf)), nil
 	r.Body = &prefixedBody{Reader: bytes.NewReader(buf), body: r.Body}
 	return true
 }
@@ -116,10 +121,37 @@ func (p *Proxy) bufferBody(ex *exchange, r *http.Request) bool {
 // prefixedBody reads from Reader and closes the request's own body.
 type prefixedBody struct {
 	io.Reader
-	body io.ReadCloser
+	body   io.ReadCloser
+	br     bytes.Reader // the Reader of a body read in full into pooled
+	pooled *[]byte      // from Proxy.bodyBufs; nil: not pooled
 }
 
 func (b *prefixedBody) Close() error { return b.body.Close() }
+
+// bodyBuf returns a buffer of Options.BufferBody bytes for a body read in
+// full. The garbage collector would otherwise see one such allocation per
+// request with a body (64 KiB for a body of 64 KiB).
+func (p *Proxy) bodyBuf() *[]byte {
+	if bp, ok := p.bodyBufs.Get().(*[]byte); ok {
+		return bp
+	}
+	b := make([]byte, p.opts.BufferBody)
+	return &b
+}
+
+// releaseBody gives the buffer of r's body back to the pool, once the fast
+// path has sent the request: it reads the body in the handler's goroutine
+// only, so nothing reads the buffer after serveFast returned. (Through
+// http.Transport a body may still be read after the handler returned: such
+// a buffer is left to the garbage collector.)
+func (p *Proxy) releaseBody(r *http.Request) {
+	if pb, ok := r.Body.(*prefixedBody); ok && pb.pooled != nil {
+		bp := pb.pooled
+		pb.pooled = nil
+		pb.br.Reset(nil)
+		p.bodyBufs.Put(bp)
+	}
+}
 
 // refuse answers 400 to a request refused before any decision. An HTTP/1
 // connection is closed (whoever sent this may be probing for a parser that
