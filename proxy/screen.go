@@ -88,7 +88,7 @@ func (p *Proxy) bufferBody(ex *exchange, r *http.Request) bool {
 		return true
 	}
 	if r.ContentLength > 0 {
-		bp := p.bodyBuf()
+		bp := p.bodyBuf(r.ContentLength)
 		buf := (*bp)[:r.ContentLength]
 		if _, err := io.ReadFull(r.Body, buf); err != nil {
 			p.bodyBufs.Put(bp)
@@ -128,14 +128,14 @@ type prefixedBody struct {
 
 func (b *prefixedBody) Close() error { return b.body.Close() }
 
-// bodyBuf returns a buffer of Options.BufferBody bytes for a body read in
-// full. The garbage collector would otherwise see one such allocation per
-// request with a body (64 KiB for a body of 64 KiB).
-func (p *Proxy) bodyBuf() *[]byte {
-	if bp, ok := p.bodyBufs.Get().(*[]byte); ok {
+// bodyBuf returns a buffer of at least n (and Options.BufferBody) bytes
+// for a body read in full. The garbage collector would otherwise see one
+// such allocation per request with a body (64 KiB for a body of 64 KiB).
+func (p *Proxy) bodyBuf(n int64) *[]byte {
+	if bp, ok := p.bodyBufs.Get().(*[]byte); ok && int64(len(*bp)) >= n {
 		return bp
 	}
-	b := make([]byte, p.opts.BufferBody)
+	b := make([]byte, max(n, int64(p.opts.BufferBody)))
 	return &b
 }
 
